@@ -1,0 +1,69 @@
+"""The ``bulkbench`` command line: one parser, each command handed to the package that does it.
+
+The CLI is the composition root. Commands that need the server, the model or Locust import them
+when they run (by name, through ``importlib``), so the core package itself depends on none of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bulkbench import __version__
+from bulkbench.profile import ProfileError, load_profile
+
+EXIT_USAGE = 2
+
+
+def _load(target: str) -> Callable[..., Any]:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    if args.no_emulation:
+        profile = profile.without_emulation()
+    data_dir = Path(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    serve = _load("reference_server.app:serve")
+    serve(profile, data_dir, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bulkbench",
+        description="Simulate and load-test bulk image uploads to a collaborative canvas server.",
+    )
+    parser.add_argument("--version", action="version", version=f"bulkbench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the reference server (HTTP and WebSocket on one port)")
+    serve.add_argument("--profile", default="optimized", help="profile name in scenarios/ or a TOML path")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed at start)")
+    serve.add_argument("--data-dir", default="data", help="SQLite database and stored files")
+    serve.add_argument("--no-emulation", action="store_true", help="turn every emulated service time off")
+    serve.add_argument("--log-level", default="warning")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ProfileError as exc:
+        print(f"bulkbench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Every limit the protocol enforces, named once, with the reference system's values as defaults.
+
+A profile may override any of them (``[limits]`` in its TOML); everything else imports them
+from here. Sizes are in bytes, counts are plain integers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one message, batch or upload may be before the server refuses it."""
+
+    max_message_bytes: int = 100 * KIB
+    """Largest ``execute_operation`` frame; the reference rejects bigger ones ("Operation too large")."""
+    max_frame_bytes: int = 16 * MIB
+    """Transport cap: a bigger WebSocket frame closes the socket (1009); below it, errors are frames."""
+    max_batch_items: int = 1000
+    """Most nodes or items in one ``batch_node_create`` / ``batch_upload_complete``."""
+    max_upload_bytes: int = 500 * MIB
+    """Largest ``POST /api/upload`` body (the reference's multer cap)."""
+    max_image_pixels: int = 100_000_000
+    """Largest width x height an upload may declare (decompression-bomb guard)."""
+    max_id_chars: int = 128
+    """Longest canvas id, node id, operation id or hash string."""
+    max_canvas_nodes: int = 100_000
+    """Most nodes one canvas may hold."""
+    max_pending_frames: int = 10_000
+    """Frames queued to one slow WebSocket reader before the server closes it (1008)."""
+
+
+DEFAULT_LIMITS = Limits()

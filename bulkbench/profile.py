@@ -1,0 +1,179 @@
+"""Server profiles: which costs and policies the reference server (and the model) has.
+
+A profile is a TOML file in ``scenarios/`` (see ``scenarios/legacy.toml`` for every key, documented).
+It may ``extends = "other"`` and override single keys, so each knob switches on its own:
+``legacy-ratelimit`` is ``legacy`` plus one table. Unknown keys are errors, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from bulkbench.limits import Limits
+
+STAGE_NAMES = ("ops", "persist", "upload", "thumbnail")
+"""The server's named costs. ``ops`` applies operations (one worker, like a Node event loop),
+``persist`` writes them to SQLite, ``upload`` validates and stores files, ``thumbnail`` makes WebP
+thumbnails."""
+
+PersistenceMode = Literal["full_rewrite", "delta"]
+ThumbnailMode = Literal["sync", "async", "off"]
+
+
+class ProfileError(ValueError):
+    """A profile file that cannot be used, with the key or file that is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class StageSpec:
+    """One stage: its worker pool, its queue, and the service time a profile adds to its real work."""
+
+    workers: int = 1
+    queue_limit: int = 0
+    """Jobs that may wait for a worker; 0 means unbounded (silent queueing, as the reference does)."""
+    service_ms: float = 0.0
+    """Emulated time per job, on top of the real work (only while emulation is enabled)."""
+    per_item_ms: float = 0.0
+    """Emulated time per item of a job: per node rewritten, per batch item, per thumbnail size."""
+
+    def emulated_s(self, items: int = 0) -> float:
+        return (self.service_ms + self.per_item_ms * items) / 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """Per-client HTTP limit: ``requests`` per ``window_s``; over it, blocked ``block_s`` with 429."""
+
+    requests: int = 500
+    window_s: float = 60.0
+    block_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    description: str = ""
+    persistence: PersistenceMode = "full_rewrite"
+    """full_rewrite: re-serialise the whole canvas into one row per operation (the reference).
+    delta: append the operation to a log, snapshot every ``snapshot_every_ops``."""
+    snapshot_every_ops: int = 200
+    thumbnails: ThumbnailMode = "sync"
+    """sync: before the upload answer (the reference); async: after it; off: none."""
+    thumbnail_sizes: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)
+    dedup_by_hash: bool = False
+    admission_control: bool = False
+    """When a stage queue is full, refuse with 503/overloaded + Retry-After instead of queueing."""
+    retry_after_s: float = 1.0
+    rate_limit: RateLimit | None = None
+    undo_push: bool = False
+    """Push ``undo_state_update`` after every operation, as the reference server does."""
+    ws_compression: bool = True
+    """Offer permessage-deflate (Socket.IO deflates frames above 1 KiB)."""
+    emulation: bool = True
+    """Master switch for every stage's emulated service time."""
+    limits: Limits = field(default_factory=Limits)
+    stages: dict[str, StageSpec] = field(default_factory=dict)
+
+    def stage(self, name: str) -> StageSpec:
+        return self.stages.get(name, StageSpec())
+
+    def without_emulation(self) -> Profile:
+        return dataclasses.replace(self, emulation=False)
+
+
+def scenarios_dir() -> Path:
+    """Where named profiles live: ``$BULKBENCH_SCENARIOS`` or the repository's ``scenarios/``."""
+    env = os.environ.get("BULKBENCH_SCENARIOS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def _strict(cls: type, raw: dict[str, Any], where: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ProfileError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
+    try:
+        return cls(**raw)
+    except TypeError as exc:
+        raise ProfileError(f"{where}: {exc}") from exc
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _resolve(name_or_path: str | os.PathLike[str]) -> Path:
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.exists():
+            raise ProfileError(f"profile file {path} does not exist")
+        return path
+    candidate = scenarios_dir() / f"{name_or_path}.toml"
+    if not candidate.exists():
+        known = sorted(p.stem for p in scenarios_dir().glob("*.toml"))
+        raise ProfileError(f"no profile named {name_or_path!r} in {scenarios_dir()}; found {known}")
+    return candidate
+
+
+def _load_raw(name_or_path: str | os.PathLike[str], seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = _resolve(name_or_path)
+    if path in seen:
+        raise ProfileError(f"profile {path} extends itself through {[str(p) for p in seen]}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: {exc}") from exc
+    raw.pop("kind", None)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    sibling = path.parent / (parent if str(parent).endswith(".toml") else f"{parent}.toml")
+    base = _load_raw(sibling if sibling.exists() else parent, (*seen, path))
+    base.pop("name", None)
+    base.pop("description", None)
+    if "rate_limit" in raw and raw["rate_limit"] is False:
+        base.pop("rate_limit", None)
+        raw.pop("rate_limit")
+    return _merge(base, raw)
+
+
+def profile_from_dict(raw: dict[str, Any], where: str = "profile") -> Profile:
+    raw = dict(raw)
+    limits = _strict(Limits, raw.pop("limits", {}), f"{where} [limits]")
+    stages_raw = raw.pop("stages", {})
+    unknown = sorted(set(stages_raw) - set(STAGE_NAMES))
+    if unknown:
+        raise ProfileError(f"{where}: unknown stage(s) {unknown}; stages are {list(STAGE_NAMES)}")
+    stages = {n: _strict(StageSpec, s, f"{where} [stages.{n}]") for n, s in stages_raw.items()}
+    for name, spec in stages.items():
+        if spec.workers < 1 or spec.queue_limit < 0:
+            raise ProfileError(f"{where} [stages.{name}]: workers >= 1 and queue_limit >= 0")
+    rate = raw.pop("rate_limit", None)
+    if rate is not None:
+        rate = _strict(RateLimit, rate, f"{where} [rate_limit]")
+    if "thumbnail_sizes" in raw:
+        raw["thumbnail_sizes"] = tuple(raw["thumbnail_sizes"])
+    profile = _strict(Profile, {**raw, "limits": limits, "stages": stages, "rate_limit": rate}, where)
+    if profile.persistence not in ("full_rewrite", "delta"):
+        raise ProfileError(f"{where}: persistence must be 'full_rewrite' or 'delta'")
+    if profile.thumbnails not in ("sync", "async", "off"):
+        raise ProfileError(f"{where}: thumbnails must be 'sync', 'async' or 'off'")
+    return profile
+
+
+def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
+    """A profile by name (``legacy``) or by path (``my.toml``)."""
+    raw = _load_raw(name_or_path)
+    raw.setdefault("name", Path(name_or_path).stem)
+    return profile_from_dict(raw, where=str(name_or_path))

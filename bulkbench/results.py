@@ -1,0 +1,89 @@
+"""The result schema both engines write (DESIGN.md, "Truth and results").
+
+``summary.json`` holds a list of ``RunSummary`` records; ``images.jsonl`` one ``ImageRecord`` per
+line. Percentiles are computed here from raw samples, never taken from Locust's rounded stats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from bulkbench import __version__
+
+
+class Cause(StrEnum):
+    """Why an image failed; each failed image gets exactly one."""
+
+    ACK_TIMEOUT = "ack_timeout"
+    ORPHANED = "orphaned"
+    REJECTED = "rejected"
+    HTTP_429 = "http_429"
+    HTTP_503 = "http_503"
+    HTTP_ERROR = "http_error"
+    HTTP_TIMEOUT = "http_timeout"
+    CONNECTION_LOST = "connection_lost"
+    NEVER_SENT = "never_sent"
+    NOT_ON_SERVER = "not_on_server"
+
+
+def percentiles(samples: Iterable[float]) -> dict[str, float | None]:
+    """p50/p95/p99/max by linear interpolation between closest ranks (numpy's default)."""
+    values = sorted(samples)
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+
+    def at(q: float) -> float:
+        pos = (len(values) - 1) * q
+        lo, hi = math.floor(pos), math.ceil(pos)
+        return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": values[-1]}
+
+
+@dataclass(slots=True)
+class ImageRecord:
+    id: str
+    outcome: Literal["ok", "failed"]
+    cause: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """One record per (engine, strategy, profile, images, users)."""
+
+    engine: Literal["sim", "real"]
+    strategy: str
+    profile: str
+    images: int
+    users: int
+    images_ok: int
+    images_failed: int
+    failures_by_cause: dict[str, int]
+    ws_messages_sent: int
+    ws_messages_received: int
+    http_requests: int
+    bytes_uploaded: int
+    drop_seconds: float
+    op_ack_ms: dict[str, float | None]
+    upload_ms: dict[str, float | None]
+    seed: int
+    version: str = __version__
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failure_rate(self) -> float:
+        total = self.images_ok + self.images_failed
+        return self.images_failed / total if total else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["failure_rate"] = self.failure_rate
+        return record

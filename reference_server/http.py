@@ -1,0 +1,145 @@
+"""The HTTP transport: uploads, stored files, the canvas as the server holds it, metrics, health."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from bulkbench.protocol import ErrorCode, ProtocolError
+from reference_server.stages import Overloaded
+from reference_server.uploads import (
+    ReceivedUpload,
+    check_upload,
+    make_thumbnails,
+    receive_upload,
+    safe_name,
+    stored_name,
+)
+
+if TYPE_CHECKING:
+    from reference_server.app import Server
+
+log = logging.getLogger("bulkbench.server")
+
+
+def _server(request: Request) -> Server:
+    return request.app.state.server
+
+
+def error_response(error: ProtocolError) -> JSONResponse:
+    headers = {}
+    if error.retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, round(error.retry_after_s)))
+    return JSONResponse({"error": error.to_json()}, status_code=error.http_status, headers=headers)
+
+
+def _not_found(what: str) -> JSONResponse:
+    return error_response(ProtocolError(ErrorCode.NOT_FOUND, f"{what} not found"))
+
+
+async def upload(request: Request) -> Response:
+    server = _server(request)
+    stage = server.stages["upload"]
+    stage.check_admission()  # refuse before reading a body we could not process
+    length = request.headers.get("content-length")
+    received = await receive_upload(
+        request.headers.get("content-type", ""),
+        int(length) if length and length.isdigit() else None,
+        request.stream(),
+        server.storage.incoming_dir,
+        server.profile.limits,
+    )
+    server.metrics.upload_bytes_total.inc(received.size)
+    try:
+        return JSONResponse(await _store(server, received))
+    finally:
+        received.path.unlink(missing_ok=True)
+
+
+async def _store(server: Server, received: ReceivedUpload) -> dict[str, Any]:
+    profile, storage = server.profile, server.storage
+    extension = await server.stages["upload"].run(
+        lambda: check_upload(received, profile.limits), in_thread=True
+    )
+    if profile.dedup_by_hash and (existing := storage.upload_by_hash(received.sha256)):
+        return _upload_answer(existing, received.sha256, deduplicated=True)
+    name = stored_name(received.sha256, extension)
+    if profile.thumbnails == "sync":
+        await _thumbnails(server, received.path, name)
+    os.replace(received.path, storage.uploads_dir / name)
+    storage.record_upload(name, received.sha256, received.size, received.content_type)
+    if profile.thumbnails == "async":
+        server.spawn(_thumbnails_later(server, name))
+    return _upload_answer(name, received.sha256)
+
+
+def _upload_answer(name: str, sha256: str, deduplicated: bool = False) -> dict[str, Any]:
+    return {
+        "success": True,
+        "url": f"/uploads/{name}",
+        "serverFilename": name,
+        "filename": name,
+        "hash": sha256,
+        "deduplicated": deduplicated,
+    }
+
+
+async def _thumbnails(server: Server, source: Any, name: str) -> None:
+    sizes = server.profile.thumbnail_sizes
+    try:
+        await server.stages["thumbnail"].run(
+            lambda: make_thumbnails(source, name, sizes, server.storage.thumbnails_dir),
+            items=len(sizes),
+            in_thread=True,
+        )
+    except (Overloaded, ProtocolError):
+        raise
+    except Exception as exc:
+        raise ProtocolError(ErrorCode.INVALID_IMAGE, f"image could not be decoded: {exc}") from exc
+
+
+async def _thumbnails_later(server: Server, name: str) -> None:
+    try:
+        await _thumbnails(server, server.storage.uploads_dir / name, name)
+    except Overloaded:
+        server.metrics.operations_total.labels("thumbnail", "skipped").inc()
+    except Exception:
+        log.exception("thumbnails for %s failed", name)
+
+
+async def get_upload(request: Request) -> Response:
+    name = request.path_params["name"]
+    path = _server(request).storage.uploads_dir / name
+    if not safe_name(name) or not path.is_file():
+        return _not_found("upload")
+    return FileResponse(path)
+
+
+async def get_thumbnail(request: Request) -> Response:
+    size, name = request.path_params["size"], request.path_params["name"]
+    if not size.isdigit() or not safe_name(name):
+        return _not_found("thumbnail")
+    path = _server(request).storage.thumbnails_dir / size / name
+    if not path.is_file():
+        return _not_found("thumbnail")
+    return FileResponse(path, media_type="image/webp")
+
+
+async def get_canvas(request: Request) -> Response:
+    room = _server(request).service.find(request.path_params["canvas_id"])
+    if room is None:
+        return _not_found("canvas")
+    return JSONResponse(room.canvas.to_json())
+
+
+async def metrics(request: Request) -> Response:
+    return Response(_server(request).metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+

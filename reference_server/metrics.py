@@ -1,0 +1,47 @@
+"""Prometheus metrics of one server instance, on a registry of its own (several apps per process in tests)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+SERVICE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.stage_queue_depth = Gauge(
+            "bulkbench_stage_queue_depth", "Jobs waiting for a worker", ["stage"], registry=r
+        )
+        self.stage_busy_workers = Gauge(
+            "bulkbench_stage_busy_workers", "Workers busy", ["stage"], registry=r
+        )
+        self.stage_workers = Gauge("bulkbench_stage_workers", "Workers configured", ["stage"], registry=r)
+        self.stage_service_seconds = Histogram(
+            "bulkbench_stage_service_seconds",
+            "Time a job holds a worker (real work plus emulated time)",
+            ["stage"],
+            buckets=SERVICE_BUCKETS,
+            registry=r,
+        )
+        self.stage_refused_total = Counter(
+            "bulkbench_stage_refused", "Jobs refused by admission control", ["stage"], registry=r
+        )
+        self.ws_frames_total = Counter(
+            "bulkbench_ws_frames", "WebSocket frames", ["direction", "event"], registry=r
+        )
+        self.ws_connections = Gauge("bulkbench_ws_connections", "Open WebSocket connections", registry=r)
+        self.http_in_flight = Gauge("bulkbench_http_in_flight", "HTTP requests being served", registry=r)
+        self.http_responses_total = Counter(
+            "bulkbench_http_responses", "HTTP responses", ["route", "status"], registry=r
+        )
+        self.operations_total = Counter(
+            "bulkbench_operations", "Operations by type and outcome", ["type", "outcome"], registry=r
+        )
+        self.upload_bytes_total = Counter(
+            "bulkbench_upload_bytes", "Bytes of upload bodies received", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

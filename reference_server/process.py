@@ -1,0 +1,104 @@
+"""Run the reference server as a child process (tests, benchmarks, ``bulkbench run``).
+
+A real process on a loopback port, started with the same command a user types, so what is
+tested is what ships. The URL is read from the line ``serve`` prints once its socket listens.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+URL_LINE = re.compile(r"on (http://\S+) ")
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+
+
+class ServerProcess:
+    def __init__(
+        self,
+        profile: str | os.PathLike[str],
+        data_dir: str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        emulation: bool = True,
+    ) -> None:
+        self.command = [
+            sys.executable, "-m", "bulkbench.cli", "serve",
+            "--profile", str(profile), "--data-dir", str(data_dir),
+            "--host", host, "--port", str(port),
+        ]
+        if not emulation:
+            self.command.append("--no-emulation")
+        self.data_dir = Path(data_dir)
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.log_path = self.data_dir / "server.log"
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url[len("http"):] + "/ws"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> ServerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a") as log:  # a file, not a pipe: a full pipe would stall the server
+            self.process = subprocess.Popen(
+                self.command, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1
+            )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if selector.select(timeout=deadline - time.monotonic()):
+                    line = self.process.stdout.readline()
+                    if not line:
+                        break
+                    if match := URL_LINE.search(line):
+                        self.url = match.group(1)
+                        return self
+        self.stop()
+        raise RuntimeError(
+            f"server did not start: {' '.join(self.command)}\n{self.log_path.read_text()[-4000:]}"
+        )
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL if it has not ended in time. Returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL at once: a crash, for the durability tests."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.stop()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.stop()

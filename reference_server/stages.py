@@ -1,0 +1,94 @@
+"""A stage is one named cost of the server: a pool of workers with a waiting room in front.
+
+Like the pumps of a petrol station: ``workers`` cars are served at once, the rest queue. With
+admission control on, a full queue turns new arrivals away (``Overloaded``: the transport answers
+503 or ``overloaded`` with Retry-After) instead of letting them wait without bound. Each job does its
+real work, then holds its worker for the profile's emulated service time, so a slow production
+server can be reproduced on a fast machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+from bulkbench.profile import StageSpec
+from reference_server.metrics import Metrics
+
+T = TypeVar("T")
+
+
+class Overloaded(Exception):
+    """A stage's queue is full and admission control refuses the job."""
+
+    def __init__(self, stage: str, retry_after_s: float) -> None:
+        super().__init__(f"stage {stage!r} is at its queue limit; retry after {retry_after_s:g} s")
+        self.stage = stage
+        self.retry_after_s = retry_after_s
+
+
+class Stage:
+    def __init__(
+        self,
+        name: str,
+        spec: StageSpec,
+        metrics: Metrics,
+        *,
+        emulate: bool,
+        admission_control: bool,
+        retry_after_s: float,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.emulate = emulate
+        self.admission_control = admission_control
+        self.retry_after_s = retry_after_s
+        self.waiting = 0
+        self.busy = 0
+        self._free = asyncio.Semaphore(spec.workers)
+        self._queue_gauge = metrics.stage_queue_depth.labels(name)
+        self._busy_gauge = metrics.stage_busy_workers.labels(name)
+        self._service = metrics.stage_service_seconds.labels(name)
+        self._refused = metrics.stage_refused_total.labels(name)
+        metrics.stage_workers.labels(name).set(spec.workers)
+
+    def check_admission(self) -> None:
+        """Raise ``Overloaded`` now if a new job would be refused (to fail before reading a body)."""
+        limit = self.spec.queue_limit
+        if self.admission_control and limit and self.busy >= self.spec.workers and self.waiting >= limit:
+            self._refused.inc()
+            raise Overloaded(self.name, self.retry_after_s)
+
+    @asynccontextmanager
+    async def slot(self, items: int = 0) -> AsyncIterator[None]:
+        """Hold one worker for the body of the ``async with``, plus the emulated service time."""
+        self.check_admission()
+        self.waiting += 1
+        self._queue_gauge.set(self.waiting)
+        try:
+            await self._free.acquire()
+        finally:
+            self.waiting -= 1
+            self._queue_gauge.set(self.waiting)
+        self.busy += 1
+        self._busy_gauge.set(self.busy)
+        started = time.perf_counter()
+        try:
+            yield
+            if self.emulate:
+                delay = self.spec.emulated_s(items)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        finally:
+            self._service.observe(time.perf_counter() - started)
+            self.busy -= 1
+            self._busy_gauge.set(self.busy)
+            self._free.release()
+
+    async def run(self, work: Callable[[], T], items: int = 0, *, in_thread: bool = False) -> T:
+        """Run ``work`` in a worker: inline on the event loop, or in a thread for long CPU work."""
+        async with self.slot(items):
+            return await asyncio.to_thread(work) if in_thread else work()

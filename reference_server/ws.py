@@ -1,0 +1,160 @@
+"""The WebSocket transport: read frames, hand typed messages to the service, write its frames.
+
+One reader loop per connection and one writer task draining a bounded outbox, so a slow reader
+cannot make the server buffer without end (over ``max_pending_frames`` it is closed with 1008).
+Operations run as tasks, so one client may pipeline; the ``ops`` stage's FIFO keeps their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from bulkbench.protocol import (
+    ErrorCode,
+    Event,
+    ExecuteOperation,
+    JoinCanvas,
+    Ping,
+    ProtocolError,
+    RequestFullSync,
+    RequestUndoState,
+    encode,
+    event_of,
+    parse_client_frame,
+)
+from reference_server.service import Room
+from reference_server.stages import Overloaded
+
+if TYPE_CHECKING:
+    from reference_server.app import Server
+
+log = logging.getLogger("bulkbench.server")
+CLOSE_POLICY = 1008
+
+
+class Connection:
+    """One client socket as a room member: frames queue in ``outbox`` and a writer sends them."""
+
+    def __init__(self, websocket: WebSocket, server: Server) -> None:
+        self.websocket = websocket
+        self.server = server
+        self.user_id = server.service.new_session_id()
+        self.room: Room | None = None
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.overflowed = False
+        self._counters: dict[str, object] = {}
+
+    def send(self, text: str) -> None:
+        if self.overflowed:
+            return
+        if self.outbox.qsize() >= self.server.profile.limits.max_pending_frames:
+            self.overflowed = True
+            self.outbox.put_nowait(None)
+            return
+        self.outbox.put_nowait(text)
+
+    async def write_loop(self) -> None:
+        frames_out = self.server.metrics.ws_frames_total
+        try:
+            while (text := await self.outbox.get()) is not None:
+                await self.websocket.send_text(text)
+                frames_out.labels("out", event_of(text)).inc()
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return
+        if self.overflowed:
+            await self.websocket.close(CLOSE_POLICY, "too many frames waiting for a slow reader")
+
+    async def execute(self, message: ExecuteOperation, frame: str) -> None:
+        assert self.room is not None
+        try:
+            await self.server.service.execute(self.room, message, frame, self)
+        except Overloaded as exc:
+            self.send(
+                self.server.service.rejection(
+                    ProtocolError(ErrorCode.OVERLOADED, str(exc), message.operation_id, exc.retry_after_s)
+                )
+            )
+        except Exception:
+            log.exception("operation %s failed", message.operation_id)
+            self.send(
+                self.server.service.rejection(
+                    ProtocolError(ErrorCode.INTERNAL, "internal error", message.operation_id)
+                )
+            )
+
+    def leave(self) -> None:
+        if self.room is not None:
+            self.room.members.discard(self)
+            self.room = None
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    server: Server = websocket.app.state.server
+    service, limits = server.service, server.profile.limits
+    frames_in = server.metrics.ws_frames_total
+    await websocket.accept()
+    server.metrics.ws_connections.inc()
+    conn = Connection(websocket, server)
+    writer = asyncio.create_task(conn.write_loop())
+    running: set[asyncio.Task[None]] = set()
+    try:
+        while not conn.overflowed:
+            received = await websocket.receive()
+            if received["type"] == "websocket.disconnect":
+                break
+            frame = received.get("text")
+            message = parse_client_frame(frame if frame is not None else received.get("bytes", b""), limits)
+            match message:
+                case ExecuteOperation():
+                    frames_in.labels("in", Event.EXECUTE_OPERATION).inc()
+                    if conn.room is None:
+                        conn.send(service.rejection(ProtocolError(
+                            ErrorCode.NOT_JOINED, "join_canvas first", message.operation_id)))
+                        continue
+                    task = asyncio.create_task(conn.execute(message, frame))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                case JoinCanvas(canvas_id):
+                    frames_in.labels("in", Event.JOIN_CANVAS).inc()
+                    conn.leave()
+                    conn.room = service.open(canvas_id)
+                    conn.room.members.add(conn)
+                    canvas = conn.room.canvas
+                    conn.send(encode(Event.CANVAS_JOINED, {
+                        "canvas": canvas.to_json(),
+                        "session": {"sessionId": conn.user_id, "userId": conn.user_id},
+                        "stateVersion": canvas.version,
+                    }))
+                case RequestFullSync():
+                    frames_in.labels("in", Event.REQUEST_FULL_SYNC).inc()
+                    if conn.room is None:
+                        conn.send(service.rejection(ProtocolError(ErrorCode.NOT_JOINED, "join_canvas first")))
+                        continue
+                    canvas = conn.room.canvas
+                    conn.send(encode(Event.FULL_STATE_SYNC, {
+                        "state": {"nodes": list(canvas.nodes.values()), "version": canvas.version},
+                        "stateVersion": canvas.version,
+                    }))
+                case RequestUndoState():
+                    frames_in.labels("in", Event.REQUEST_UNDO_STATE).inc()
+                    if conn.room is not None:
+                        conn.send(encode(Event.UNDO_STATE_UPDATE, service.undo_state(conn.room)))
+                case Ping(data):
+                    frames_in.labels("in", Event.PING).inc()
+                    conn.send(encode(Event.PONG, data))
+                case ProtocolError():
+                    frames_in.labels("in", "invalid").inc()
+                    conn.send(service.rejection(message))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        conn.leave()
+        server.metrics.ws_connections.dec()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        conn.outbox.put_nowait(None)
+        await asyncio.gather(writer, return_exceptions=True)

@@ -1,0 +1,186 @@
+"""HTTP against a real server process: uploads, stored files, limits, rate limit, errors as JSON."""
+
+from __future__ import annotations
+
+
+import struct
+import zlib
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import image_bytes, sha256_hex, upload
+
+
+def _profile(tmp_path: Path, body: str, base: str = "legacy") -> Path:
+    path = tmp_path / "custom.toml"
+    path.write_text(f'extends = "{base}"\nname = "custom"\n{body}')
+    return path
+
+
+@pytest.fixture
+def legacy(start_server):
+    server = start_server("legacy")
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        yield server, client
+
+
+def test_legacy_upload_makes_six_thumbnails_before_answering(legacy) -> None:
+    server, client = legacy
+    data = image_bytes("JPEG", size=(1200, 800), seed=1)
+    response = upload(client, data, "image/jpeg", name="photo.jpg")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["hash"] == sha256_hex(data)
+    name = body["serverFilename"]
+    assert client.get(body["url"]).content == data
+    stem = Path(name).stem
+    for size in (64, 128, 256, 512, 1024, 2048):  # already on disk: thumbnails are synchronous
+        assert (server.data_dir / "thumbnails" / str(size) / f"{stem}.webp").is_file()
+    thumb = client.get(f"/thumbnails/64/{stem}.webp")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
+
+
+def test_optimized_deduplicates_by_hash(start_server) -> None:
+    server = start_server("optimized")
+    data = image_bytes(seed=5)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        first, second = upload(client, data).json(), upload(client, data).json()
+    assert first["serverFilename"] == second["serverFilename"] and second["deduplicated"]
+    assert len(list((server.data_dir / "uploads").iterdir())) == 1
+
+
+def test_legacy_stores_every_upload_even_with_the_same_hash(legacy) -> None:
+    server, client = legacy
+    data = image_bytes(seed=5)
+    assert upload(client, data).json()["serverFilename"] != upload(client, data).json()["serverFilename"]
+
+
+def _truncated_png() -> bytes:
+    return image_bytes(seed=2)[:-40]
+
+
+def _truncated_jpeg() -> bytes:
+    return image_bytes("JPEG", seed=2)[:-200]
+
+
+def _bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A valid PNG header declaring absurd dimensions (a decompression bomb's calling card)."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "code"),
+    [
+        (b"just some text", "text/plain", 415, "unsupported_media_type"),
+        (b"MZ\x90\x00 not an image", "image/png", 400, "invalid_image"),
+        (_truncated_png(), "image/png", 400, "invalid_image"),
+        (_truncated_jpeg(), "image/jpeg", 400, "invalid_image"),
+        (_bomb_png(), "image/png", 413, "image_too_large"),
+        (b"", "image/png", 400, "invalid_image"),
+    ],
+    ids=["text", "lying-content-type", "truncated-png", "truncated-jpeg", "bomb", "empty"],
+)
+def test_bad_uploads_get_a_clear_error_and_store_nothing(legacy, data, content_type, status, code) -> None:
+    server, client = legacy
+    response = upload(client, data, content_type)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    assert list((server.data_dir / "uploads").iterdir()) == []
+    assert list((server.data_dir / "incoming").iterdir()) == []
+    assert client.get("/healthz").status_code == 200
+
+
+def test_a_hash_that_does_not_match_the_file_is_refused(legacy) -> None:
+    _, client = legacy
+    response = client.post("/api/upload", files={"file": ("a.png", image_bytes(), "image/png")},
+                           data={"hash": "0" * 64})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_upload"
+
+
+def test_broken_multipart_is_a_400(legacy) -> None:
+    _, client = legacy
+    response = client.post("/api/upload", content=b"--xyz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc",
+                           headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_upload"
+
+
+def test_a_non_multipart_upload_is_a_415(legacy) -> None:
+    _, client = legacy
+    response = client.post("/api/upload", content=b"{}", headers={"content-type": "application/json"})
+    assert response.status_code == 415
+
+
+def test_oversized_uploads_are_refused_while_streaming(start_server, tmp_path) -> None:
+    server = start_server(_profile(tmp_path, "[limits]\nmax_upload_bytes = 50000\n"))
+    big = image_bytes("PNG", size=(200, 200), seed=9, noise=True)
+    assert len(big) > 50_000
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        response = upload(client, big)
+        assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+
+        def chunks():  # no Content-Length: the cap must hold while the body streams
+            body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\n"
+                    b"Content-Type: image/png\r\n\r\n")
+            yield body
+            for _ in range(20):
+                yield b"\0" * 10_000
+        response = client.post("/api/upload", content=chunks(),
+                               headers={"content-type": "multipart/form-data; boundary=b"})
+        assert response.status_code == 413
+    assert list((server.data_dir / "incoming").iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["/uploads/..%2Fbulkbench.sqlite3", "/uploads/.hidden",
+                                  "/thumbnails/64/..%2F..%2Fbulkbench.sqlite3", "/thumbnails/x/a.webp",
+                                  "/api/canvases/nope", "/no/such/route"])
+def test_unknown_or_unsafe_paths_are_json_404s(legacy, path) -> None:
+    _, client = legacy
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_rate_limit_answers_429_with_retry_after_then_blocks(start_server, tmp_path) -> None:
+    server = start_server(_profile(tmp_path, "[rate_limit]\nrequests = 5\nwindow_s = 60.0\nblock_s = 10.0\n"))
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        statuses = [client.get("/api/canvases/x", headers={"x-client-id": "alice"}).status_code
+                    for _ in range(7)]
+        assert statuses == [404] * 5 + [429, 429]
+        limited = client.get("/api/canvases/x", headers={"x-client-id": "alice"})
+        assert limited.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(limited.headers["retry-after"]) <= 10
+        # another client is not blocked, and monitoring never is
+        assert client.get("/api/canvases/x", headers={"x-client-id": "bob"}).status_code == 404
+        assert client.get("/healthz", headers={"x-client-id": "alice"}).status_code == 200
+
+
+def test_admission_control_answers_503_with_retry_after_for_uploads(start_server, tmp_path) -> None:
+    server = start_server(_profile(
+        tmp_path, "[stages.upload]\nworkers = 1\nqueue_limit = 1\nservice_ms = 1500.0\n", base="optimized"))
+    import concurrent.futures
+
+    images = [image_bytes(seed=s) for s in range(5)]
+    with httpx.Client(base_url=server.url, timeout=60) as client, \
+            concurrent.futures.ThreadPoolExecutor(5) as pool:
+        responses = list(pool.map(lambda d: upload(client, d), images))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(200) >= 2 and statuses.count(503) >= 1, statuses
+    refused = next(r for r in responses if r.status_code == 503)
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"]["code"] == "overloaded"
+
+
+def test_metrics_are_prometheus_text(legacy) -> None:
+    _, client = legacy
+    upload(client, image_bytes())
+    text = client.get("/metrics").text
+    assert 'bulkbench_stage_queue_depth{stage="ops"}' in text
+    assert 'bulkbench_stage_service_seconds_count{stage="thumbnail"} 1.0' in text
+    assert 'bulkbench_http_responses_total{route="/api/upload",status="200"} 1.0' in text
+
+
