@@ -8,11 +8,11 @@ these names, so a message name exists exactly once: here.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 from bulkbench.limits import DEFAULT_LIMITS, Limits
 
@@ -138,7 +138,7 @@ class ProtocolError(Exception):
 # --------------------------------------------------------------------------- operations
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NodeSpec:
     """One node to create: the reference's ``node_create`` params (``type`` and ``pos`` required)."""
 
@@ -154,7 +154,7 @@ class NodeSpec:
             "type": self.type,
             "pos": list(self.pos),
             "size": list(self.size),
-            "properties": self.properties,
+            "properties": dict(self.properties),
         }
 
 
@@ -232,9 +232,19 @@ ClientMessage = JoinCanvas | ExecuteOperation | RequestFullSync | RequestUndoSta
 # --------------------------------------------------------------------------- encoding
 
 
+def dumps(value: Any) -> str:
+    """Compact JSON text. orjson: frames of a 1000-node batch are encoded on every hot path."""
+    return orjson.dumps(value).decode()
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON; raises ``ValueError`` on anything that is not strict JSON (NaN, huge ints...)."""
+    return orjson.loads(text)
+
+
 def encode(event: Event | str, data: dict[str, Any]) -> str:
     """One frame's text: compact JSON, the envelope every frame uses."""
-    return json.dumps({"event": str(event), "data": data}, separators=(",", ":"))
+    return orjson.dumps({"event": str(event), "data": data}).decode()
 
 
 def event_of(frame: str) -> str:
@@ -261,22 +271,23 @@ def _bad(message: str, operation_id: str | None = None) -> ProtocolError:
     return ProtocolError(ErrorCode.INVALID_PARAMS, message, operation_id)
 
 
-def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        and abs(value) <= 1e12
-    )
+MAX_COORDINATE = 1e12
+"""Largest absolute position or size: finite, and far from float precision trouble."""
 
 
 def _pair(value: Any, name: str) -> tuple[float, float] | str:
-    if (
-        isinstance(value, list)
-        and len(value) == 2
-        and _is_number(value[0])
-        and _is_number(value[1])
-    ):
-        return (float(value[0]), float(value[1]))
-    return f"{name} must be a list of two finite numbers"
+    """Two finite numbers (not bools, not NaN, not inf). On every node's path, so kept plain."""
+    if type(value) is list and len(value) == 2:
+        a, b = value
+        ta, tb = type(a), type(b)
+        if (
+            (ta is float or ta is int)
+            and (tb is float or tb is int)
+            and -MAX_COORDINATE <= a <= MAX_COORDINATE
+            and -MAX_COORDINATE <= b <= MAX_COORDINATE
+        ):
+            return (float(a), float(b))
+    return f"{name} must be a list of two finite numbers within +-{MAX_COORDINATE:g}"
 
 
 def _ident(value: Any, name: str, limits: Limits) -> str | None:
@@ -376,7 +387,7 @@ def parse_client_frame(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Cl
         return ProtocolError(ErrorCode.BAD_FRAME, "binary frames are not part of the protocol")
     size = frame_bytes(text)
     try:
-        frame = json.loads(text)
+        frame = orjson.loads(text)
     except (ValueError, RecursionError):
         return ProtocolError(ErrorCode.BAD_JSON, "frame is not valid JSON")
     if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
@@ -423,5 +434,5 @@ def parse_client_frame(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Cl
 
 def parse_server_frame(text: str) -> tuple[str, dict[str, Any]]:
     """Client side: split a server frame into (event, data). Servers we test are trusted to be JSON."""
-    frame = json.loads(text)
+    frame = orjson.loads(text)
     return frame["event"], frame.get("data") or {}

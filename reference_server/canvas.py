@@ -47,6 +47,8 @@ class Applied:
 
 
 def _failure(index: int, error: ProtocolError | str, code: ErrorCode | None = None) -> dict[str, Any]:
+    """A failed item's result. Results are positional (result i answers item i); failures also
+    carry their ``index`` so a log line of one failure says which item it was."""
     if isinstance(error, ProtocolError):
         return {"index": index, "ok": False, "code": error.code.value, "error": error.message}
     return {"index": index, "ok": False, "code": (code or ErrorCode.INVALID_PARAMS).value, "error": error}
@@ -102,11 +104,10 @@ class Canvas:
             )
             return
         node = spec.to_json()
-        node["properties"] = dict(node["properties"])
         self._put(node)
         applied.added.append(node)
         applied.undo.append((spec.id, None))
-        applied.results.append({"index": index, "ok": True, "id": spec.id})
+        applied.results.append({"ok": True, "id": spec.id})
 
     def _attach(self, index: int, item: UploadItem, upload_exists: UploadExists, applied: Applied) -> None:
         if not upload_exists(item.server_filename):
@@ -130,7 +131,7 @@ class Canvas:
             self.nodes[node_id] = node
             applied.updated.append(node)
             applied.undo.append((node_id, before))
-        applied.results.append({"index": index, "ok": True, "hash": item.hash, "nodes": node_ids})
+        applied.results.append({"ok": True, "hash": item.hash, "nodes": node_ids})
 
     def apply(self, operation: Operation, upload_exists: UploadExists) -> Applied:
         """Apply every item that can be applied; bump the version once if anything changed."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 SERVICE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -42,6 +45,19 @@ class Metrics:
         self.upload_bytes_total = Counter(
             "bulkbench_upload_bytes", "Bytes of upload bodies received", registry=r
         )
+
+    def ws_frame_counter(self, direction: str) -> Callable[[str], None]:
+        """A fast ``count(event)`` for one direction: label children cached, not looked up per frame."""
+        children: dict[str, Any] = {}
+        counter = self.ws_frames_total
+
+        def count(event: str) -> None:
+            child = children.get(event)
+            if child is None:
+                child = children[event] = counter.labels(direction, event)
+            child.inc()
+
+        return count
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -30,13 +30,15 @@ class ServerProcess:
         host: str = "127.0.0.1",
         port: int = 0,
         emulation: bool = True,
+        command: list[str] | None = None,
     ) -> None:
-        self.command = [
+        """``command`` replaces ``bulkbench serve`` by another server printing the same URL line."""
+        self.command = command or [
             sys.executable, "-m", "bulkbench.cli", "serve",
             "--profile", str(profile), "--data-dir", str(data_dir),
             "--host", host, "--port", str(port),
         ]
-        if not emulation:
+        if not emulation and command is None:
             self.command.append("--no-emulation")
         self.data_dir = Path(data_dir)
         self.process: subprocess.Popen[str] | None = None

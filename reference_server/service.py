@@ -47,6 +47,17 @@ class Room:
     members: set[Member] = field(default_factory=set)
     in_flight: dict[str, asyncio.Future[str]] = field(default_factory=dict)
     undo_count: int = 0
+    snapshot_version: int = 0
+    snapshot_bytes: int = 0
+    log_bytes_since_snapshot: int = 0
+    """Delta mode snapshots once the log since the last snapshot outweighs it, and at most every
+    ``snapshot_every_ops`` versions: writing snapshots then costs at most as much as the log."""
+
+    def snapshot_due(self, every_ops: int) -> bool:
+        return (
+            self.canvas.version - self.snapshot_version >= every_ops
+            and self.log_bytes_since_snapshot >= self.snapshot_bytes
+        )
 
     def broadcast(self, text: str) -> None:
         for member in list(self.members):
@@ -88,11 +99,14 @@ class CanvasService:
             return None
         snapshot, tail = loaded
         canvas = Canvas.from_json(snapshot, self.profile.limits)
+        log_bytes = 0
         for _operation_id, frame, _ack in tail:
             message = parse_client_frame(frame, self.profile.limits)
             assert isinstance(message, ExecuteOperation), "the log holds only accepted operations"
             canvas.apply(message.operation, self.storage.upload_exists)
-        room = Room(canvas, self.storage.load_acks(canvas_id))
+            log_bytes += len(frame)
+        room = Room(canvas, self.storage.load_acks(canvas_id), snapshot_version=snapshot["version"],
+                    log_bytes_since_snapshot=log_bytes)
         self.rooms[canvas_id] = room
         return room
 
@@ -170,26 +184,34 @@ class CanvasService:
         self, room: Room, message: ExecuteOperation, frame: str
     ) -> tuple[str, Applied]:
         canvas = room.canvas
-        async with self.ops.slot(items=_items(message.operation)):
+        items = _items(message.operation)
+        started = await self.ops.acquire()
+        try:
             applied = canvas.apply(message.operation, self.storage.upload_exists)
             answer, outcome = self._answer(message, room, applied)
             snapshot = None
             rewrite_items = 0
             if applied.changed:
+                room.log_bytes_since_snapshot += len(frame)
                 if self.profile.persistence == "full_rewrite":
                     snapshot, rewrite_items = canvas.to_json(), len(canvas.nodes)
-                elif canvas.version % self.profile.snapshot_every_ops == 0:
+                elif room.snapshot_due(self.profile.snapshot_every_ops):
                     snapshot = canvas.to_json()
             try:
-                await self.persist.run(
+                snapshot_bytes = await self.persist.run(
                     lambda: self.storage.record_operation(
                         canvas.id, message.operation_id, canvas.version, frame, answer, snapshot
                     ),
-                    items=rewrite_items or _items(message.operation),
+                    items=rewrite_items or items,
                 )
             except BaseException:
                 canvas.undo(applied)
                 raise
+            if snapshot is not None:
+                room.snapshot_version, room.snapshot_bytes = canvas.version, snapshot_bytes
+                room.log_bytes_since_snapshot = 0
+        finally:
+            await self.ops.release(started, items)
         self.metrics.operations_total.labels(message.op_type.value, outcome).inc()
         return answer, applied
 

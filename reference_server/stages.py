@@ -62,22 +62,30 @@ class Stage:
             self._refused.inc()
             raise Overloaded(self.name, self.retry_after_s)
 
-    @asynccontextmanager
-    async def slot(self, items: int = 0) -> AsyncIterator[None]:
-        """Hold one worker for the body of the ``async with``, plus the emulated service time."""
+    async def acquire(self) -> float:
+        """Wait for a worker (refused at once by admission control when the queue is full).
+
+        Returns the start of service, for ``release``. Plain methods rather than a context manager:
+        this is on every operation's path.
+        """
         self.check_admission()
-        self.waiting += 1
-        self._queue_gauge.set(self.waiting)
-        try:
-            await self._free.acquire()
-        finally:
-            self.waiting -= 1
+        if self._free.locked() or self.waiting:
+            self.waiting += 1
             self._queue_gauge.set(self.waiting)
+            try:
+                await self._free.acquire()
+            finally:
+                self.waiting -= 1
+                self._queue_gauge.set(self.waiting)
+        else:
+            await self._free.acquire()
         self.busy += 1
         self._busy_gauge.set(self.busy)
-        started = time.perf_counter()
+        return time.perf_counter()
+
+    async def release(self, started: float, items: int = 0) -> None:
+        """Hold the worker for the emulated service time, then free it."""
         try:
-            yield
             if self.emulate:
                 delay = self.spec.emulated_s(items)
                 if delay > 0:
@@ -88,7 +96,19 @@ class Stage:
             self._busy_gauge.set(self.busy)
             self._free.release()
 
+    @asynccontextmanager
+    async def slot(self, items: int = 0) -> AsyncIterator[None]:
+        """Hold one worker for the body of the ``async with``, plus the emulated service time."""
+        started = await self.acquire()
+        try:
+            yield
+        finally:
+            await self.release(started, items)
+
     async def run(self, work: Callable[[], T], items: int = 0, *, in_thread: bool = False) -> T:
         """Run ``work`` in a worker: inline on the event loop, or in a thread for long CPU work."""
-        async with self.slot(items):
+        started = await self.acquire()
+        try:
             return await asyncio.to_thread(work) if in_thread else work()
+        finally:
+            await self.release(started, items)

@@ -13,16 +13,16 @@ Two persistence modes, one per profile:
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+from bulkbench.protocol import dumps, loads
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS canvases (
     id TEXT PRIMARY KEY,
-    version INTEGER NOT NULL,
     snapshot TEXT NOT NULL,
     snapshot_version INTEGER NOT NULL
 );
@@ -34,7 +34,6 @@ CREATE TABLE IF NOT EXISTS operations (
     ack TEXT NOT NULL,
     PRIMARY KEY (canvas_id, operation_id)
 );
-CREATE INDEX IF NOT EXISTS operations_by_version ON operations (canvas_id, version);
 CREATE TABLE IF NOT EXISTS uploads (
     filename TEXT PRIMARY KEY,
     hash TEXT NOT NULL,
@@ -80,10 +79,10 @@ class Storage:
         ).fetchone()
         if row is None:
             return None
-        snapshot, snapshot_version = json.loads(row[0]), row[1]
+        snapshot, snapshot_version = loads(row[0]), row[1]
         tail = self.db.execute(
             "SELECT operation_id, frame, ack FROM operations"
-            " WHERE canvas_id = ? AND version > ? ORDER BY version",
+            " WHERE canvas_id = ? AND version > ? ORDER BY rowid",
             (canvas_id, snapshot_version),
         ).fetchall()
         return snapshot, tail
@@ -98,8 +97,8 @@ class Storage:
 
     def create_canvas(self, canvas: dict[str, Any]) -> None:
         self.db.execute(
-            "INSERT OR IGNORE INTO canvases (id, version, snapshot, snapshot_version) VALUES (?, ?, ?, ?)",
-            (canvas["id"], canvas["version"], json.dumps(canvas), canvas["version"]),
+            "INSERT OR IGNORE INTO canvases (id, snapshot, snapshot_version) VALUES (?, ?, ?)",
+            (canvas["id"], dumps(canvas), canvas["version"]),
         )
 
     def record_operation(
@@ -110,9 +109,14 @@ class Storage:
         frame: str,
         ack: str,
         snapshot: dict[str, Any] | None,
-    ) -> None:
-        """One transaction: the operation row, and the canvas snapshot when one is due."""
-        with self.db:
+    ) -> int:
+        """One transaction: the operation row, and the canvas snapshot when one is due.
+
+        The canvas row is touched only for a snapshot (rewriting it means rewriting its whole
+        blob); the current version is the log's. Returns the snapshot's size in bytes, or 0.
+        """
+        snapshot_text = dumps(snapshot) if snapshot is not None else ""
+        with self.db:  # BEGIN ... COMMIT, or ROLLBACK if anything raises
             self.db.execute("BEGIN")
             self.db.execute(
                 "INSERT INTO operations (canvas_id, operation_id, version, frame, ack)"
@@ -121,13 +125,10 @@ class Storage:
             )
             if snapshot is not None:
                 self.db.execute(
-                    "UPDATE canvases SET version = ?, snapshot = ?, snapshot_version = ? WHERE id = ?",
-                    (version, json.dumps(snapshot, separators=(",", ":")), version, canvas_id),
+                    "UPDATE canvases SET snapshot = ?, snapshot_version = ? WHERE id = ?",
+                    (snapshot_text, version, canvas_id),
                 )
-            else:
-                self.db.execute(
-                    "UPDATE canvases SET version = ? WHERE id = ?", (version, canvas_id)
-                )
+        return len(snapshot_text)
 
     # ------------------------------------------------------------------ uploads
 

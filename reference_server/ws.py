@@ -46,7 +46,6 @@ class Connection:
         self.room: Room | None = None
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self.overflowed = False
-        self._counters: dict[str, object] = {}
 
     def send(self, text: str) -> None:
         if self.overflowed:
@@ -58,11 +57,11 @@ class Connection:
         self.outbox.put_nowait(text)
 
     async def write_loop(self) -> None:
-        frames_out = self.server.metrics.ws_frames_total
+        count_out = self.server.metrics.ws_frame_counter("out")
         try:
             while (text := await self.outbox.get()) is not None:
                 await self.websocket.send_text(text)
-                frames_out.labels("out", event_of(text)).inc()
+                count_out(event_of(text))
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
         if self.overflowed:
@@ -95,7 +94,7 @@ class Connection:
 async def websocket_endpoint(websocket: WebSocket) -> None:
     server: Server = websocket.app.state.server
     service, limits = server.service, server.profile.limits
-    frames_in = server.metrics.ws_frames_total
+    count_in = server.metrics.ws_frame_counter("in")
     await websocket.accept()
     server.metrics.ws_connections.inc()
     conn = Connection(websocket, server)
@@ -110,7 +109,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             message = parse_client_frame(frame if frame is not None else received.get("bytes", b""), limits)
             match message:
                 case ExecuteOperation():
-                    frames_in.labels("in", Event.EXECUTE_OPERATION).inc()
+                    count_in(Event.EXECUTE_OPERATION)
                     if conn.room is None:
                         conn.send(service.rejection(ProtocolError(
                             ErrorCode.NOT_JOINED, "join_canvas first", message.operation_id)))
@@ -119,7 +118,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                     running.add(task)
                     task.add_done_callback(running.discard)
                 case JoinCanvas(canvas_id):
-                    frames_in.labels("in", Event.JOIN_CANVAS).inc()
+                    count_in(Event.JOIN_CANVAS)
                     conn.leave()
                     conn.room = service.open(canvas_id)
                     conn.room.members.add(conn)
@@ -130,7 +129,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                         "stateVersion": canvas.version,
                     }))
                 case RequestFullSync():
-                    frames_in.labels("in", Event.REQUEST_FULL_SYNC).inc()
+                    count_in(Event.REQUEST_FULL_SYNC)
                     if conn.room is None:
                         conn.send(service.rejection(ProtocolError(ErrorCode.NOT_JOINED, "join_canvas first")))
                         continue
@@ -140,14 +139,14 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                         "stateVersion": canvas.version,
                     }))
                 case RequestUndoState():
-                    frames_in.labels("in", Event.REQUEST_UNDO_STATE).inc()
+                    count_in(Event.REQUEST_UNDO_STATE)
                     if conn.room is not None:
                         conn.send(encode(Event.UNDO_STATE_UPDATE, service.undo_state(conn.room)))
                 case Ping(data):
-                    frames_in.labels("in", Event.PING).inc()
+                    count_in(Event.PING)
                     conn.send(encode(Event.PONG, data))
                 case ProtocolError():
-                    frames_in.labels("in", "invalid").inc()
+                    count_in("invalid")
                     conn.send(service.rejection(message))
     except WebSocketDisconnect:
         pass

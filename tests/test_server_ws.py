@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from bulkbench.protocol import ErrorCode, Event, OpType, execute_operation_frame
-from tests.helpers import canvas_of, node, sha256_hex, upload, image_bytes
+from tests.helpers import canvas_of, image_bytes, node, sha256_hex, upload
 
 
 def test_node_create_is_acked_broadcast_and_on_the_server(start_server, ws_factory) -> None:
@@ -178,3 +178,20 @@ def test_admission_control_answers_overloaded_with_retry_after(start_server, ws_
     assert len(refused) == 3
     assert all(d["code"] == "overloaded" and d["retryAfterMs"] == 1000 for d in refused)
     assert sorted(n["id"] for n in canvas_of(server, "c1")["nodes"]) == ["n0", "n1"]
+
+
+def test_a_frame_over_the_transport_cap_closes_that_socket_only(start_server, ws_factory, tmp_path) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    profile = tmp_path / "small-frames.toml"
+    profile.write_text('extends = "legacy"\nname = "small-frames"\n[limits]\nmax_frame_bytes = 200000\n')
+    server = start_server(profile)
+    victim, bystander = ws_factory(server), ws_factory(server)
+    victim.join("c1")
+    bystander.join("c1")
+    victim.conn.send("x" * 300_000)
+    with pytest.raises(ConnectionClosed) as closed:
+        victim.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    event, _ = bystander.op("still", OpType.NODE_CREATE, node(1))
+    assert event == Event.OPERATION_ACK
