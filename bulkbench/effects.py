@@ -1,0 +1,160 @@
+"""The vocabulary a strategy speaks: effects it yields, and what it gets back.
+
+A strategy is a generator: it yields an effect, its driver performs it (in simulated time in
+``sim/``, for real under gevent in ``loadtests/``) and sends the outcome back in. So a strategy
+reads top to bottom like the client it describes, and never knows which engine runs it; the
+model and the load test cannot drift apart.
+
+Concurrency inside a drop (two hashers, twelve upload slots, one operation queue, an orphan
+sweeper) is ``Spawn`` plus ``Join``; processes talk through named queues (``Put`` / ``Take``),
+as a browser's callbacks talk through its queues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bulkbench.protocol import OpType
+from bulkbench.workload import ImageSpec
+
+# --------------------------------------------------------------------------- effects
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait this long (a merge window, a pause between waves, a back-off)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """Seconds since the drop started."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn:
+    """Start another process of this drop; the answer is a handle to ``Join``."""
+
+    process: Generator[Any, Any, Any]
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """Wait until every given process has ended."""
+
+    handles: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Append an item to a named FIFO queue of this drop."""
+
+    queue: str
+    item: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    """Take the oldest item of a named queue, waiting for one; ``None`` after ``timeout_s``."""
+
+    queue: str
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hash:
+    """The client computes an image's SHA-256 (browser CPU time); the answer is the hex digest."""
+
+    image: ImageSpec
+
+
+@dataclass(frozen=True, slots=True)
+class SendOp:
+    """Send one ``execute_operation`` on the drop's WebSocket (returns once the frame is written)."""
+
+    operation_id: str
+    op_type: OpType
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SendFrame:
+    """Send a frame that is not an operation (``request_undo_state``, ``request_full_sync``)."""
+
+    event: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitAnswers:
+    """Wait for the answers (ack or rejection) to these operations, up to ``timeout_s`` in all."""
+
+    operation_ids: tuple[str, ...]
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """``POST /api/upload`` of one image through the browser's connection pool."""
+
+    image: ImageSpec
+    digest: str
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """A ``GET`` through the same pool (viewport thumbnails)."""
+
+    path: str
+    timeout_s: float = 30.0
+
+
+Effect = Sleep | Now | Spawn | Join | Put | Take | Hash | SendOp | SendFrame | AwaitAnswers | Upload | Fetch
+Strategy = Generator[Effect, Any, None]
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+class AnswerKind(StrEnum):
+    ACK = "ack"
+    REJECTED = "rejected"
+    TIMEOUT = "timeout"
+    CONNECTION_LOST = "connection_lost"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    kind: AnswerKind
+    data: dict[str, Any] = field(default_factory=dict)
+    latency_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is AnswerKind.ACK
+
+    @property
+    def retry_after_s(self) -> float | None:
+        ms = self.data.get("retryAfterMs")
+        return ms / 1000.0 if isinstance(ms, int | float) else None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResult:
+    """What an HTTP request came to: ``status`` 0 means no answer (timeout or connection error)."""
+
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+    latency_s: float = 0.0
+    retry_after_s: float | None = None
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300

@@ -1,0 +1,177 @@
+"""What every strategy shares: the drop it works on, the client's log of it, and small steps.
+
+The log is the client's own account (what it sent, what came back, why it gave up on an image).
+It is never the judge of success (the server's canvas is, see ``bulkbench.truth``); it supplies
+the *cause* of a failure the server's state shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from bulkbench.effects import Answer, AnswerKind, AwaitAnswers, Fetch, HttpResult, Now, SendOp, Spawn
+from bulkbench.limits import Limits
+from bulkbench.protocol import OpType, dumps, execute_operation_frame, frame_bytes
+from bulkbench.results import Cause
+from bulkbench.workload import ImageSpec
+
+T = TypeVar("T")
+
+NODE_TYPE = "media/image"
+GRID_COLUMNS = 20
+THUMBNAIL_SIZES = (64, 256)
+
+
+@dataclass(slots=True)
+class ImageTrack:
+    """The client's record of one image (times in seconds since the drop started)."""
+
+    image: ImageSpec
+    created_at: float = 0.0
+    digest: str | None = None
+    node_sent_at: float | None = None
+    node_acked_at: float | None = None
+    upload_started_at: float | None = None
+    upload_done_at: float | None = None
+    upload: HttpResult | None = None
+    complete_sent_at: float | None = None
+    complete_acked_at: float | None = None
+    settled_at: float | None = None
+    orphaned: bool = False
+    failure: str | None = None
+    """The first reason the client gave up on this image, if it did."""
+
+    def fail(self, cause: Cause | str, now: float) -> None:
+        if self.failure is None:
+            self.failure = str(cause)
+        if self.settled_at is None:
+            self.settled_at = now
+
+    def timings(self) -> dict[str, float]:
+        names = ("node_sent_at", "node_acked_at", "upload_started_at", "upload_done_at",
+                 "complete_sent_at", "complete_acked_at", "settled_at")
+        return {n: round(v, 4) for n in names if (v := getattr(self, n)) is not None}
+
+
+@dataclass(slots=True)
+class DropLog:
+    tracks: dict[str, ImageTrack] = field(default_factory=dict)
+    op_ack_s: list[float] = field(default_factory=list)
+    upload_s: list[float] = field(default_factory=list)
+    answers: dict[str, int] = field(default_factory=dict)
+    """Answers by kind (ack, rejected, timeout, connection_lost), for the summary."""
+
+    def record_answer(self, answer: Answer) -> None:
+        self.answers[answer.kind.value] = self.answers.get(answer.kind.value, 0) + 1
+        if answer.kind is AnswerKind.ACK:
+            self.op_ack_s.append(answer.latency_s)
+
+    def record_upload(self, result: HttpResult) -> None:
+        if result.status:
+            self.upload_s.append(result.latency_s)
+
+
+@dataclass(slots=True)
+class Drop:
+    """One user's drop: where it goes, what it holds, what the client believes of the server."""
+
+    canvas_id: str
+    images: list[ImageSpec]
+    limits: Limits = field(default_factory=Limits)
+    """The limits the client was built for (the operation cap it chunks batches to)."""
+    log: DropLog = field(default_factory=DropLog)
+
+    def __post_init__(self) -> None:
+        for image in self.images:
+            self.log.tracks.setdefault(image.id, ImageTrack(image))
+
+    def track(self, image: ImageSpec) -> ImageTrack:
+        return self.log.tracks[image.id]
+
+
+def node_params(image: ImageSpec, digest: str) -> dict[str, Any]:
+    """A node_create's params, shaped like the reference client's (about 300 bytes)."""
+    return {
+        "id": image.id,
+        "type": NODE_TYPE,
+        "pos": [(image.index % GRID_COLUMNS) * 170, (image.index // GRID_COLUMNS) * 130],
+        "size": [150, 100],
+        "properties": {"hash": digest, "filename": image.filename, "width": image.width,
+                       "height": image.height, "temporary": True},
+    }
+
+
+def upload_item(digest: str, result: HttpResult) -> dict[str, str]:
+    return {"hash": digest, "serverUrl": result.body["url"], "serverFilename": result.body["serverFilename"]}
+
+
+def http_cause(result: HttpResult) -> Cause:
+    if result.timed_out or result.status == 0:
+        return Cause.HTTP_TIMEOUT
+    return {429: Cause.HTTP_429, 503: Cause.HTTP_503}.get(result.status, Cause.HTTP_ERROR)
+
+
+def answer_cause(answer: Answer) -> Cause:
+    return {
+        AnswerKind.TIMEOUT: Cause.ACK_TIMEOUT,
+        AnswerKind.REJECTED: Cause.REJECTED,
+        AnswerKind.CONNECTION_LOST: Cause.CONNECTION_LOST,
+    }.get(answer.kind, Cause.REJECTED)
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def fit_to_cap(op_type: OpType, key: str, items: Sequence[dict[str, Any]], limits: Limits) -> list[list[dict]]:
+    """Split batch items so that every frame stays under the message cap and the item limit."""
+    out: list[list[dict]] = []
+    current: list[dict] = []
+    envelope = frame_bytes(execute_operation_frame("x" * limits.max_id_chars, op_type, {key: []}))
+    size = envelope
+    for item in items:
+        item_bytes = frame_bytes(dumps(item)) + 1  # and its comma
+        if current and (size + item_bytes > limits.max_message_bytes or len(current) >= limits.max_batch_items):
+            out.append(current)
+            current, size = [], envelope
+        current.append(item)
+        size += item_bytes
+    if current:
+        out.append(current)
+    return out
+
+
+def send_and_wait(operation_id: str, op_type: OpType, params: dict[str, Any],
+                  timeout_s: float) -> Generator[Any, Any, Answer]:
+    """One operation, single-flight: send it, wait for its answer."""
+    yield SendOp(operation_id, op_type, params)
+    answers = yield AwaitAnswers((operation_id,), timeout_s)
+    return answers[operation_id]
+
+
+def fetch_thumbnails(server_filename: str, count: int) -> Generator[Any, Any, None]:
+    """The canvas's viewport loader asking for a node's thumbnails, as the reference's log shows."""
+    stem = server_filename.rsplit(".", 1)[0]
+    for k in range(count):
+        yield Fetch(f"/thumbnails/{THUMBNAIL_SIZES[k % len(THUMBNAIL_SIZES)]}/{stem}.webp")
+
+
+def spawn_thumbnails(server_filename: str, count: int) -> Generator[Any, Any, Any]:
+    if count <= 0:
+        return None
+    return (yield Spawn(fetch_thumbnails(server_filename, count), "thumbnails"))
+
+
+def spawn_all(processes: Iterable[Generator[Any, Any, Any]], name: str) -> Generator[Any, Any, tuple[Any, ...]]:
+    """Spawn each process; the handles, for ``Join``."""
+    handles = []
+    for process in processes:
+        handles.append((yield Spawn(process, name)))
+    return tuple(handles)
+
+
+def now() -> Generator[Any, Any, float]:
+    return (yield Now())

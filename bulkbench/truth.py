@@ -1,0 +1,114 @@
+"""Judging a drop by the server's state, and summing drops into the result schema.
+
+An image succeeded only if, at the end of the drop, the server's canvas holds its node, the node
+carries its server URL, and that file is stored. The client's log is never the judge; it only
+says *why* an image the server does not hold failed (its first reason to give up), or, when the
+client never gave up, what was missing on the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bulkbench.results import Cause, ImageRecord, RunSummary, percentiles
+from bulkbench.strategies.common import Drop
+
+
+def judge(drop: Drop, canvas: dict[str, Any], stored: Callable[[str], bool]) -> list[ImageRecord]:
+    nodes = {node["id"]: node for node in canvas.get("nodes", [])}
+    records = []
+    for track in drop.log.tracks.values():
+        node = nodes.get(track.image.id)
+        props = node["properties"] if node else {}
+        filename = props.get("serverFilename")
+        if node is not None and props.get("serverUrl") and filename and stored(filename):
+            records.append(ImageRecord(track.image.id, "ok", None, track.timings()))
+            continue
+        if track.failure is not None:
+            cause = track.failure
+        elif node is None:
+            cause = Cause.NEVER_SENT if track.node_sent_at is None else Cause.NOT_ON_SERVER
+        elif not props.get("serverUrl"):
+            cause = Cause.NEVER_SENT if track.complete_sent_at is None else Cause.NOT_ON_SERVER
+        else:
+            cause = Cause.NOT_ON_SERVER
+        records.append(ImageRecord(track.image.id, "failed", str(cause), track.timings()))
+    return records
+
+
+@dataclass(slots=True)
+class DropResult:
+    """One user's drop as an engine saw it: the judgement, the counters, the raw samples."""
+
+    user: int
+    records: list[ImageRecord]
+    ws_messages_sent: int
+    ws_messages_received: int
+    http_requests: int
+    bytes_uploaded: int
+    started_at: float
+    """Absolute start (wall clock for real runs, simulated time for the model), in seconds."""
+    first_byte_s: float
+    last_settled_s: float
+    op_ack_s: list[float] = field(default_factory=list)
+    upload_s: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user": self.user, "records": [r.to_json() for r in self.records],
+            "ws_messages_sent": self.ws_messages_sent, "ws_messages_received": self.ws_messages_received,
+            "http_requests": self.http_requests, "bytes_uploaded": self.bytes_uploaded,
+            "started_at": self.started_at, "first_byte_s": self.first_byte_s,
+            "last_settled_s": self.last_settled_s, "op_ack_s": self.op_ack_s, "upload_s": self.upload_s,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DropResult:
+        data = dict(data)
+        data["records"] = [ImageRecord(**r) for r in data["records"]]
+        return cls(**data)
+
+
+def last_settled_s(drop: Drop, ended_s: float) -> float:
+    """When the drop's last image reached its final state (the strategy's end for any left open)."""
+    times = [t.settled_at if t.settled_at is not None else ended_s for t in drop.log.tracks.values()]
+    return max(times, default=ended_s)
+
+
+def summarize(engine: str, strategy: str, profile: str, seed: int, results: Iterable[DropResult],
+              extra: dict[str, Any] | None = None) -> RunSummary:
+    results = list(results)
+    records = [r for result in results for r in result.records]
+    causes: dict[str, int] = {}
+    for record in records:
+        if record.outcome == "failed":
+            causes[record.cause or "unknown"] = causes.get(record.cause or "unknown", 0) + 1
+    first = min((r.started_at + r.first_byte_s for r in results), default=0.0)
+    last = max((r.started_at + r.last_settled_s for r in results), default=0.0)
+    return RunSummary(
+        engine=engine,  # type: ignore[arg-type]
+        strategy=strategy,
+        profile=profile,
+        images=len(records) // max(1, len(results)),  # per drop; ok + failed counts every user's
+        users=len(results),
+        images_ok=sum(1 for r in records if r.outcome == "ok"),
+        images_failed=sum(1 for r in records if r.outcome == "failed"),
+        failures_by_cause=dict(sorted(causes.items())),
+        ws_messages_sent=sum(r.ws_messages_sent for r in results),
+        ws_messages_received=sum(r.ws_messages_received for r in results),
+        http_requests=sum(r.http_requests for r in results),
+        bytes_uploaded=sum(r.bytes_uploaded for r in results),
+        drop_seconds=round(max(0.0, last - first), 4),
+        op_ack_ms=_ms(percentiles(s for r in results for s in r.op_ack_s)),
+        upload_ms=_ms(percentiles(s for r in results for s in r.upload_s)),
+        seed=seed,
+        extra=extra or {},
+    )
+
+
+def _ms(seconds: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: (round(v * 1000, 3) if v is not None else None) for k, v in seconds.items()}

@@ -1,0 +1,180 @@
+"""The SimPy driver: a strategy's effects performed in simulated time.
+
+``SimClient`` is one user's browser. It runs the strategy generator as a SimPy process, turning
+each effect into SimPy events (a ``Sleep`` is a ``Timeout``, a named queue is a ``Store``, a
+``Spawn`` is a child ``Process``); what crosses the network (operations, uploads, GETs) it hands
+to a ``World``, the model of everything between the browser and the server's disk. A process
+ends only when the processes it spawned have ended, so a drop is over when all its work is.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Generator
+from typing import Any, Protocol
+
+import simpy
+
+from bulkbench.effects import (
+    Answer,
+    AnswerKind,
+    AwaitAnswers,
+    Fetch,
+    Hash,
+    HttpResult,
+    Join,
+    Now,
+    Put,
+    SendFrame,
+    SendOp,
+    Sleep,
+    Spawn,
+    Take,
+    Upload,
+)
+from bulkbench.protocol import OpType
+from bulkbench.workload import ImageSpec
+
+SimGenerator = Generator[simpy.Event, Any, Any]
+
+
+class World(Protocol):
+    """Everything between one browser and the server's state, in simulated time."""
+
+    def hash_seconds(self, client: SimClient, image: ImageSpec) -> float: ...
+
+    def send_op(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any]) -> SimGenerator:
+        """Carry the frame to the server; the server's answer comes back through ``client.deliver``."""
+        ...
+
+    def send_frame(self, client: SimClient, event: str, data: dict[str, Any]) -> SimGenerator: ...
+
+    def upload(self, client: SimClient, image: ImageSpec, digest: str, timeout_s: float) -> SimGenerator: ...
+
+    def fetch(self, client: SimClient, path: str, timeout_s: float) -> SimGenerator: ...
+
+
+class SimClient:
+    """One user's browser: its queues, its pending answers, and what it sent and received."""
+
+    def __init__(self, env: simpy.Environment, world: World, user: int = 0, canvas_id: str = "") -> None:
+        self.env = env
+        self.world = world
+        self.user = user
+        self.canvas_id = canvas_id
+        self.started_at = env.now
+        self.first_byte_at: float | None = None
+        self.queues: defaultdict[str, simpy.Store] = defaultdict(lambda: simpy.Store(env))
+        self.answers: dict[str, simpy.Event] = {}
+        self.sent_at: dict[str, float] = {}
+        self.ws_messages_sent = 0
+        self.ws_messages_received = 0
+        self.http_requests = 0
+        self.bytes_uploaded = 0
+
+    # ------------------------------------------------------------------ called by the world
+
+    def note_first_byte(self) -> None:
+        if self.first_byte_at is None:
+            self.first_byte_at = self.env.now
+
+    def deliver(self, operation_id: str, answer: Answer) -> None:
+        """An answer frame reached the browser (late answers to abandoned operations are dropped)."""
+        self.ws_messages_received += 1
+        event = self.answers.get(operation_id)
+        if event is not None and not event.triggered:
+            sent = self.sent_at.get(operation_id, self.env.now)
+            event.succeed(Answer(answer.kind, answer.data, self.env.now - sent))
+
+    def receive_frame(self) -> None:
+        """Any other frame from the server (broadcasts, pushes, pongs): counted."""
+        self.ws_messages_received += 1
+
+    # ------------------------------------------------------------------ running a strategy
+
+    def run(self, strategy: Generator[Any, Any, Any]) -> simpy.Process:
+        return self.env.process(self._run(strategy))
+
+    @property
+    def now(self) -> float:
+        return self.env.now - self.started_at
+
+    def _run(self, strategy: Generator[Any, Any, Any]) -> SimGenerator:
+        children: list[simpy.Process] = []
+        value: Any = None
+        while True:
+            try:
+                effect = strategy.send(value)
+            except StopIteration:
+                break
+            value = yield from self._perform(effect, children)
+        live = [child for child in children if child.is_alive]
+        if live:
+            yield self.env.all_of(live)
+
+    def _perform(self, effect: Any, children: list[simpy.Process]) -> SimGenerator:
+        env = self.env
+        match effect:
+            case Sleep(seconds):
+                yield env.timeout(max(0.0, seconds))
+                return None
+            case Now():
+                return self.now
+            case Spawn(process):
+                child = env.process(self._run(process))
+                children.append(child)
+                return child
+            case Join(handles):
+                live = [h for h in handles if h.is_alive]
+                if live:
+                    yield env.all_of(live)
+                return None
+            case Put(queue, item):
+                yield self.queues[queue].put(item)
+                return None
+            case Take(queue, timeout_s):
+                get = self.queues[queue].get()
+                if timeout_s is None:
+                    return (yield get)
+                done = yield get | env.timeout(timeout_s)
+                if get in done:
+                    return done[get]
+                get.cancel()
+                return None
+            case Hash(image):
+                yield env.timeout(self.world.hash_seconds(self, image))
+                return f"sim-{image.seed}"
+            case SendOp(operation_id, op_type, params):
+                event = self.answers.get(operation_id)
+                if event is None or event.triggered:
+                    self.answers[operation_id] = env.event()
+                self.sent_at[operation_id] = env.now
+                self.ws_messages_sent += 1
+                self.note_first_byte()
+                yield from self.world.send_op(self, operation_id, op_type, params)
+                return None
+            case SendFrame(event_name, data):
+                self.ws_messages_sent += 1
+                self.note_first_byte()
+                yield from self.world.send_frame(self, event_name, data)
+                return None
+            case AwaitAnswers(operation_ids, timeout_s):
+                waiting = {op: self.answers.setdefault(op, env.event()) for op in operation_ids}
+                pending = [e for e in waiting.values() if not e.triggered]
+                if pending:
+                    yield env.all_of(pending) | env.timeout(timeout_s)
+                out = {}
+                for op, event in waiting.items():
+                    out[op] = event.value if event.triggered else Answer(AnswerKind.TIMEOUT)
+                    if event.triggered:
+                        del self.answers[op]
+                return out
+            case Upload(image, digest, timeout_s):
+                self.http_requests += 1
+                self.note_first_byte()
+                result: HttpResult = yield from self.world.upload(self, image, digest, timeout_s)
+                return result
+            case Fetch(path, timeout_s):
+                self.http_requests += 1
+                return (yield from self.world.fetch(self, path, timeout_s))
+        raise TypeError(f"not an effect: {effect!r}")

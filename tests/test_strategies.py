@@ -1,0 +1,135 @@
+"""Strategies driven by the SimPy driver against a tiny in-memory world (no network, no server)."""
+
+from __future__ import annotations
+
+import simpy
+
+from bulkbench.limits import Limits
+from bulkbench.strategies import Drop, start, strategy_params
+from bulkbench.truth import judge
+from bulkbench.workload import WorkloadSpec, draw_images
+from sim.driver import SimClient
+from tests.instant_world import InstantWorld
+
+
+def drop_with(strategy: str, images: int = 20, world_kw: dict | None = None, params: dict | None = None,
+              limits: Limits | None = None):
+    env = simpy.Environment()
+    world = InstantWorld(env, **(world_kw or {}))
+    drop = Drop("c1", draw_images(WorkloadSpec(images=images, seed=3)), limits=limits or Limits())
+    client = SimClient(env, world, canvas_id="c1")
+    client.run(start(strategy, drop, strategy_params(strategy, params)))
+    env.run()
+    records = judge(drop, world.canvas("c1").to_json(), world.stored.__contains__)
+    return env, world, drop, client, records
+
+
+def failures(records) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in records:
+        if r.outcome == "failed":
+            out[r.cause] = out.get(r.cause, 0) + 1
+    return out
+
+
+def test_individual_sends_one_node_create_and_one_upload_complete_per_image() -> None:
+    env, world, drop, client, records = drop_with("individual", images=20)
+    kinds = [kind for _, kind in world.ops_seen]
+    assert kinds.count("node_create") == 20 and kinds.count("image_upload_complete") == 20
+    assert all(r.outcome == "ok" for r in records)
+    # single flight: ops, undo-state requests; 2 frames per image plus the undo requests
+    assert client.ws_messages_sent == 40 + 40
+    assert world.fetches == 20 * 19
+
+
+def test_individual_is_single_flight_with_the_merge_window() -> None:
+    env, world, drop, client, records = drop_with("individual", images=10, world_kw={"rtt_s": 0.05},
+                                                  params={"thumbnail_gets_per_image": 0})
+    # 20 operations, each at least merge window (0.1) + round trip (0.05), one after another
+    assert env.now >= 20 * 0.15
+
+
+def test_individual_orphans_the_tail_when_the_queue_is_slower_than_the_deadline() -> None:
+    params = {"orphan_after_s": 3.0, "orphan_after_large_s": 3.0, "orphan_sweep_every_s": 1.0,
+              "thumbnail_gets_per_image": 0}
+    env, world, drop, client, records = drop_with("individual", images=40, world_kw={"rtt_s": 0.1}, params=params)
+    lost = failures(records)
+    assert set(lost) == {"orphaned"}
+    assert 0 < lost["orphaned"] < 40
+    ok_ids = {r.id for r in records if r.outcome == "ok"}
+    assert ok_ids == {img.id for img in drop.images[: len(ok_ids)]}  # the queue's head survives, the tail dies
+
+
+def test_individual_does_not_retry_a_refused_upload() -> None:
+    images = draw_images(WorkloadSpec(images=5, seed=3))
+    env, world, drop, client, records = drop_with(
+        "individual", images=5, world_kw={"refuse_uploads": {images[2].id: [429]}})
+    assert failures(records) == {"http_429": 1}
+
+
+def test_individual_ack_timeout_is_not_retried() -> None:
+    images = draw_images(WorkloadSpec(images=3, seed=3))
+    env, world, drop, client, records = drop_with(
+        "individual", images=3, world_kw={"lose_answers": {f"{images[1].id}-node"}},
+        params={"orphan_after_s": 1000.0, "orphan_after_large_s": 1000.0})
+    assert failures(records) == {}  # the node was applied: the server's truth is what counts
+    assert drop.log.answers["timeout"] == 1
+
+
+def test_batched_sends_few_messages_and_loses_nothing() -> None:
+    env, world, drop, client, records = drop_with("batched", images=200)
+    assert all(r.outcome == "ok" for r in records)
+    assert client.ws_messages_sent <= 10
+    kinds = {kind for _, kind in world.ops_seen}
+    assert kinds == {"batch_node_create", "batch_upload_complete"}
+
+
+def test_batched_chunks_to_fit_the_message_cap() -> None:
+    limits = Limits(max_message_bytes=20_000)
+    env, world, drop, client, records = drop_with("batched", images=200, limits=limits)
+    node_batches = [kind for _, kind in world.ops_seen if kind == "batch_node_create"]
+    assert len(node_batches) > 1
+    assert all(r.outcome == "ok" for r in records)
+
+
+def test_batched_waits_out_429_and_succeeds() -> None:
+    images = draw_images(WorkloadSpec(images=12, seed=3))
+    env, world, drop, client, records = drop_with(
+        "batched", images=12, world_kw={"refuse_uploads": {images[4].id: [429, 503]}})
+    assert all(r.outcome == "ok" for r in records)
+    assert client.http_requests - world.fetches == 12 + 2
+
+
+def test_batched_resends_a_lost_batch_with_the_same_id_and_applies_it_once() -> None:
+    env, world, drop, client, records = drop_with(
+        "batched", images=10, world_kw={"lose_answers": {"c1-n0"}},
+        params={"ack_timeout_s": 1.0, "batch_retries": 1})
+    # the answer to c1-n0 is always lost: two sends, then the client gives up on those nodes...
+    assert [op for op, _ in world.ops_seen].count("c1-n0") == 2
+    # ...but the server applied the first send, and the upload completions still landed
+    assert all(r.outcome == "ok" for r in records)
+
+
+def test_chunked_runs_individual_operations_a_chunk_at_a_time() -> None:
+    env, world, drop, client, records = drop_with("chunked", images=30, params={"chunk_size": 10})
+    kinds = [kind for _, kind in world.ops_seen]
+    assert kinds.count("node_create") == 30
+    first_complete = kinds.index("image_upload_complete")
+    assert kinds[:first_complete].count("node_create") <= 10  # chunk 2 has not started yet
+    assert all(r.outcome == "ok" for r in records)
+
+
+def test_same_seed_same_drop() -> None:
+    a = drop_with("individual", images=15)[0].now
+    b = drop_with("individual", images=15)[0].now
+    assert a == b
+
+
+def test_unknown_strategy_parameter_is_an_error() -> None:
+    import pytest
+
+    from bulkbench.profile import ProfileError
+    with pytest.raises(ProfileError, match="wave_sise"):
+        strategy_params("batched", {"wave_sise": 3})
+
+
