@@ -35,6 +35,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    return _load("loadtests.run:main")(args)
+
+
+def _add_scenario_options(command: argparse.ArgumentParser) -> None:
+    """The options a scenario is made of, shared by ``run`` (and the model's ``sim``)."""
+    command.add_argument("--strategy", default="individual", help="individual | batched | chunked")
+    command.add_argument("--images", type=int, default=200, help="images per drop")
+    command.add_argument("--users", type=int, default=1, help="users dropping at once")
+    command.add_argument("--profile", default="legacy", help="server profile name in scenarios/ or a TOML path")
+    command.add_argument("--seed", type=int, default=1, help="seed of every random choice")
+    command.add_argument("--workload", default="", help="workload TOML (default scenarios/workload.toml)")
+    command.add_argument("--network", default="loopback", help="network in scenarios/networks.toml")
+    command.add_argument("--uplink-mbit", type=float, default=None, help="shape the uplink to this rate (0: none)")
+    command.add_argument("--emulated-rtt-ms", type=float, default=None, help="client-emulated base round trip")
+    command.add_argument("--canvas", choices=["own", "shared"], default="own",
+                         help="each user drops into its own canvas, or all into one")
+    command.add_argument("--no-emulation", action="store_true", help="no emulated service times in the server")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bulkbench",
@@ -51,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-emulation", action="store_true", help="turn every emulated service time off")
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=cmd_serve)
+
+    run = commands.add_parser("run", help="a real run: server, shaped network, Locust; writes a results directory")
+    _add_scenario_options(run)
+    run.add_argument("--out", default="results/run", help="results directory (replaced)")
+    run.add_argument("--target", default="", help="use this server (URL) instead of starting one")
+    run.add_argument("--processes", type=int, default=0, help="Locust worker processes (distributed mode)")
+    run.add_argument("--max-seconds", type=float, default=1800.0, help="hard bound on the run's duration")
+    run.set_defaults(func=cmd_run)
     return parser
 
 

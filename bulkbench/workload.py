@@ -53,7 +53,7 @@ class ImageSpec:
         return f"{self.id}.png"
 
 
-def draw_images(spec: WorkloadSpec, user: int = 0, count: int | None = None) -> list[ImageSpec]:
+def draw_images(spec: WorkloadSpec, user: int | str = 0, count: int | None = None) -> list[ImageSpec]:
     """The drop of user ``user``: deterministic in (seed, user); distinct images for distinct users."""
     out = []
     for index in range(spec.images if count is None else count):
@@ -96,3 +96,22 @@ def image_bytes(image: ImageSpec) -> bytes:
     if pad <= 0:
         return png
     return png[:-12] + _chunk(PAD_CHUNK, rng.randbytes(pad)) + png[-12:]
+
+
+def load_workload(path: str | None = None) -> WorkloadSpec:
+    """The ``[workload]`` of a TOML file (default ``scenarios/workload.toml``); unknown keys are errors."""
+    import dataclasses
+    import tomllib
+    from pathlib import Path
+
+    from bulkbench.profile import ProfileError, scenarios_dir
+
+    source = Path(path) if path else scenarios_dir() / "workload.toml"
+    table = tomllib.loads(source.read_text()).get("workload", {}) if source.exists() else {}
+    known = {f.name for f in dataclasses.fields(WorkloadSpec)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ProfileError(f"{source}: unknown workload key(s) {unknown}; known: {sorted(known)}")
+    if "dimensions" in table:
+        table["dimensions"] = tuple(tuple(d) for d in table["dimensions"])
+    return WorkloadSpec(**table)

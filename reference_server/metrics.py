@@ -7,6 +7,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+STAGE_GAUGES = {"bulkbench_stage_queue_depth": "queue_depth", "bulkbench_stage_busy_workers": "busy_workers"}
+"""Per-stage gauges, by metric name, and the short name a time series column uses."""
 SERVICE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 

@@ -31,13 +31,15 @@ class ServerProcess:
         port: int = 0,
         emulation: bool = True,
         command: list[str] | None = None,
+        prefix: list[str] | None = None,
     ) -> None:
-        """``command`` replaces ``bulkbench serve`` by another server printing the same URL line."""
-        self.command = command or [
+        """``command`` replaces ``bulkbench serve`` by another server printing the same URL line;
+        ``prefix`` runs it inside something (``ip netns exec NAME``)."""
+        self.command = (prefix or []) + (command or [
             sys.executable, "-m", "bulkbench.cli", "serve",
             "--profile", str(profile), "--data-dir", str(data_dir),
             "--host", host, "--port", str(port),
-        ]
+        ])
         if not emulation and command is None:
             self.command.append("--no-emulation")
         self.data_dir = Path(data_dir)

@@ -114,7 +114,7 @@ def send_batches(drop: Drop, op_type: OpType, key: str, items: list[dict[str, An
     field_of = "id" if op_type is OpType.BATCH_NODE_CREATE else "hash"
     track_of = {(t.image.id if field_of == "id" else t.digest): t for t in drop.log.tracks.values()}
     outcome: dict[str, bool] = {}
-    pending = [(chunk, 0, f"{drop.canvas_id}-{tag}{i}")
+    pending = [(chunk, 0, f"{drop.client_id}-{tag}{i}")
                for i, chunk in enumerate(fit_to_cap(op_type, key, items, drop.limits))]
     while pending:
         for chunk, _, op_id in pending:

@@ -81,6 +81,8 @@ class Drop:
     images: list[ImageSpec]
     limits: Limits = field(default_factory=Limits)
     """The limits the client was built for (the operation cap it chunks batches to)."""
+    client_id: str = "client"
+    """Unique per user: prefixes operation ids, which the server treats as idempotency keys."""
     log: DropLog = field(default_factory=DropLog)
 
     def __post_init__(self) -> None:

@@ -2,8 +2,9 @@
 
 - Files are hashed two at a time, 50 ms apart; as each hash finishes, one ``node_create`` is
   queued and the file joins the upload queue.
-- One operation queue, single flight, FIFO: each operation waits a 100 ms merge window, is sent,
-  and waits up to 5 s for its answer; a timeout is a failure, never retried.
+- One operation queue, single flight, FIFO: each operation waits a 100 ms merge window, then the
+  queue's idle callback (up to 50 ms while the main thread is busy, as it is during a drop), is
+  sent, and waits up to 5 s for its answer; a timeout is a failure, never retried.
 - Up to 12 uploads at once (the browser lets 6 through per host); no retry; each finished upload
   queues one ``image_upload_complete`` into the same operation queue.
 - After every operation, the server pushes ``undo_state_update`` and the client asks
@@ -41,6 +42,8 @@ DONE = None
 @dataclass(frozen=True, slots=True)
 class IndividualParams:
     merge_window_s: float = 0.1
+    idle_wait_s: float = 0.05
+    """requestIdleCallback's timeout: during a drop the main thread is never idle, so it is reached."""
     ack_timeout_s: float = 5.0
     upload_concurrency: int = 12
     upload_timeout_s: float = 120.0
@@ -99,7 +102,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
             track = drop.track(image)
             if track.orphaned:
                 continue  # the cleanup removed its node: its operations go nowhere
-            yield Sleep(p.merge_window_s)
+            yield Sleep(p.merge_window_s + p.idle_wait_s)
             sent = yield from now()
             if kind == "node":
                 track.node_sent_at = sent

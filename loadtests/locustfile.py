@@ -1,0 +1,131 @@
+"""Locust users that drop images on a canvas server, one drop per task, with a chosen strategy.
+
+Interactive (web UI, the options appear in its form)::
+
+    locust -f loadtests/locustfile.py --host http://127.0.0.1:8000
+
+Headless, one drop per user, results written for ``bulkbench run`` (which is the usual way)::
+
+    locust -f loadtests/locustfile.py --headless -u 5 -r 5 --host http://127.0.0.1:8000 \
+        --bb-strategy batched --bb-images 200 --bb-out results/run1
+
+Distributed: add ``--processes 2`` (Locust's own master and workers). Every operation ack, upload
+and thumbnail GET is a Locust request (``events.request.fire``); the raw samples and the server's
+judgement of every image go to ``--bb-out``/drops/ as one JSON file per drop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+import orjson
+from locust import User, constant, events, task
+from locust.exception import StopUser
+from locust.runners import WorkerRunner
+
+from bulkbench.profile import load_profile
+from bulkbench.strategies import STRATEGIES, strategy_params
+from bulkbench.workload import draw_images, load_workload
+from loadtests.drop import run_drop
+from loadtests.imagecache import ImageCache
+from loadtests.sampler import sample_metrics
+
+DROP_DONE = "bulkbench_drop_done"
+_local_users = itertools.count()
+
+
+@events.init_command_line_parser.add_listener
+def add_options(parser: Any) -> None:
+    parser.add_argument("--bb-strategy", choices=sorted(STRATEGIES), default="individual",
+                       help="client strategy of every user")
+    parser.add_argument("--bb-images", type=int, default=200, help="images per drop")
+    parser.add_argument("--bb-profile", default="legacy",
+                       help="server profile the client is built for (its operation cap); a label in results")
+    parser.add_argument("--bb-workload", default="", help="workload TOML (default scenarios/workload.toml)")
+    parser.add_argument("--bb-seed", type=int, default=1, help="seed of every random choice")
+    parser.add_argument("--bb-canvas", choices=["own", "shared"], default="own",
+                       help="each user drops into its own canvas, or all into one")
+    parser.add_argument("--bb-run-id", default="", help="prefix of canvas ids (default: the start time)")
+    parser.add_argument("--bb-emulated-rtt-ms", type=float, default=0.0,
+                       help="emulated base round trip added by the client (labelled as emulated)")
+    parser.add_argument("--bb-out", default="", include_in_web_ui=False,
+                       help="write each drop's result here and stop each user after one drop")
+
+
+def _options(environment: Any) -> Any:
+    return environment.parsed_options
+
+
+@events.init.add_listener
+def on_init(environment: Any, **_: Any) -> None:
+    options = _options(environment)
+    if options is None:
+        return
+    environment.bulkbench = {"done": 0, "run_id": options.bb_run_id or f"r{int(time.time())}"}
+    if environment.runner is None or isinstance(environment.runner, WorkerRunner):
+        return
+    environment.runner.register_message(DROP_DONE, _on_drop_done)
+    if options.bb_out and environment.host:
+        gevent.spawn(sample_metrics, environment.host, Path(options.bb_out) / "server_metrics.csv",
+                     lambda: environment.runner.state == "stopped")
+
+
+def _on_drop_done(environment: Any, msg: Any, **_: Any) -> None:
+    """Count finished drops; a headless run ends when every user has done its one drop."""
+    state = environment.bulkbench
+    state["done"] += 1
+    print(f"[bulkbench] drop {state['done']}/{environment.parsed_options.num_users} done: "
+          f"user {msg.data['user']}, {msg.data['ok']}/{msg.data['images']} images ok", flush=True)
+    if environment.parsed_options.bb_out and state["done"] >= environment.parsed_options.num_users:
+        gevent.spawn_later(0.1, environment.runner.quit)
+
+
+class DropUser(User):
+    """A person dropping a folder of images onto the canvas, with the chosen client strategy."""
+
+    wait_time = constant(1)
+
+    def on_start(self) -> None:
+        options = _options(self.environment)
+        runner = self.environment.runner
+        worker = max(0, getattr(runner, "worker_index", 0))
+        self.user_index = worker * 10_000 + next(_local_users)
+        self.iteration = 0
+        self.profile = load_profile(options.bb_profile)
+        self.params = strategy_params(options.bb_strategy)
+        self.workload = dataclasses.replace(load_workload(options.bb_workload or None),
+                                            images=options.bb_images, seed=options.bb_seed)
+        self.cache = ImageCache()
+
+    def _report(self, request_type: str, name: str, response_time: float, response_length: int,
+                exception: Exception | None) -> None:
+        self.environment.events.request.fire(request_type=request_type, name=name, response_time=response_time,
+                                             response_length=response_length, exception=exception, context={})
+
+    @task
+    def drop(self) -> None:
+        options = _options(self.environment)
+        label = self.user_index if not self.iteration else f"{self.user_index}.{self.iteration}"
+        images = draw_images(self.workload, user=label)
+        self.cache.prepare(images)
+        run_id = self.environment.bulkbench["run_id"]
+        canvas_id = f"{run_id}-shared" if options.bb_canvas == "shared" else f"{run_id}-u{label}"
+        result = run_drop(self.host, options.bb_strategy, self.params, self.profile.limits, images, canvas_id,
+                          self.user_index, self.cache, self._report, options.bb_emulated_rtt_ms / 1000.0,
+                          client_id=f"user-{label}")
+        self.iteration += 1
+        ok = sum(1 for r in result.records if r.outcome == "ok")
+        if options.bb_out:
+            folder = Path(options.bb_out) / "drops"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"user-{label}.json").write_bytes(orjson.dumps(result.to_json()))
+        self.environment.runner.send_message(DROP_DONE, {"user": label, "ok": ok, "images": len(images),
+                                                         "pid": os.getpid()})
+        if options.bb_out:
+            raise StopUser()

@@ -1,0 +1,113 @@
+"""A browser's uplink, for real: a network namespace whose loopback is shaped by ``tbf``.
+
+The server and the load generator both run inside the namespace (``ip netns exec``), so every
+byte between them crosses one loopback with MTU 1500 and a token bucket at the uplink rate:
+uploads and WebSocket frames share its queue, as on the uplink of a home connection. The
+namespace is removed when the run ends, whatever happens (and stale ones of dead runs are swept).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from bulkbench.profile import ProfileError, scenarios_dir
+
+NAMESPACE_PREFIX = "bulkbench-"
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSpec:
+    name: str = "loopback"
+    uplink_mbit: float = 0.0
+    """0: unshaped loopback."""
+    queue_ms: float = 200.0
+    mtu: int = 1500
+    emulated_rtt_ms: float = 0.0
+    """A base round trip added by the client (netem is unavailable here); reported as emulated."""
+
+    @property
+    def shaped(self) -> bool:
+        return self.uplink_mbit > 0
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def load_network(name: str, uplink_mbit: float | None = None, emulated_rtt_ms: float | None = None) -> NetworkSpec:
+    path = scenarios_dir() / "networks.toml"
+    tables = {k: v for k, v in tomllib.loads(path.read_text()).items() if isinstance(v, dict)}
+    if name not in tables:
+        raise ProfileError(f"no network named {name!r} in {path}; known: {sorted(tables)}")
+    known = {f.name for f in dataclasses.fields(NetworkSpec)}
+    unknown = sorted(set(tables[name]) - known)
+    if unknown:
+        raise ProfileError(f"network {name!r}: unknown key(s) {unknown}")
+    spec = NetworkSpec(name=name, **tables[name])
+    if uplink_mbit is not None:
+        spec = dataclasses.replace(spec, uplink_mbit=uplink_mbit,
+                                   name=f"uplink-{uplink_mbit:g}" if uplink_mbit else "loopback")
+    if emulated_rtt_ms is not None:
+        spec = dataclasses.replace(spec, emulated_rtt_ms=emulated_rtt_ms)
+    return spec
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def sweep_stale_namespaces() -> None:
+    """Remove namespaces left by runs whose process is gone."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for line in listing.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if name.startswith(NAMESPACE_PREFIX):
+            pid = name[len(NAMESPACE_PREFIX):].split("-")[0]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+class ShapedNamespace:
+    """``with ShapedNamespace(spec) as ns: subprocess.run(ns.prefix + [...])``."""
+
+    def __init__(self, spec: NetworkSpec) -> None:
+        self.spec = spec
+        self.name = f"{NAMESPACE_PREFIX}{os.getpid()}-{id(self) % 10000}"
+        self.prefix: list[str] = ["ip", "netns", "exec", self.name]
+
+    def __enter__(self) -> ShapedNamespace:
+        sweep_stale_namespaces()
+        _ip("netns", "add", self.name)
+        try:
+            _ip("-n", self.name, "link", "set", "lo", "mtu", str(self.spec.mtu), "up")
+            rate_bytes = self.spec.uplink_mbit * 1e6 / 8
+            burst = max(32 * 1024, int(rate_bytes / 250))  # at least one timer tick's worth
+            subprocess.run(
+                ["tc", "-n", self.name, "qdisc", "add", "dev", "lo", "root", "tbf",
+                 "rate", f"{self.spec.uplink_mbit:g}mbit", "burst", str(burst),
+                 "latency", f"{self.spec.queue_ms:g}ms"],
+                check=True, capture_output=True, text=True)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def qdisc(self) -> str:
+        return subprocess.run(["tc", "-n", self.name, "-s", "qdisc", "show", "dev", "lo"],
+                              capture_output=True, text=True).stdout
+
+    def close(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.close()
+
+
+def namespace_exists(name: str) -> bool:
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return any(line.split()[0] == name for line in listing.splitlines() if line.strip())

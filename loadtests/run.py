@@ -1,0 +1,157 @@
+"""``bulkbench run``: one real run, from nothing to a results directory.
+
+Makes the workload's images (once, cached), makes the shaped network if the scenario has one,
+starts the reference server on a free loopback port (unless ``--target``), runs Locust headless
+with one drop per user, then judges, sums and writes: ``summary.json``, ``images.jsonl``, Locust's
+CSVs, ``server_metrics.csv`` (queue depths and connections over time) and ``drops/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bulkbench.profile import load_profile
+from bulkbench.results import RunSummary
+from bulkbench.truth import DropResult, summarize
+from bulkbench.workload import draw_images, load_workload
+from loadtests.imagecache import ImageCache
+from loadtests.network import ShapedNamespace, load_network
+from reference_server.process import ServerProcess
+
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunOptions:
+    strategy: str = "individual"
+    images: int = 200
+    users: int = 1
+    profile: str = "legacy"
+    seed: int = 1
+    out: Path = Path("results/run")
+    target: str = ""
+    network: str = "loopback"
+    uplink_mbit: float | None = None
+    emulated_rtt_ms: float | None = None
+    canvas: str = "own"
+    processes: int = 0
+    workload: str = ""
+    emulation: bool = True
+    max_seconds: float = 1800.0
+    quiet: bool = False
+
+
+def _say(options: RunOptions, text: str) -> None:
+    if not options.quiet:
+        print(text, flush=True)
+
+
+def run(options: RunOptions) -> RunSummary:
+    profile = load_profile(options.profile)
+    network = load_network(options.network, options.uplink_mbit, options.emulated_rtt_ms)
+    workload = dataclasses.replace(load_workload(options.workload or None), images=options.images, seed=options.seed)
+    out = Path(options.out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+    cache = ImageCache()
+    wanted = [image for user in range(options.users) for image in draw_images(workload, user=user)]
+    made = cache.prepare(wanted)
+    _say(options, f"[bulkbench] workload: {len(wanted)} images, "
+                  f"{sum(i.size_bytes for i in wanted) / 1e6:.1f} MB ({made} made, the rest cached)")
+
+    with ExitStack() as stack:
+        prefix: list[str] = []
+        if network.shaped:
+            namespace = stack.enter_context(ShapedNamespace(network))
+            prefix = namespace.prefix
+            _say(options, f"[bulkbench] network: namespace {namespace.name}, lo MTU {network.mtu}, "
+                          f"tbf {network.uplink_mbit:g} Mbit/s, queue {network.queue_ms:g} ms")
+        else:
+            _say(options, "[bulkbench] network: unshaped loopback")
+        url = options.target
+        if not url:
+            server = stack.enter_context(ServerProcess(
+                options.profile, out / "server-data", emulation=options.emulation, prefix=prefix))
+            url = server.url
+            _say(options, f"[bulkbench] server: profile {profile.name!r} at {url} (pid {server.pid})")
+        command = [*prefix, sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+                   "-u", str(options.users), "-r", str(options.users), "--host", url,
+                   "--run-time", f"{int(options.max_seconds)}s", "--stop-timeout", "30",
+                   "--csv", str(out / "locust"), "--only-summary", "--loglevel", "WARNING",
+                   "--bb-strategy", options.strategy, "--bb-images", str(options.images),
+                   "--bb-profile", options.profile, "--bb-seed", str(options.seed),
+                   "--bb-canvas", options.canvas, "--bb-out", str(out),
+                   "--bb-run-id", f"{options.strategy}-{int(time.time() * 1000)}",
+                   "--bb-emulated-rtt-ms", str(network.emulated_rtt_ms)]
+        if options.workload:
+            command += ["--bb-workload", options.workload]
+        if options.processes:
+            command += ["--processes", str(options.processes)]
+        _say(options, f"[bulkbench] locust: {options.users} user(s), strategy {options.strategy!r}, "
+                      f"{options.images} images each")
+        started = time.perf_counter()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(LOCUSTFILE.parent.parent),
+                                                                         os.environ.get("PYTHONPATH", "")]))}
+        finished = subprocess.run(command, timeout=options.max_seconds + 120, env=env,
+                                  stdout=None if not options.quiet else subprocess.DEVNULL)
+        _say(options, f"[bulkbench] locust finished in {time.perf_counter() - started:.1f} s "
+                      f"(exit {finished.returncode})")
+
+    results = [DropResult.from_json(orjson.loads(p.read_bytes())) for p in sorted((out / "drops").glob("*.json"))]
+    if len(results) != options.users:
+        raise RuntimeError(f"{len(results)} of {options.users} drops reported; see {out}")
+    summary = summarize("real", options.strategy, profile.name, options.seed, results, extra={
+        "network": network.to_json(), "canvas": options.canvas, "target": options.target or "spawned",
+        "processes": options.processes, "emulation": options.emulation,
+        "workload": {"median_bytes": workload.median_bytes, "sigma": workload.sigma},
+    })
+    write_results(out, [summary], results)
+    return summary
+
+
+def write_results(out: Path, summaries: list[RunSummary], results: list[DropResult]) -> None:
+    (out / "summary.json").write_bytes(orjson.dumps([s.to_json() for s in summaries], option=orjson.OPT_INDENT_2))
+    with open(out / "images.jsonl", "wb") as handle:
+        for result in results:
+            for record in result.records:
+                handle.write(orjson.dumps({"user": result.user, **record.to_json()}) + b"\n")
+
+
+def table(summaries: list[RunSummary]) -> str:
+    """The headline numbers, one row per record, as a terminal table."""
+    head = (f"{'engine':<6} {'strategy':<10} {'profile':<17} {'images':>6} {'users':>5} {'lost':>6} {'rate':>6} "
+            f"{'drop s':>7} {'ws sent':>8} {'http':>6} {'ack p95 ms':>10}  causes")
+    rows = [head, "-" * len(head)]
+    for s in summaries:
+        p95 = s.op_ack_ms.get("p95")
+        causes = ", ".join(f"{k} {v}" for k, v in s.failures_by_cause.items()) or "-"
+        rows.append(f"{s.engine:<6} {s.strategy:<10} {s.profile:<17} {s.images:>6} {s.users:>5} "
+                    f"{s.images_failed:>6} {s.failure_rate:>6.1%} {s.drop_seconds:>7.1f} {s.ws_messages_sent:>8} "
+                    f"{s.http_requests:>6} {(f'{p95:.0f}' if p95 is not None else '-'):>10}  {causes}")
+    return "\n".join(rows)
+
+
+def main(args: Any) -> int:
+    options = RunOptions(
+        strategy=args.strategy, images=args.images, users=args.users, profile=args.profile, seed=args.seed,
+        out=Path(args.out), target=args.target or "", network=args.network, uplink_mbit=args.uplink_mbit,
+        emulated_rtt_ms=args.emulated_rtt_ms, canvas=args.canvas, processes=args.processes,
+        workload=args.workload or "", emulation=not args.no_emulation, max_seconds=args.max_seconds,
+    )
+    summary = run(options)
+    print()
+    print(table([summary]))
+    print(f"\nresults in {options.out}/")
+    return 0

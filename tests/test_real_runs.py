@@ -1,0 +1,138 @@
+"""Short real runs: a real server, Locust headless, the results directory judged against the server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from loadtests.network import NetworkSpec, ShapedNamespace, namespace_exists
+from loadtests.run import RunOptions, run
+
+SUMMARY_FIELDS = {
+    "engine", "strategy", "profile", "images", "users", "images_ok", "images_failed", "failure_rate",
+    "failures_by_cause", "ws_messages_sent", "ws_messages_received", "http_requests", "bytes_uploaded",
+    "drop_seconds", "op_ack_ms", "upload_ms", "seed", "version",
+}
+SMALL_WORKLOAD = """kind = "workload"
+[workload]
+median_bytes = 60000
+sigma = 0.3
+min_bytes = 20000
+max_bytes = 200000
+dimensions = [[320, 240], [240, 320]]
+"""
+
+
+@pytest.fixture
+def small_workload(tmp_path: Path) -> str:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL_WORKLOAD)
+    return str(path)
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+@pytest.mark.parametrize("strategy", ["individual", "batched", "chunked"])
+def test_a_run_writes_the_schema_and_counts_what_the_server_saw(start_server, tmp_path, small_workload, strategy):
+    server = start_server("legacy")
+    out = tmp_path / "out"
+    summary = run(RunOptions(strategy=strategy, images=12, users=1, profile="legacy", out=out,
+                             target=server.url, workload=small_workload, quiet=True, max_seconds=300))
+    record = json.loads((out / "summary.json").read_text())[0]
+    assert set(record) >= SUMMARY_FIELDS
+    assert record["engine"] == "real" and record["images"] == 12 and record["images_ok"] == 12
+    lines = (out / "images.jsonl").read_text().splitlines()
+    assert len(lines) == 12 and all(json.loads(line)["outcome"] == "ok" for line in lines)
+    assert (out / "locust_stats.csv").exists() and (out / "server_metrics.csv").exists()
+    assert record["op_ack_ms"]["p50"] is not None and record["upload_ms"]["max"] is not None
+
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert _metric(metrics, "bulkbench_ws_frames_total", direction="in") == summary.ws_messages_sent
+    assert _metric(metrics, "bulkbench_ws_frames_total", direction="out") == summary.ws_messages_received
+    drop_requests = (_metric(metrics, "bulkbench_http_responses_total", route="/api/upload")
+                     + _metric(metrics, "bulkbench_http_responses_total", route="/thumbnails"))
+    assert drop_requests == summary.http_requests
+    if strategy == "batched":
+        assert summary.ws_messages_sent <= 10
+    if strategy == "individual":  # join, then per image: node_create, completion, two undo-state requests
+        assert summary.ws_messages_sent == 1 + 4 * 12
+
+
+def test_a_refused_upload_is_a_failed_image_with_its_cause(start_server, tmp_path, small_workload):
+    profile = tmp_path / "tight.toml"
+    profile.write_text('extends = "legacy"\nname = "tight"\n[rate_limit]\nrequests = 5\nwindow_s = 60.0\n'
+                       'block_s = 30.0\n')
+    server = start_server(profile)
+    summary = run(RunOptions(strategy="individual", images=10, profile=str(profile), out=tmp_path / "out",
+                             target=server.url, workload=small_workload, quiet=True, max_seconds=300))
+    assert summary.images_ok == 5
+    assert summary.failures_by_cause == {"http_429": 5}
+    canvas_id = json.loads((tmp_path / "out" / "drops" / "user-0.json").read_text())["extra"]["canvas_id"]
+    nodes = httpx.get(f"{server.url}/api/canvases/{canvas_id}").json()["nodes"]
+    assert sum(1 for n in nodes if n["properties"].get("serverUrl")) == 5  # the server agrees
+
+
+def test_batched_waits_out_the_rate_limit_and_loses_nothing(start_server, tmp_path, small_workload):
+    profile = tmp_path / "tight.toml"
+    profile.write_text('extends = "legacy"\nname = "tight"\n[rate_limit]\nrequests = 5\nwindow_s = 60.0\n'
+                       'block_s = 1.0\n')
+    server = start_server(profile)
+    summary = run(RunOptions(strategy="batched", images=10, profile=str(profile), out=tmp_path / "out",
+                             target=server.url, workload=small_workload, quiet=True, max_seconds=300))
+    assert summary.images_ok == 10 and summary.images_failed == 0
+
+
+def test_users_share_one_canvas_and_each_judges_its_own_images(start_server, tmp_path, small_workload):
+    server = start_server("legacy")
+    summary = run(RunOptions(strategy="batched", images=8, users=3, canvas="shared", out=tmp_path / "out",
+                             target=server.url, workload=small_workload, quiet=True, max_seconds=300))
+    assert summary.users == 3 and summary.images == 8 and summary.images_ok == 24
+    # each user hears the others' state_updates in a shared canvas
+    drops = [json.loads(p.read_text()) for p in (tmp_path / "out" / "drops").glob("*.json")]
+    assert all(d["extra"]["frames_received"].get("state_update", 0) >= 3 * 2 for d in drops)
+
+
+def test_distributed_mode_runs_the_same_locustfile(start_server, tmp_path, small_workload):
+    server = start_server("optimized")
+    summary = run(RunOptions(strategy="batched", images=6, users=2, processes=2, profile="optimized",
+                             out=tmp_path / "out", target=server.url, workload=small_workload, quiet=True,
+                             max_seconds=300))
+    assert summary.users == 2 and summary.images_ok == 12
+
+
+def _netns_allowed() -> bool:
+    probe = subprocess.run(["ip", "netns", "add", "bulkbench-probe"], capture_output=True)
+    subprocess.run(["ip", "netns", "del", "bulkbench-probe"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _netns_allowed(), reason="needs CAP_NET_ADMIN for ip netns / tc")
+def test_a_shaped_run_happens_in_a_namespace_that_is_removed_after(tmp_path, small_workload):
+    summary = run(RunOptions(strategy="batched", images=8, profile="optimized", out=tmp_path / "out",
+                             uplink_mbit=20, workload=small_workload, quiet=True, max_seconds=300))
+    assert summary.images_ok == 8
+    assert summary.extra["network"]["uplink_mbit"] == 20
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "bulkbench-" not in listing
+
+
+@pytest.mark.skipif(not _netns_allowed(), reason="needs CAP_NET_ADMIN for ip netns / tc")
+def test_the_namespace_is_removed_even_when_the_run_fails():
+    spec = NetworkSpec(uplink_mbit=10)
+    with pytest.raises(RuntimeError), ShapedNamespace(spec) as namespace:
+        assert "tbf" in namespace.qdisc() and "rate 10Mbit" in namespace.qdisc()
+        name = namespace.name
+        raise RuntimeError("boom")
+    assert not namespace_exists(name)
