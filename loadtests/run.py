@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -56,7 +58,14 @@ def _say(options: RunOptions, text: str) -> None:
         print(text, flush=True)
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the server stops and the namespace is removed."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def run(options: RunOptions) -> RunSummary:
+    _exit_on_sigterm()
     profile = load_profile(options.profile)
     network = load_network(options.network, options.uplink_mbit, options.emulated_rtt_ms)
     workload = dataclasses.replace(load_workload(options.workload or None), images=options.images, seed=options.seed)

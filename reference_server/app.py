@@ -28,7 +28,7 @@ from bulkbench.profile import STAGE_NAMES, Profile
 from bulkbench.protocol import ErrorCode, ProtocolError
 from reference_server import http
 from reference_server.metrics import Metrics
-from reference_server.ratelimit import RateLimiter
+from bulkbench.ratelimit import RateLimiter
 from reference_server.service import CanvasService
 from reference_server.stages import Overloaded, Stage
 from reference_server.storage import Storage

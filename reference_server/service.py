@@ -24,7 +24,7 @@ from bulkbench.protocol import (
     encode,
     parse_client_frame,
 )
-from reference_server.canvas import Applied, Canvas
+from bulkbench.canvas import Applied, Canvas
 from reference_server.metrics import Metrics
 from reference_server.stages import Stage
 from reference_server.storage import Storage

@@ -1,6 +1,6 @@
 """A tiny in-memory world for driving strategies in unit tests: a real canvas, fixed costs.
 
-Operations are applied to ``reference_server.canvas.Canvas`` (pure), one at a time, after a
+Operations are applied to ``bulkbench.canvas.Canvas`` (pure), one at a time, after a
 fixed round trip; uploads take a fixed time through the browser's 6 connections. Scripted faults
 (refused uploads, lost answers) let a test aim at one behaviour.
 """
@@ -17,7 +17,7 @@ from bulkbench.effects import Answer, AnswerKind, HttpResult
 from bulkbench.limits import Limits
 from bulkbench.protocol import ExecuteOperation, OpType, execute_operation_frame, parse_client_frame
 from bulkbench.workload import ImageSpec
-from reference_server.canvas import Canvas
+from bulkbench.canvas import Canvas
 from sim.driver import SimClient
 
 

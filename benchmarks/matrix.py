@@ -1,0 +1,85 @@
+"""Run a list of real scenarios one after another (never two at once) and tabulate them.
+
+``python -m benchmarks.matrix issue3 --out bench-results/issue3``: each run's results directory
+goes under ``--out``; ``matrix.jsonl`` collects one summary per run and lets an interrupted matrix
+resume where it stopped. The table printed at the end is the one the issue's note quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+from bulkbench.results import RunSummary
+from loadtests.run import RunOptions, run, table
+
+PLAUSIBLE_UPLINK_MBIT = 20.0
+"""A typical cable/DSL uplink; the issue asks for 20-50 Mbit/s."""
+
+MATRICES: dict[str, list[dict]] = {
+    "issue3": [
+        # where is the cliff: individual, 200 images, 1 user, against the uplink
+        *({"strategy": "individual", "images": 200, "uplink_mbit": mbit} for mbit in (0, 100, 50, 20, 10)),
+        *({"strategy": "batched", "images": 200, "uplink_mbit": mbit} for mbit in (0, 20, 10)),
+        # images per drop, on the plausible uplink
+        *({"strategy": s, "images": n, "uplink_mbit": PLAUSIBLE_UPLINK_MBIT}
+          for n in (500, 1000) for s in ("individual", "batched")),
+        # the rate limit the reference shipped after the report
+        *({"strategy": s, "images": n, "profile": "legacy-ratelimit", "uplink_mbit": PLAUSIBLE_UPLINK_MBIT}
+          for n in (200, 1000) for s in ("individual", "batched")),
+        # five users at once, 20 Mbit/s each (one 100 Mbit/s link), own canvases and one shared canvas
+        *({"strategy": s, "images": 200, "users": 5, "canvas": c, "uplink_mbit": 100.0}
+          for c in ("own", "shared") for s in ("individual", "batched")),
+    ],
+    "smoke": [
+        {"strategy": "individual", "images": 20},
+        {"strategy": "batched", "images": 20},
+    ],
+}
+
+
+def key(spec: dict) -> str:
+    return "-".join(f"{k}={spec[k]}" for k in sorted(spec))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("matrix", choices=sorted(MATRICES))
+    parser.add_argument("--out", default="bench-results/matrix")
+    parser.add_argument("--profile", default="legacy")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "matrix.jsonl"
+    done = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            entry = orjson.loads(line)
+            done[entry["key"]] = entry["summary"]
+    for number, spec in enumerate(MATRICES[args.matrix], 1):
+        spec = {"profile": args.profile, **spec}
+        name = key(spec)
+        if name in done:
+            continue
+        print(f"\n=== run {number}/{len(MATRICES[args.matrix])}: {name}", flush=True)
+        summary = run(RunOptions(**spec, out=out / f"run{number:02d}", quiet=True, max_seconds=1500))
+        print(table([summary]), flush=True)
+        with open(log, "ab") as handle:
+            handle.write(orjson.dumps({"key": name, "spec": spec, "summary": summary.to_json()}) + b"\n")
+        done[name] = summary.to_json()
+    summaries = []
+    for entry in (orjson.loads(line) for line in log.read_text().splitlines()):
+        record = dict(entry["summary"])
+        record.pop("failure_rate", None)
+        summaries.append((entry["spec"], RunSummary(**record)))
+    print()
+    print(table([s for _, s in summaries]))
+    print("\nnetworks: " + ", ".join(f"{s.extra['network']['name']}" for _, s in summaries))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
