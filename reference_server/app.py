@@ -26,9 +26,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bulkbench.profile import STAGE_NAMES, Profile
 from bulkbench.protocol import ErrorCode, ProtocolError
+from bulkbench.ratelimit import RateLimiter
 from reference_server import http
 from reference_server.metrics import Metrics
-from bulkbench.ratelimit import RateLimiter
 from reference_server.service import CanvasService
 from reference_server.stages import Overloaded, Stage
 from reference_server.storage import Storage

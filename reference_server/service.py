@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bulkbench.canvas import Applied, Canvas
 from bulkbench.profile import Profile
 from bulkbench.protocol import (
     BATCH_OPS,
@@ -24,7 +25,6 @@ from bulkbench.protocol import (
     encode,
     parse_client_frame,
 )
-from bulkbench.canvas import Applied, Canvas
 from reference_server.metrics import Metrics
 from reference_server.stages import Stage
 from reference_server.storage import Storage

@@ -13,11 +13,11 @@ from typing import Any
 
 import simpy
 
+from bulkbench.canvas import Canvas
 from bulkbench.effects import Answer, AnswerKind, HttpResult
 from bulkbench.limits import Limits
 from bulkbench.protocol import ExecuteOperation, OpType, execute_operation_frame, parse_client_frame
 from bulkbench.workload import ImageSpec
-from bulkbench.canvas import Canvas
 from sim.driver import SimClient
 
 
