@@ -39,6 +39,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _load("loadtests.run:main")(args)
 
 
+def cmd_sim(args: argparse.Namespace) -> int:
+    return _load("sim.run:main")(args)
+
+
 def _add_scenario_options(command: argparse.ArgumentParser) -> None:
     """The options a scenario is made of, shared by ``run`` (and the model's ``sim``)."""
     command.add_argument("--strategy", default="individual", help="individual | batched | chunked")
@@ -79,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--processes", type=int, default=0, help="Locust worker processes (distributed mode)")
     run.add_argument("--max-seconds", type=float, default=1800.0, help="hard bound on the run's duration")
     run.set_defaults(func=cmd_run)
+
+    sim = commands.add_parser("sim", help="the SimPy model of the same scenario; writes the same schema")
+    _add_scenario_options(sim)
+    sim.add_argument("--replications", type=int, default=1, help="independent replications (95 %% CI)")
+    sim.add_argument("--out", default="results/sim", help="results directory")
+    sim.add_argument("--model", default="", help="model parameters TOML (default scenarios/model.toml)")
+    sim.set_defaults(func=cmd_sim)
     return parser
 
 

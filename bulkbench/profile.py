@@ -40,9 +40,16 @@ class StageSpec:
     """Emulated time per job, on top of the real work (only while emulation is enabled)."""
     per_item_ms: float = 0.0
     """Emulated time per item of a job: per node rewritten, per batch item, per thumbnail size."""
+    work_ms: float = 0.0
+    """Model only: what the server's real work costs per job (fitted by ``bulkbench calibrate``)."""
+    work_per_item_ms: float = 0.0
+    """Model only: the real work's cost per item (the same items as ``per_item_ms``)."""
 
-    def emulated_s(self, items: int = 0) -> float:
+    def emulated_s(self, items: float = 0) -> float:
         return (self.service_ms + self.per_item_ms * items) / 1000.0
+
+    def work_s(self, items: float = 0) -> float:
+        return (self.work_ms + self.work_per_item_ms * items) / 1000.0
 
 
 @dataclass(frozen=True, slots=True)

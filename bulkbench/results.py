@@ -87,3 +87,17 @@ class RunSummary:
         record = asdict(self)
         record["failure_rate"] = self.failure_rate
         return record
+
+
+def table(summaries: list[RunSummary]) -> str:
+    """The headline numbers, one row per record, as a terminal table."""
+    head = (f"{'engine':<6} {'strategy':<10} {'profile':<17} {'images':>6} {'users':>5} {'lost':>6} {'rate':>6} "
+            f"{'drop s':>7} {'ws sent':>8} {'http':>6} {'ack p95 ms':>10}  causes")
+    rows = [head, "-" * len(head)]
+    for s in summaries:
+        p95 = s.op_ack_ms.get("p95")
+        causes = ", ".join(f"{k} {v}" for k, v in s.failures_by_cause.items()) or "-"
+        rows.append(f"{s.engine:<6} {s.strategy:<10} {s.profile:<17} {s.images:>6} {s.users:>5} "
+                    f"{s.images_failed:>6} {s.failure_rate:>6.1%} {s.drop_seconds:>7.1f} {s.ws_messages_sent:>8} "
+                    f"{s.http_requests:>6} {(f'{p95:.0f}' if p95 is not None else '-'):>10}  {causes}")
+    return "\n".join(rows)

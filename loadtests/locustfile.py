@@ -34,7 +34,7 @@ from bulkbench.strategies import STRATEGIES, strategy_params
 from bulkbench.workload import draw_images, load_workload
 from loadtests.drop import run_drop
 from loadtests.imagecache import ImageCache
-from loadtests.sampler import sample_metrics
+from loadtests.sampler import sample_metrics, save_stage_samples
 
 DROP_DONE = "bulkbench_drop_done"
 _local_users = itertools.count()
@@ -74,6 +74,8 @@ def on_init(environment: Any, **_: Any) -> None:
     if options.bb_out and environment.host:
         gevent.spawn(sample_metrics, environment.host, Path(options.bb_out) / "server_metrics.csv",
                      lambda: environment.runner.state == "stopped")
+        environment.events.test_stop.add_listener(
+            lambda **_: save_stage_samples(environment.host, Path(options.bb_out) / "stage_samples.json"))
 
 
 def _on_drop_done(environment: Any, msg: Any, **_: Any) -> None:

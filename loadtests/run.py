@@ -22,12 +22,13 @@ from typing import Any
 
 import orjson
 
+from bulkbench.network import load_network
 from bulkbench.profile import load_profile
-from bulkbench.results import RunSummary
+from bulkbench.results import RunSummary, table
 from bulkbench.truth import DropResult, summarize
 from bulkbench.workload import draw_images, load_workload
 from loadtests.imagecache import ImageCache
-from loadtests.network import ShapedNamespace, load_network
+from loadtests.network import ShapedNamespace
 from reference_server.process import ServerProcess
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -136,20 +137,6 @@ def write_results(out: Path, summaries: list[RunSummary], results: list[DropResu
         for result in results:
             for record in result.records:
                 handle.write(orjson.dumps({"user": result.user, **record.to_json()}) + b"\n")
-
-
-def table(summaries: list[RunSummary]) -> str:
-    """The headline numbers, one row per record, as a terminal table."""
-    head = (f"{'engine':<6} {'strategy':<10} {'profile':<17} {'images':>6} {'users':>5} {'lost':>6} {'rate':>6} "
-            f"{'drop s':>7} {'ws sent':>8} {'http':>6} {'ack p95 ms':>10}  causes")
-    rows = [head, "-" * len(head)]
-    for s in summaries:
-        p95 = s.op_ack_ms.get("p95")
-        causes = ", ".join(f"{k} {v}" for k, v in s.failures_by_cause.items()) or "-"
-        rows.append(f"{s.engine:<6} {s.strategy:<10} {s.profile:<17} {s.images:>6} {s.users:>5} "
-                    f"{s.images_failed:>6} {s.failure_rate:>6.1%} {s.drop_seconds:>7.1f} {s.ws_messages_sent:>8} "
-                    f"{s.http_requests:>6} {(f'{p95:.0f}' if p95 is not None else '-'):>10}  {causes}")
-    return "\n".join(rows)
 
 
 def main(args: Any) -> int:

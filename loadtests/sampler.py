@@ -50,3 +50,13 @@ def sample_metrics(base_url: str, out: Path, stopped: Callable[[], bool], max_se
                 writer.writerow({k: row.get(k, "") for k in writer.fieldnames})
                 handle.flush()
             time.sleep(SAMPLE_EVERY_S)
+
+
+def save_stage_samples(base_url: str, out: Path) -> None:
+    """The server's recent per-job (items, seconds) of every stage, for ``bulkbench calibrate``."""
+    try:
+        response = urllib3.PoolManager(timeout=10.0, retries=2).request("GET", f"{base_url}/metrics/samples")
+    except urllib3.exceptions.HTTPError:
+        return
+    if response.status == 200:
+        out.write_bytes(response.data)

@@ -156,6 +156,7 @@ def create_app(profile: Profile, data_dir: Path) -> Starlette:
             Route("/uploads/{name}", http.get_upload),
             Route("/thumbnails/{size}/{name}", http.get_thumbnail),
             Route("/metrics", http.metrics),
+            Route("/metrics/samples", http.stage_samples),
             Route("/healthz", http.healthz),
         ],
         exception_handlers={

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from bulkbench.limits import MIB
 from bulkbench.protocol import ErrorCode, ProtocolError
 from reference_server.stages import Overloaded
 from reference_server.uploads import (
@@ -62,18 +63,18 @@ async def upload(request: Request) -> Response:
 
 async def _store(server: Server, received: ReceivedUpload) -> dict[str, Any]:
     profile, storage = server.profile, server.storage
-    extension = await server.stages["upload"].run(
-        lambda: check_upload(received, profile.limits), in_thread=True
+    facts = await server.stages["upload"].run(
+        lambda: check_upload(received, profile.limits), items=received.size / MIB, in_thread=True
     )
     if profile.dedup_by_hash and (existing := storage.upload_by_hash(received.sha256)):
         return _upload_answer(existing, received.sha256, deduplicated=True)
-    name = stored_name(received.sha256, extension)
+    name = stored_name(received.sha256, facts.extension)
     if profile.thumbnails == "sync":
-        await _thumbnails(server, received.path, name)
+        await _thumbnails(server, received.path, name, facts.megapixels)
     os.replace(received.path, storage.uploads_dir / name)
     storage.record_upload(name, received.sha256, received.size, received.content_type)
     if profile.thumbnails == "async":
-        server.spawn(_thumbnails_later(server, name))
+        server.spawn(_thumbnails_later(server, name, facts.megapixels))
     return _upload_answer(name, received.sha256)
 
 
@@ -88,12 +89,13 @@ def _upload_answer(name: str, sha256: str, deduplicated: bool = False) -> dict[s
     }
 
 
-async def _thumbnails(server: Server, source: Any, name: str) -> None:
+async def _thumbnails(server: Server, source: Any, name: str, megapixels: float) -> None:
+    """Items of the thumbnail stage: megapixels x sizes (what its cost grows with)."""
     sizes = server.profile.thumbnail_sizes
     try:
         await server.stages["thumbnail"].run(
             lambda: make_thumbnails(source, name, sizes, server.storage.thumbnails_dir),
-            items=len(sizes),
+            items=megapixels * len(sizes),
             in_thread=True,
         )
     except (Overloaded, ProtocolError):
@@ -102,9 +104,9 @@ async def _thumbnails(server: Server, source: Any, name: str) -> None:
         raise ProtocolError(ErrorCode.INVALID_IMAGE, f"image could not be decoded: {exc}") from exc
 
 
-async def _thumbnails_later(server: Server, name: str) -> None:
+async def _thumbnails_later(server: Server, name: str, megapixels: float) -> None:
     try:
-        await _thumbnails(server, server.storage.uploads_dir / name, name)
+        await _thumbnails(server, server.storage.uploads_dir / name, name, megapixels)
     except Overloaded:
         server.metrics.operations_total.labels("thumbnail", "skipped").inc()
     except Exception:
@@ -138,6 +140,11 @@ async def get_canvas(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     return Response(_server(request).metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+async def stage_samples(request: Request) -> Response:
+    """Recent (items, seconds) of every stage's jobs: what ``bulkbench calibrate`` fits the model to."""
+    return JSONResponse({name: stage.samples_json() for name, stage in _server(request).stages.items()})
 
 
 async def healthz(request: Request) -> Response:

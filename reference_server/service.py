@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -186,6 +187,7 @@ class CanvasService:
         canvas = room.canvas
         items = _items(message.operation)
         started = await self.ops.acquire()
+        persist_s = 0.0
         try:
             applied = canvas.apply(message.operation, self.storage.upload_exists)
             answer, outcome = self._answer(message, room, applied)
@@ -197,6 +199,7 @@ class CanvasService:
                     snapshot, rewrite_items = canvas.to_json(), len(canvas.nodes)
                 elif room.snapshot_due(self.profile.snapshot_every_ops):
                     snapshot = canvas.to_json()
+            persist_started = time.perf_counter()
             try:
                 snapshot_bytes = await self.persist.run(
                     lambda: self.storage.record_operation(
@@ -207,11 +210,12 @@ class CanvasService:
             except BaseException:
                 canvas.undo(applied)
                 raise
+            persist_s = time.perf_counter() - persist_started
             if snapshot is not None:
                 room.snapshot_version, room.snapshot_bytes = canvas.version, snapshot_bytes
                 room.log_bytes_since_snapshot = 0
         finally:
-            await self.ops.release(started, items)
+            await self.ops.release(started, items, work_s=time.perf_counter() - started - persist_s)
         self.metrics.operations_total.labels(message.op_type.value, outcome).inc()
         return answer, applied
 

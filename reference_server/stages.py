@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -19,6 +20,7 @@ from bulkbench.profile import StageSpec
 from reference_server.metrics import Metrics
 
 T = TypeVar("T")
+SAMPLES_KEPT = 50_000
 
 
 class Overloaded(Exception):
@@ -48,6 +50,8 @@ class Stage:
         self.retry_after_s = retry_after_s
         self.waiting = 0
         self.busy = 0
+        self.samples: deque[tuple[float, float]] = deque(maxlen=SAMPLES_KEPT)
+        """(items, seconds of real work) of recent jobs; emulated time is not in them."""
         self._free = asyncio.Semaphore(spec.workers)
         self._queue_gauge = metrics.stage_queue_depth.labels(name)
         self._busy_gauge = metrics.stage_busy_workers.labels(name)
@@ -83,8 +87,13 @@ class Stage:
         self._busy_gauge.set(self.busy)
         return time.perf_counter()
 
-    async def release(self, started: float, items: int = 0) -> None:
-        """Hold the worker for the emulated service time, then free it."""
+    async def release(self, started: float, items: float = 0, work_s: float | None = None) -> None:
+        """Hold the worker for the emulated service time, then free it.
+
+        ``work_s``: the job's own work when it held this worker while waiting on another stage
+        (``ops`` holds its worker through ``persist``); by default, all the time it held it.
+        """
+        self.samples.append((items, time.perf_counter() - started if work_s is None else work_s))
         try:
             if self.emulate:
                 delay = self.spec.emulated_s(items)
@@ -97,7 +106,7 @@ class Stage:
             self._free.release()
 
     @asynccontextmanager
-    async def slot(self, items: int = 0) -> AsyncIterator[None]:
+    async def slot(self, items: float = 0) -> AsyncIterator[None]:
         """Hold one worker for the body of the ``async with``, plus the emulated service time."""
         started = await self.acquire()
         try:
@@ -105,7 +114,10 @@ class Stage:
         finally:
             await self.release(started, items)
 
-    async def run(self, work: Callable[[], T], items: int = 0, *, in_thread: bool = False) -> T:
+    def samples_json(self) -> dict[str, object]:
+        return {"workers": self.spec.workers, "samples": list(self.samples)}
+
+    async def run(self, work: Callable[[], T], items: float = 0, *, in_thread: bool = False) -> T:
         """Run ``work`` in a worker: inline on the event loop, or in a thread for long CPU work."""
         started = await self.acquire()
         try:

@@ -205,8 +205,19 @@ async def receive_upload(
     )
 
 
-def check_upload(upload: ReceivedUpload, limits: Limits) -> str:
-    """Check a received file is a whole image within the limits; return its file extension."""
+@dataclass(frozen=True, slots=True)
+class ImageFacts:
+    extension: str
+    width: int
+    height: int
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1e6
+
+
+def check_upload(upload: ReceivedUpload, limits: Limits) -> ImageFacts:
+    """Check a received file is a whole image within the limits; return what the server needs of it."""
     if not upload.content_type.startswith("image/"):
         raise _reject(
             ErrorCode.UNSUPPORTED_MEDIA_TYPE,
@@ -238,7 +249,7 @@ def check_upload(upload: ReceivedUpload, limits: Limits) -> str:
         raise _reject(ErrorCode.INVALID_IMAGE, f"not a readable image: {exc}") from exc
     if fmt == "JPEG" and not _jpeg_complete(upload.path):
         raise _reject(ErrorCode.INVALID_IMAGE, "truncated JPEG (no end-of-image marker)")
-    return IMAGE_FORMATS[fmt]
+    return ImageFacts(IMAGE_FORMATS[fmt], width, height)
 
 
 def _jpeg_complete(path: Path) -> bool:

@@ -1,0 +1,194 @@
+"""The model's building blocks, each standing for one part of the real system.
+
+- ``Stage``: one of the server's named costs (``ops``, ``persist``, ``upload``, ``thumbnail``): a
+  pool of workers with a waiting room, which admission control may close when it is full.
+- ``ConnectionPool``: the browser's 6 HTTP/1.1 connections per host, shared by uploads and GETs.
+- ``Link``: the uplink (a loopback shaped by ``tbf`` in real runs). Bulk transfers share its rate
+  equally (TCP flows through one bottleneck); a small frame waits behind the standing queue that
+  bulk flows keep full, then crosses.
+Each keeps the counters the model's time series and Little's law checks read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+
+class Overloaded(Exception):
+    """A stage's queue is full and admission control turns the job away."""
+
+    def __init__(self, stage: str, retry_after_s: float) -> None:
+        super().__init__(stage)
+        self.stage = stage
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(slots=True)
+class Occupancy:
+    """Time-weighted count of jobs in a system: the ``L`` of Little's law, and the ``W`` samples."""
+
+    env: simpy.Environment
+    jobs: int = 0
+    area: float = 0.0
+    last: float = 0.0
+    arrivals: int = 0
+    completions: int = 0
+    time_in_system: float = 0.0
+
+    def change(self, delta: int) -> None:
+        now = self.env.now
+        self.area += self.jobs * (now - self.last)
+        self.last = now
+        self.jobs += delta
+
+    def mean_jobs(self, until: float) -> float:
+        return (self.area + self.jobs * (until - self.last)) / until if until > 0 else 0.0
+
+
+class Stage:
+    """A pool of ``workers`` with a queue of at most ``queue_limit`` (0: unbounded)."""
+
+    def __init__(self, env: simpy.Environment, name: str, workers: int, queue_limit: int = 0,
+                 admission_control: bool = False, retry_after_s: float = 1.0) -> None:
+        self.env = env
+        self.name = name
+        self.workers = simpy.Resource(env, capacity=workers)
+        self.queue_limit = queue_limit
+        self.admission_control = admission_control
+        self.retry_after_s = retry_after_s
+        self.occupancy = Occupancy(env)
+        self.waits: list[float] = []
+        self.refused = 0
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self.workers.queue)
+
+    @property
+    def busy(self) -> int:
+        return self.workers.count
+
+    def check_admission(self) -> None:
+        if (self.admission_control and self.queue_limit and self.busy >= self.workers.capacity
+                and self.queue_depth >= self.queue_limit):
+            self.refused += 1
+            raise Overloaded(self.name, self.retry_after_s)
+
+    def acquire(self) -> Generator[simpy.Event, Any, Any]:
+        """Wait for a worker (``Overloaded`` at once if admission control refuses); yields the request."""
+        self.check_admission()
+        arrived = self.env.now
+        self.occupancy.arrivals += 1
+        self.occupancy.change(+1)
+        request = self.workers.request()
+        yield request
+        self.waits.append(self.env.now - arrived)
+        return request, arrived
+
+    def release(self, held: tuple[Any, float]) -> None:
+        request, arrived = held
+        self.workers.release(request)
+        self.occupancy.change(-1)
+        self.occupancy.completions += 1
+        self.occupancy.time_in_system += self.env.now - arrived
+
+    def serve(self, service_s: float) -> Generator[simpy.Event, Any, None]:
+        """One job: wait for a worker, hold it ``service_s``."""
+        held = yield from self.acquire()
+        try:
+            yield self.env.timeout(service_s)
+        finally:
+            self.release(held)
+
+
+class ConnectionPool:
+    """The browser's connections to one host: a request waits for a free one."""
+
+    def __init__(self, env: simpy.Environment, connections: int = 6) -> None:
+        self.env = env
+        self.connections = simpy.Resource(env, capacity=connections)
+
+    @property
+    def in_use(self) -> int:
+        return self.connections.count
+
+
+@dataclass(slots=True)
+class _Flow:
+    remaining: float
+    done: simpy.Event
+
+
+@dataclass
+class Link:
+    """A bottleneck of ``rate_bytes_per_s`` with a tbf queue of ``queue_s`` (rate 0: unshaped)."""
+
+    env: simpy.Environment
+    rate_bytes_per_s: float = 0.0
+    queue_s: float = 0.0
+    base_delay_s: float = 0.0002
+    """One-way time of an idle link (loopback, a few hundred microseconds through two stacks)."""
+    flows: list[_Flow] = field(default_factory=list)
+    _last: float = 0.0
+    _generation: int = 0
+    bytes_carried: float = 0.0
+
+    @property
+    def shaped(self) -> bool:
+        return self.rate_bytes_per_s > 0
+
+    @property
+    def bulk_flows(self) -> int:
+        return len(self.flows)
+
+    def frame_delay(self, nbytes: int) -> float:
+        """One way for a small frame: the standing queue bulk flows keep full, then its own bytes."""
+        self.bytes_carried += nbytes
+        if not self.shaped:
+            return self.base_delay_s
+        queue = self.queue_s if self.flows else 0.0
+        return self.base_delay_s + queue + nbytes / self.rate_bytes_per_s
+
+    def transfer(self, nbytes: int) -> Generator[simpy.Event, Any, None]:
+        """A bulk transfer (an upload body): shares the rate with the others under way."""
+        self.bytes_carried += nbytes
+        if not self.shaped:
+            yield self.env.timeout(self.base_delay_s)
+            return
+        self._advance()
+        flow = _Flow(float(nbytes), self.env.event())
+        self.flows.append(flow)
+        self._schedule()
+        yield flow.done
+
+    def _advance(self) -> None:
+        now = self.env.now
+        if self.flows and now > self._last:
+            share = self.rate_bytes_per_s / len(self.flows) * (now - self._last)
+            for flow in self.flows:
+                flow.remaining -= share
+        self._last = now
+
+    def _schedule(self) -> None:
+        self._generation += 1
+        if not self.flows:
+            return
+        share_rate = self.rate_bytes_per_s / len(self.flows)
+        soonest = max(0.0, min(flow.remaining for flow in self.flows)) / share_rate
+        timer = self.env.timeout(soonest)
+        generation = self._generation
+        timer.callbacks.append(lambda _event: self._on_timer(generation))
+
+    def _on_timer(self, generation: int) -> None:
+        if generation != self._generation:
+            return  # a newer arrival or departure rescheduled
+        self._advance()
+        finished = [flow for flow in self.flows if flow.remaining <= 1e-6]
+        self.flows = [flow for flow in self.flows if flow.remaining > 1e-6]
+        for flow in finished:
+            flow.done.succeed()
+        self._schedule()

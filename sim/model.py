@@ -1,0 +1,320 @@
+"""The reference server and the network, in simulated time: the ``World`` strategies run against.
+
+``ServerModel`` has the profile's stages (same names, workers, queue limits, admission control),
+its rate limit, its persistence and thumbnail policies and its message limits; it applies every
+operation to a real ``bulkbench.canvas.Canvas``, so the truth judged at the end is the same rule
+as in real runs. Service time of a job = the real work's cost (``work_ms`` + ``work_per_item_ms``
+x items, fitted by ``bulkbench calibrate``) + the profile's emulated time, with the same items as
+the real server counts. ``ModelWorld`` adds what lies between the browser and the server: one
+shared ``Link`` (the shaped loopback of real runs) and each browser's ``ConnectionPool``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import tomllib
+from collections.abc import Generator
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import simpy
+
+from bulkbench.canvas import Applied, Canvas
+from bulkbench.effects import Answer, AnswerKind, HttpResult
+from bulkbench.limits import MIB
+from bulkbench.profile import STAGE_NAMES, Profile, ProfileError, scenarios_dir
+from bulkbench.protocol import (
+    BATCH_OPS,
+    ErrorCode,
+    Event,
+    OpType,
+    ProtocolError,
+    execute_operation_frame,
+    frame_bytes,
+    parse_operation,
+)
+from bulkbench.ratelimit import RateLimiter
+from bulkbench.workload import ImageSpec
+from sim.components import ConnectionPool, Link, Overloaded, Stage
+from sim.driver import SimClient
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParams:
+    """What the model assumes beyond the profile (``scenarios/model.toml``)."""
+
+    hash_mb_per_s: float = 300.0
+    """The client's SHA-256 rate (file read included)."""
+    request_overhead_bytes: int = 400
+    """HTTP request line and headers."""
+    answer_bytes: int = 80
+    result_item_bytes: int = 40
+    node_json_bytes: int = 260
+    thumbnail_response_bytes: int = 6000
+    upload_response_bytes: int = 250
+    service_cv: float = 0.0
+    """Spread of service times (coefficient of variation, gamma); 0: every job its mean."""
+
+
+def load_model_params(path: str | None = None) -> ModelParams:
+    source = scenarios_dir() / "model.toml" if path is None else path
+    try:
+        with open(source, "rb") as handle:
+            table = tomllib.load(handle).get("model", {})
+    except FileNotFoundError:
+        table = {}
+    known = {f.name for f in fields(ModelParams)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ProfileError(f"{source}: unknown model key(s) {unknown}; known: {sorted(known)}")
+    return ModelParams(**table)
+
+
+@dataclass(eq=False)
+class SimRoom:
+    canvas: Canvas
+    acks: dict[str, Answer] = field(default_factory=dict)
+    members: list[SimClient] = field(default_factory=list)
+    undo_count: int = 0
+
+
+class ServerModel:
+    def __init__(self, env: simpy.Environment, profile: Profile, params: ModelParams, rng: random.Random) -> None:
+        self.env = env
+        self.profile = profile
+        self.params = params
+        self.rng = rng
+        self.stages = {
+            name: Stage(env, name, profile.stage(name).workers, profile.stage(name).queue_limit,
+                        profile.admission_control, profile.retry_after_s)
+            for name in STAGE_NAMES
+        }
+        self.rooms: dict[str, SimRoom] = {}
+        self.stored: set[str] = set()
+        self.by_hash: dict[str, str] = {}
+        self.rate_limiter = RateLimiter(profile.rate_limit) if profile.rate_limit else None
+        self._names = 0
+
+    # ------------------------------------------------------------------ costs
+
+    def service_s(self, stage: str, items: float) -> float:
+        spec = self.profile.stage(stage)
+        mean = spec.work_s(items) + (spec.emulated_s(items) if self.profile.emulation else 0.0)
+        cv = self.params.service_cv
+        if cv <= 0 or mean <= 0:
+            return mean
+        shape = 1.0 / (cv * cv)
+        return self.rng.gammavariate(shape, mean / shape)
+
+    def serve(self, stage: str, items: float) -> Generator[simpy.Event, Any, None]:
+        yield from self.stages[stage].serve(self.service_s(stage, items))
+
+    def room(self, canvas_id: str) -> SimRoom:
+        room = self.rooms.get(canvas_id)
+        if room is None:
+            room = self.rooms[canvas_id] = SimRoom(Canvas(canvas_id, self.profile.limits))
+        return room
+
+    # ------------------------------------------------------------------ operations
+
+    def operation(self, operation_id: str, op_type: OpType, params: dict[str, Any], size: int,
+                  room: SimRoom) -> Generator[simpy.Event, Any, tuple[Answer, Applied | None]]:
+        """Apply (once) and persist one operation, as the server's service does."""
+        limits = self.profile.limits
+        if size > limits.max_message_bytes:
+            return _rejection(ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, "Operation too large", operation_id)), None
+        stored = room.acks.get(operation_id)
+        if stored is not None:
+            return stored, None
+        operation = parse_operation(operation_id, str(op_type), params, limits)
+        if isinstance(operation, ProtocolError):
+            return _rejection(operation), None
+        items = len(params.get("nodes") or params.get("items") or [None])
+        ops = self.stages["ops"]
+        try:
+            held = yield from ops.acquire()
+        except Overloaded as exc:
+            return _overloaded(operation_id, exc), None
+        try:
+            yield self.env.timeout(self.service_s("ops", items))
+            applied = room.canvas.apply(operation, self.stored.__contains__)
+            rewrite = len(room.canvas.nodes) if self.profile.persistence == "full_rewrite" and applied.changed else 0
+            try:
+                yield from self.serve("persist", rewrite or items)
+            except Overloaded as exc:
+                room.canvas.undo(applied)
+                return _overloaded(operation_id, exc), None
+        finally:
+            ops.release(held)
+        if op_type in BATCH_OPS:
+            answer = Answer(AnswerKind.ACK, {"operationId": operation_id, "results": applied.results})
+        elif applied.results[0]["ok"]:
+            answer = Answer(AnswerKind.ACK, {"operationId": operation_id})
+        else:
+            result = applied.results[0]
+            answer = Answer(AnswerKind.REJECTED, {"operationId": operation_id, "code": result["code"]})
+        room.acks[operation_id] = answer
+        return answer, applied
+
+    # ------------------------------------------------------------------ uploads
+
+    def store_upload(self, image: ImageSpec, digest: str) -> Generator[simpy.Event, Any, HttpResult]:
+        """After the body arrived: validate, de-duplicate, thumbnail (sync), store."""
+        try:
+            yield from self.serve("upload", image.size_bytes / MIB)
+        except Overloaded as exc:
+            return HttpResult(503, retry_after_s=exc.retry_after_s)
+        if self.profile.dedup_by_hash and digest in self.by_hash:
+            name = self.by_hash[digest]
+        else:
+            self._names += 1
+            name = f"{self._names:06d}-{image.id}.png"
+            thumbnail_items = image.width * image.height / 1e6 * len(self.profile.thumbnail_sizes)
+            if self.profile.thumbnails == "sync":
+                try:
+                    yield from self.serve("thumbnail", thumbnail_items)
+                except Overloaded as exc:
+                    return HttpResult(503, retry_after_s=exc.retry_after_s)
+            elif self.profile.thumbnails == "async":
+                self.env.process(self._thumbnail_later(thumbnail_items))
+            self.stored.add(name)
+            self.by_hash.setdefault(digest, name)
+        return HttpResult(200, {"url": f"/uploads/{name}", "serverFilename": name, "hash": digest})
+
+    def _thumbnail_later(self, items: float) -> Generator[simpy.Event, Any, None]:
+        with contextlib.suppress(Overloaded):  # after the answer: a refused thumbnail fails nobody
+            yield from self.serve("thumbnail", items)
+
+    def rate_limited(self, client: SimClient) -> float | None:
+        if self.rate_limiter is None:
+            return None
+        return self.rate_limiter.check(f"user-{client.user}", self.env.now)
+
+
+def _rejection(error: ProtocolError) -> Answer:
+    return Answer(AnswerKind.REJECTED, {"operationId": error.operation_id, **error.to_json()})
+
+
+def _overloaded(operation_id: str, exc: Overloaded) -> Answer:
+    return _rejection(ProtocolError(ErrorCode.OVERLOADED, str(exc), operation_id, exc.retry_after_s))
+
+
+class ModelWorld:
+    """The browsers' side of the model: their link to the server, their connection pools."""
+
+    def __init__(self, env: simpy.Environment, profile: Profile, link: Link, params: ModelParams,
+                 rng: random.Random, undo_requests_answered: bool = True) -> None:
+        self.env = env
+        self.server = ServerModel(env, profile, params, rng)
+        self.link = link
+        self.params = params
+        self.pools: dict[int, ConnectionPool] = {}
+        self.http_in_flight = 0
+
+    def pool(self, client: SimClient) -> ConnectionPool:
+        pool = self.pools.get(client.user)
+        if pool is None:
+            pool = self.pools[client.user] = ConnectionPool(self.env)
+        return pool
+
+    # ------------------------------------------------------------------ frames
+
+    def _to_client(self, client: SimClient, nbytes: int, answer: tuple[str, Answer] | None = None) -> None:
+        """A frame from the server: it crosses the link, then the browser has it."""
+        def arrive(_event: object) -> None:
+            if answer is None:
+                client.receive_frame()
+            else:
+                client.deliver(*answer)
+        self.env.timeout(self.link.frame_delay(nbytes)).callbacks.append(arrive)
+
+    def join(self, client: SimClient) -> None:
+        """``join_canvas`` and its ``canvas_joined`` (sent by the driver's owner before the drop)."""
+        room = self.server.room(client.canvas_id)
+        room.members.append(client)
+        client.ws_messages_sent += 1
+        client.note_first_byte()
+        self._to_client(client, 200 + len(room.canvas.nodes) * self.params.node_json_bytes)
+
+    def hash_seconds(self, client: SimClient, image: ImageSpec) -> float:
+        return image.size_bytes / (self.params.hash_mb_per_s * 1e6)
+
+    def send_op(self, client: SimClient, operation_id: str, op_type: OpType,
+                params: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
+        size = frame_bytes(execute_operation_frame(operation_id, op_type, params))
+        delay = self.link.frame_delay(size)
+        self.env.process(self._operation(client, operation_id, op_type, params, size, delay))
+        yield self.env.timeout(0)
+
+    def _operation(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any],
+                   size: int, delay: float) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(delay)
+        room = self.server.room(client.canvas_id)
+        answer, applied = yield from self.server.operation(operation_id, op_type, params, size, room)
+        p = self.params
+        results = len(answer.data.get("results", ()))
+        self._to_client(client, p.answer_bytes + results * p.result_item_bytes, (operation_id, answer))
+        if applied is not None and applied.changed:
+            update_bytes = p.answer_bytes + (len(applied.added) + len(applied.updated)) * p.node_json_bytes
+            for member in room.members:
+                self._to_client(member, update_bytes)
+            if self.server.profile.undo_push:
+                room.undo_count += 1
+                self._to_client(client, p.answer_bytes)
+
+    def send_frame(self, client: SimClient, event: str, data: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
+        delay = self.link.frame_delay(self.params.answer_bytes)
+        room = self.server.room(client.canvas_id)
+        if event == Event.REQUEST_UNDO_STATE:
+            self.env.timeout(delay).callbacks.append(lambda _e: self._to_client(client, self.params.answer_bytes))
+        elif event == Event.REQUEST_FULL_SYNC:
+            nbytes = self.params.answer_bytes + len(room.canvas.nodes) * self.params.node_json_bytes
+            self.env.timeout(delay).callbacks.append(lambda _e: self._to_client(client, nbytes))
+        yield self.env.timeout(0)
+
+    # ------------------------------------------------------------------ HTTP
+
+    def upload(self, client: SimClient, image: ImageSpec, digest: str,
+               timeout_s: float) -> Generator[simpy.Event, Any, HttpResult]:
+        started = self.env.now
+        work = self.env.process(self._upload(client, image, digest))
+        done = yield work | self.env.timeout(timeout_s)
+        if work in done:
+            result: HttpResult = done[work]
+            return HttpResult(result.status, result.body, self.env.now - started, result.retry_after_s)
+        return HttpResult(0, latency_s=timeout_s, timed_out=True)
+
+    def _upload(self, client: SimClient, image: ImageSpec, digest: str) -> Generator[simpy.Event, Any, HttpResult]:
+        p, server = self.params, self.server
+        with self.pool(client).connections.request() as connection:
+            yield connection
+            self.http_in_flight += 1
+            try:
+                yield self.env.timeout(self.link.frame_delay(p.request_overhead_bytes))
+                wait_s = server.rate_limited(client)
+                if wait_s is not None:
+                    yield self.env.timeout(self.link.frame_delay(p.answer_bytes))
+                    return HttpResult(429, retry_after_s=max(1.0, round(wait_s)))
+                try:
+                    server.stages["upload"].check_admission()
+                except Overloaded as exc:
+                    yield self.env.timeout(self.link.frame_delay(p.answer_bytes))
+                    return HttpResult(503, retry_after_s=exc.retry_after_s)
+                client.bytes_uploaded += image.size_bytes
+                yield from self.link.transfer(image.size_bytes)
+                result = yield from server.store_upload(image, digest)
+                yield self.env.timeout(self.link.frame_delay(p.upload_response_bytes))
+                return result
+            finally:
+                self.http_in_flight -= 1
+
+    def fetch(self, client: SimClient, path: str, timeout_s: float) -> Generator[simpy.Event, Any, HttpResult]:
+        p = self.params
+        with self.pool(client).connections.request() as connection:
+            yield connection
+            started = self.env.now
+            wait_s = self.server.rate_limited(client)
+            status, nbytes = (429, p.answer_bytes) if wait_s is not None else (200, p.thumbnail_response_bytes)
+            yield self.env.timeout(self.link.frame_delay(p.request_overhead_bytes) + self.link.frame_delay(nbytes))
+            return HttpResult(status, latency_s=self.env.now - started)

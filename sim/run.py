@@ -1,0 +1,204 @@
+"""``bulkbench sim``: the model's run, written in the same results schema as a real run.
+
+Each replication is one SimPy environment with its own seed (``seed * 1000 + r``): the same
+users, images and strategies as ``bulkbench run`` with the same options, against ``ModelWorld``.
+``summary.json`` holds the replications' means, with 95 % confidence intervals (Student's t) in
+``extra.ci95``; ``images.jsonl`` and ``server_metrics.csv`` are replication 0's.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import random
+import statistics
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import simpy
+
+from bulkbench.network import load_network
+from bulkbench.profile import Profile, load_profile
+from bulkbench.results import RunSummary, table
+from bulkbench.strategies import Drop, start, strategy_params
+from bulkbench.truth import DropResult, judge, last_settled_s, summarize
+from bulkbench.workload import WorkloadSpec, draw_images, load_workload
+from sim.components import Link
+from sim.driver import SimClient
+from sim.model import ModelParams, ModelWorld, load_model_params
+
+SAMPLE_EVERY_S = 0.5
+T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        15: 2.131, 20: 2.086, 30: 2.042}
+"""Student's t, two-sided 95 %, by degrees of freedom (1.96 beyond 30)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SimOptions:
+    strategy: str = "individual"
+    images: int = 200
+    users: int = 1
+    profile: str = "legacy"
+    seed: int = 1
+    replications: int = 1
+    out: Path | None = None
+    uplink_mbit: float = 0.0
+    queue_ms: float = 200.0
+    canvas: str = "own"
+    workload: str = ""
+    emulation: bool = True
+    model: str | None = None
+    strategy_overrides: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclasses.dataclass(slots=True)
+class Replication:
+    summary: RunSummary
+    results: list[DropResult]
+    series: list[dict[str, float]]
+    events: int
+
+
+def _t95(df: int) -> float:
+    if df <= 0:
+        return math.nan
+    if df in T_95:
+        return T_95[df]
+    return next((T_95[k] for k in sorted(T_95) if k >= df), 1.96)
+
+
+def simulate_once(options: SimOptions, replication: int, profile: Profile, workload: WorkloadSpec,
+                  params: ModelParams, record_series: bool = True) -> Replication:
+    env = simpy.Environment()
+    rng = random.Random(options.seed * 1000 + replication)
+    link = Link(env, options.uplink_mbit * 1e6 / 8, options.queue_ms / 1000.0)
+    world = ModelWorld(env, profile, link, params, rng)
+    strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
+    runs = []
+    for user in range(options.users):
+        canvas_id = "shared" if options.canvas == "shared" else f"u{user}"
+        client = SimClient(env, world, user=user, canvas_id=canvas_id)
+        world.join(client)
+        drop = Drop(canvas_id, draw_images(workload, user=user), profile.limits, client_id=f"user-{user}")
+        runs.append((client, drop, client.run(start(options.strategy, drop, strategy_args))))
+    series: list[dict[str, float]] = []
+    if record_series:
+        env.process(_monitor(env, world, series, options.users))
+    ended: dict[int, float] = {}
+    for client, _drop, process in runs:
+        process.callbacks.append(lambda _e, c=client: ended.__setitem__(c.user, c.now))
+    env.run(until=env.all_of([process for _c, _d, process in runs]))
+    results = []
+    for client, drop, _process in runs:
+        room = world.server.room(client.canvas_id)
+        records = judge(drop, room.canvas.to_json(), world.server.stored.__contains__)
+        results.append(DropResult(
+            user=client.user, records=records, ws_messages_sent=client.ws_messages_sent,
+            ws_messages_received=client.ws_messages_received, http_requests=client.http_requests,
+            bytes_uploaded=client.bytes_uploaded, started_at=client.started_at,
+            first_byte_s=(client.first_byte_at or 0.0) - client.started_at,
+            last_settled_s=last_settled_s(drop, ended[client.user]),
+            op_ack_s=drop.log.op_ack_s, upload_s=drop.log.upload_s, extra={"answers": drop.log.answers}))
+    summary = summarize("sim", options.strategy, profile.name, options.seed, results)
+    return Replication(summary, results, series, getattr(env, "_eid", 0))
+
+
+def _monitor(env: simpy.Environment, world: ModelWorld, series: list[dict[str, float]],
+             users: int) -> Generator[simpy.Event, Any, None]:
+    while True:
+        row: dict[str, float] = {"t": round(env.now, 3)}
+        for name, stage in world.server.stages.items():
+            row[f"queue_depth.{name}"] = stage.queue_depth
+        for name, stage in world.server.stages.items():
+            row[f"busy_workers.{name}"] = stage.busy
+        row["ws_connections"] = users
+        row["http_in_flight"] = world.http_in_flight
+        series.append(row)
+        yield env.timeout(SAMPLE_EVERY_S)
+
+
+NUMERIC_FIELDS = ("images_ok", "images_failed", "ws_messages_sent", "ws_messages_received", "http_requests",
+                  "bytes_uploaded", "drop_seconds")
+
+
+def combine(replications: list[Replication]) -> RunSummary:
+    """The replications' means in the schema's fields; their 95 % intervals in ``extra.ci95``."""
+    first = replications[0].summary
+    n = len(replications)
+    ci: dict[str, list[float]] = {}
+
+    def mean_and_ci(name: str, values: list[float]) -> float:
+        mean = statistics.fmean(values)
+        half = _t95(n - 1) * statistics.stdev(values) / math.sqrt(n) if n > 1 else 0.0
+        ci[name] = [mean - half, mean + half]
+        return mean
+
+    fields: dict[str, Any] = {}
+    for name in NUMERIC_FIELDS:
+        fields[name] = mean_and_ci(name, [getattr(r.summary, name) for r in replications])
+    mean_and_ci("failure_rate", [r.summary.failure_rate for r in replications])
+    for series_name in ("op_ack_ms", "upload_ms"):
+        merged = {}
+        for key in ("p50", "p95", "p99", "max"):
+            values = [getattr(r.summary, series_name)[key] for r in replications]
+            values = [v for v in values if v is not None]
+            merged[key] = mean_and_ci(f"{series_name}.{key}", values) if values else None
+        fields[series_name] = merged
+    causes: dict[str, float] = {}
+    for r in replications:
+        for cause, count in r.summary.failures_by_cause.items():
+            causes[cause] = causes.get(cause, 0) + count / n
+    return dataclasses.replace(
+        first, **fields, failures_by_cause=dict(sorted(causes.items())),
+        extra={**first.extra, "replications": n, "ci95": ci})
+
+
+def run_sim(options: SimOptions) -> RunSummary:
+    profile = load_profile(options.profile)
+    if not options.emulation:
+        profile = profile.without_emulation()
+    workload = dataclasses.replace(load_workload(options.workload or None), images=options.images, seed=options.seed)
+    params = load_model_params(options.model)
+    replications = [simulate_once(options, r, profile, workload, params, record_series=(r == 0))
+                    for r in range(options.replications)]
+    summary = combine(replications)
+    summary.extra.update({"network": {"uplink_mbit": options.uplink_mbit, "queue_ms": options.queue_ms},
+                          "canvas": options.canvas, "emulation": options.emulation})
+    if options.out is not None:
+        write(Path(options.out), summary, replications[0])
+    return summary
+
+
+def write(out: Path, summary: RunSummary, first: Replication) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_bytes(orjson.dumps([summary.to_json()], option=orjson.OPT_INDENT_2))
+    with open(out / "images.jsonl", "wb") as handle:
+        for result in first.results:
+            for record in result.records:
+                handle.write(orjson.dumps({"user": result.user, **record.to_json()}) + b"\n")
+    if first.series:
+        with open(out / "server_metrics.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(first.series[0]))
+            writer.writeheader()
+            writer.writerows(first.series)
+
+
+def main(args: Any) -> int:
+    network = load_network(args.network, args.uplink_mbit)
+    options = SimOptions(
+        strategy=args.strategy, images=args.images, users=args.users, profile=args.profile, seed=args.seed,
+        replications=args.replications, out=Path(args.out), uplink_mbit=network.uplink_mbit,
+        queue_ms=network.queue_ms, canvas=args.canvas, workload=args.workload or "",
+        emulation=not args.no_emulation, model=args.model or None,
+    )
+    summary = run_sim(options)
+    print(table([summary]))
+    ci = summary.extra["ci95"]["failure_rate"]
+    if summary.extra["replications"] > 1:
+        print(f"\nfailure rate 95 % CI over {summary.extra['replications']} replications: "
+              f"[{ci[0]:.3f}, {ci[1]:.3f}]")
+    print(f"results in {options.out}/")
+    return 0
