@@ -43,6 +43,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return _load("sim.run:main")(args)
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    return _load("sim.calibrate:main")(args)
+
+
 def _add_scenario_options(command: argparse.ArgumentParser) -> None:
     """The options a scenario is made of, shared by ``run`` (and the model's ``sim``)."""
     command.add_argument("--strategy", default="individual", help="individual | batched | chunked")
@@ -90,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", default="results/sim", help="results directory")
     sim.add_argument("--model", default="", help="model parameters TOML (default scenarios/model.toml)")
     sim.set_defaults(func=cmd_sim)
+
+    calibrate = commands.add_parser("calibrate", help="fit the model's stage costs to a real run's server")
+    calibrate.add_argument("run_dir", help="a results directory of `bulkbench run`")
+    calibrate.add_argument("--out", required=True, help="the profile TOML to write")
+    calibrate.set_defaults(func=cmd_calibrate)
     return parser
 
 

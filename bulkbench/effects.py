@@ -109,9 +109,10 @@ class Upload:
 
 @dataclass(frozen=True, slots=True)
 class Fetch:
-    """A ``GET`` through the same pool (viewport thumbnails)."""
+    """``GET`` these paths one after another through the same pool (a node's viewport thumbnails);
+    the answer is one ``HttpResult`` per path."""
 
-    path: str
+    paths: tuple[str, ...]
     timeout_s: float = 30.0
 
 

@@ -44,6 +44,8 @@ class StageSpec:
     """Model only: what the server's real work costs per job (fitted by ``bulkbench calibrate``)."""
     work_per_item_ms: float = 0.0
     """Model only: the real work's cost per item (the same items as ``per_item_ms``)."""
+    work_cv: float = 0.0
+    """Model only: spread of the real work's cost (coefficient of variation); 0: the model's default."""
 
     def emulated_s(self, items: float = 0) -> float:
         return (self.service_ms + self.per_item_ms * items) / 1000.0

@@ -128,10 +128,14 @@ class GeventDriver:
                 result, length = self.browser.upload(self.image_bytes(image), image.filename, digest, timeout_s)
                 self.report("POST", "/api/upload", result.latency_s * 1000, length, _http_error(result))
                 return result
-            case Fetch(path, timeout_s):
-                result, length = self.browser.get(path, timeout_s)
-                self.report("GET", "/thumbnails/[size]/[name]", result.latency_s * 1000, length, _http_error(result))
-                return result
+            case Fetch(paths, timeout_s):
+                results = []
+                for path in paths:
+                    result, length = self.browser.get(path, timeout_s)
+                    self.report("GET", "/thumbnails/[size]/[name]", result.latency_s * 1000, length,
+                                _http_error(result))
+                    results.append(result)
+                return tuple(results)
         raise TypeError(f"not an effect: {effect!r}")
 
     def _op_name(self, operation_id: str) -> str:

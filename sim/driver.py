@@ -51,7 +51,7 @@ class World(Protocol):
 
     def upload(self, client: SimClient, image: ImageSpec, digest: str, timeout_s: float) -> SimGenerator: ...
 
-    def fetch(self, client: SimClient, path: str, timeout_s: float) -> SimGenerator: ...
+    def fetch(self, client: SimClient, paths: tuple[str, ...], timeout_s: float) -> SimGenerator: ...
 
 
 class SimClient:
@@ -174,7 +174,7 @@ class SimClient:
                 self.note_first_byte()
                 result: HttpResult = yield from self.world.upload(self, image, digest, timeout_s)
                 return result
-            case Fetch(path, timeout_s):
-                self.http_requests += 1
-                return (yield from self.world.fetch(self, path, timeout_s))
+            case Fetch(paths, timeout_s):
+                self.http_requests += len(paths)
+                return (yield from self.world.fetch(self, paths, timeout_s))
         raise TypeError(f"not an effect: {effect!r}")

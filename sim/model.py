@@ -101,7 +101,7 @@ class ServerModel:
     def service_s(self, stage: str, items: float) -> float:
         spec = self.profile.stage(stage)
         mean = spec.work_s(items) + (spec.emulated_s(items) if self.profile.emulation else 0.0)
-        cv = self.params.service_cv
+        cv = spec.work_cv or self.params.service_cv
         if cv <= 0 or mean <= 0:
             return mean
         shape = 1.0 / (cv * cv)
@@ -309,12 +309,18 @@ class ModelWorld:
             finally:
                 self.http_in_flight -= 1
 
-    def fetch(self, client: SimClient, path: str, timeout_s: float) -> Generator[simpy.Event, Any, HttpResult]:
+    def fetch(self, client: SimClient, paths: tuple[str, ...],
+              timeout_s: float) -> Generator[simpy.Event, Any, tuple[HttpResult, ...]]:
+        """A burst of GETs over one connection, one after another (keep-alive), each rate limited."""
         p = self.params
         with self.pool(client).connections.request() as connection:
             yield connection
-            started = self.env.now
-            wait_s = self.server.rate_limited(client)
-            status, nbytes = (429, p.answer_bytes) if wait_s is not None else (200, p.thumbnail_response_bytes)
-            yield self.env.timeout(self.link.frame_delay(p.request_overhead_bytes) + self.link.frame_delay(nbytes))
-            return HttpResult(status, latency_s=self.env.now - started)
+            results, elapsed = [], 0.0
+            for _path in paths:
+                limited = self.server.rate_limited(client) is not None
+                status, nbytes = (429, p.answer_bytes) if limited else (200, p.thumbnail_response_bytes)
+                latency = self.link.frame_delay(p.request_overhead_bytes) + self.link.frame_delay(nbytes)
+                elapsed += latency
+                results.append(HttpResult(status, latency_s=latency))
+            yield self.env.timeout(elapsed)
+            return tuple(results)

@@ -71,7 +71,9 @@ def _t95(df: int) -> float:
 
 
 def simulate_once(options: SimOptions, replication: int, profile: Profile, workload: WorkloadSpec,
-                  params: ModelParams, record_series: bool = True) -> Replication:
+                  params: ModelParams, record_series: bool = True, sample_every_s: float = SAMPLE_EVERY_S,
+                  keep: dict[str, Any] | None = None) -> Replication:
+    """One replication. ``keep`` (for tests) receives the world, to look inside it afterwards."""
     env = simpy.Environment()
     rng = random.Random(options.seed * 1000 + replication)
     link = Link(env, options.uplink_mbit * 1e6 / 8, options.queue_ms / 1000.0)
@@ -86,7 +88,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
         runs.append((client, drop, client.run(start(options.strategy, drop, strategy_args))))
     series: list[dict[str, float]] = []
     if record_series:
-        env.process(_monitor(env, world, series, options.users))
+        env.process(_monitor(env, world, series, options.users, sample_every_s))
     ended: dict[int, float] = {}
     for client, _drop, process in runs:
         process.callbacks.append(lambda _e, c=client: ended.__setitem__(c.user, c.now))
@@ -103,11 +105,13 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
             last_settled_s=last_settled_s(drop, ended[client.user]),
             op_ack_s=drop.log.op_ack_s, upload_s=drop.log.upload_s, extra={"answers": drop.log.answers}))
     summary = summarize("sim", options.strategy, profile.name, options.seed, results)
+    if keep is not None:
+        keep["world"] = world
     return Replication(summary, results, series, getattr(env, "_eid", 0))
 
 
 def _monitor(env: simpy.Environment, world: ModelWorld, series: list[dict[str, float]],
-             users: int) -> Generator[simpy.Event, Any, None]:
+             users: int, every_s: float) -> Generator[simpy.Event, Any, None]:
     while True:
         row: dict[str, float] = {"t": round(env.now, 3)}
         for name, stage in world.server.stages.items():
@@ -117,7 +121,7 @@ def _monitor(env: simpy.Environment, world: ModelWorld, series: list[dict[str, f
         row["ws_connections"] = users
         row["http_in_flight"] = world.http_in_flight
         series.append(row)
-        yield env.timeout(SAMPLE_EVERY_S)
+        yield env.timeout(every_s)
 
 
 NUMERIC_FIELDS = ("images_ok", "images_failed", "ws_messages_sent", "ws_messages_received", "http_requests",

@@ -94,9 +94,9 @@ class InstantWorld:
             return HttpResult(200, {"url": f"/uploads/{name}", "serverFilename": name, "hash": digest},
                               self.env.now - started)
 
-    def fetch(self, client: SimClient, path: str, timeout_s: float) -> Generator:
+    def fetch(self, client: SimClient, paths: tuple[str, ...], timeout_s: float) -> Generator:
         with self._pool(client).request() as connection:
             yield connection
-            yield self.env.timeout(0.005)
-            self.fetches += 1
-            return HttpResult(200)
+            yield self.env.timeout(0.005 * len(paths))
+            self.fetches += len(paths)
+            return tuple(HttpResult(200) for _ in paths)

@@ -157,8 +157,7 @@ def send_and_wait(operation_id: str, op_type: OpType, params: dict[str, Any],
 def fetch_thumbnails(server_filename: str, count: int) -> Generator[Any, Any, None]:
     """The canvas's viewport loader asking for a node's thumbnails, as the reference's log shows."""
     stem = server_filename.rsplit(".", 1)[0]
-    for k in range(count):
-        yield Fetch(f"/thumbnails/{THUMBNAIL_SIZES[k % len(THUMBNAIL_SIZES)]}/{stem}.webp")
+    yield Fetch(tuple(f"/thumbnails/{THUMBNAIL_SIZES[k % len(THUMBNAIL_SIZES)]}/{stem}.webp" for k in range(count)))
 
 
 def spawn_thumbnails(server_filename: str, count: int) -> Generator[Any, Any, Any]:
