@@ -22,6 +22,7 @@ test: $(STAMP)  ## lint, then the test suite (real server on loopback)
 bench: $(STAMP)  ## benchmarks, measured side by side in one run
 	$(BIN)/python -m benchmarks.server_bench
 	$(BIN)/python -m benchmarks.loadgen_bench
+	$(BIN)/python -m benchmarks.sim_bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
