@@ -34,6 +34,15 @@ MATRICES: dict[str, list[dict]] = {
         *({"strategy": s, "images": 200, "users": 5, "canvas": c, "uplink_mbit": 100.0}
           for c in ("own", "shared") for s in ("individual", "batched")),
     ],
+    # the model against reality (issue 4): both profiles, both strategies at 200 and 500, batched at 1000,
+    # 1 user on a 20 Mbit/s uplink and 5 users on one 100 Mbit/s link; the light workload keeps it short
+    "issue4": [
+        *({"profile": profile, "strategy": s, "images": n, "users": users, "uplink_mbit": uplink,
+           "workload": "scenarios/workload-light.toml"}
+          for profile in ("legacy", "optimized") for users, uplink in ((1, 20.0), (5, 100.0))
+          for s, n in (("individual", 200), ("batched", 200), ("individual", 500), ("batched", 500),
+                       ("batched", 1000))),
+    ],
     "smoke": [
         {"strategy": "individual", "images": 20},
         {"strategy": "batched", "images": 20},

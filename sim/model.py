@@ -55,6 +55,8 @@ class ModelParams:
     upload_response_bytes: int = 250
     service_cv: float = 0.0
     """Spread of service times (coefficient of variation, gamma); 0: every job its mean."""
+    standing_bytes_per_flow: float = 27_000.0
+    """Bytes each upload keeps in the shaped link's queue (fitted: 6 uploads hold about 160 KB)."""
 
 
 def load_model_params(path: str | None = None) -> ModelParams:

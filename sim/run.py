@@ -76,7 +76,8 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     """One replication. ``keep`` (for tests) receives the world, to look inside it afterwards."""
     env = simpy.Environment()
     rng = random.Random(options.seed * 1000 + replication)
-    link = Link(env, options.uplink_mbit * 1e6 / 8, options.queue_ms / 1000.0)
+    link = Link(env, options.uplink_mbit * 1e6 / 8, options.queue_ms / 1000.0,
+                standing_bytes_per_flow=params.standing_bytes_per_flow)
     world = ModelWorld(env, profile, link, params, rng)
     strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
     runs = []
@@ -183,6 +184,10 @@ def write(out: Path, summary: RunSummary, first: Replication) -> None:
         for result in first.results:
             for record in result.records:
                 handle.write(orjson.dumps({"user": result.user, **record.to_json()}) + b"\n")
+    drops = out / "drops"
+    drops.mkdir(exist_ok=True)
+    for result in first.results:
+        (drops / f"user-{result.user}.json").write_bytes(orjson.dumps(result.to_json()))
     if first.series:
         with open(out / "server_metrics.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(first.series[0]))
