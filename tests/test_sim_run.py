@@ -1,0 +1,52 @@
+"""``bulkbench sim``: the schema, bit-for-bit determinism, confidence intervals, and its command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from sim.run import SimOptions, run_sim
+from tests.test_real_runs import SUMMARY_FIELDS
+
+
+def test_same_seed_same_numbers_bit_for_bit(tmp_path) -> None:
+    options = dict(strategy="individual", images=120, users=2, uplink_mbit=10.0, replications=3)
+    a = run_sim(SimOptions(**options, out=tmp_path / "a"))
+    b = run_sim(SimOptions(**options, out=tmp_path / "b"))
+    assert (tmp_path / "a" / "summary.json").read_bytes() == (tmp_path / "b" / "summary.json").read_bytes()
+    assert (tmp_path / "a" / "images.jsonl").read_bytes() == (tmp_path / "b" / "images.jsonl").read_bytes()
+    assert a.to_json() == b.to_json()
+
+
+def test_another_seed_other_images(tmp_path) -> None:
+    a = run_sim(SimOptions(images=50, uplink_mbit=10.0, seed=1))
+    b = run_sim(SimOptions(images=50, uplink_mbit=10.0, seed=2))
+    assert a.bytes_uploaded != b.bytes_uploaded
+
+
+def test_the_summary_has_the_schema_and_intervals(tmp_path) -> None:
+    summary = run_sim(SimOptions(strategy="individual", images=400, uplink_mbit=10.0, replications=4,
+                                 out=tmp_path / "s"))
+    record = json.loads((tmp_path / "s" / "summary.json").read_text())[0]
+    assert SUMMARY_FIELDS <= set(record) and record["engine"] == "sim"
+    low, high = record["extra"]["ci95"]["failure_rate"]
+    assert low <= summary.failure_rate <= high
+    assert record["failures_by_cause"].get("orphaned", 0) > 0  # 400 images on 10 Mbit/s: the tail is swept
+    header = (tmp_path / "s" / "server_metrics.csv").read_text().splitlines()[0]
+    assert "queue_depth.ops" in header and "busy_workers.thumbnail" in header
+
+
+def test_the_command_line_runs_the_model(tmp_path) -> None:
+    result = subprocess.run([sys.executable, "-m", "bulkbench.cli", "sim", "--strategy", "batched", "--images", "50",
+                             "--replications", "2", "--out", str(tmp_path / "cli")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "sim    batched" in result.stdout
+    assert json.loads((tmp_path / "cli" / "summary.json").read_text())[0]["images_failed"] == 0
+
+
+def test_an_unknown_profile_is_a_usage_error(tmp_path) -> None:
+    result = subprocess.run([sys.executable, "-m", "bulkbench.cli", "sim", "--profile", "nope"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "no profile named 'nope'" in result.stderr
