@@ -7,10 +7,9 @@ same link (``sim.components.Link``).
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass
 
-from bulkbench.profile import ProfileError, scenarios_dir
+from bulkbench.config import ConfigError, from_table, read_toml, scenarios_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +32,10 @@ class NetworkSpec:
 
 def load_network(name: str, uplink_mbit: float | None = None, emulated_rtt_ms: float | None = None) -> NetworkSpec:
     path = scenarios_dir() / "networks.toml"
-    tables = {k: v for k, v in tomllib.loads(path.read_text()).items() if isinstance(v, dict)}
+    tables = {k: v for k, v in read_toml(path).items() if isinstance(v, dict)}
     if name not in tables:
-        raise ProfileError(f"no network named {name!r} in {path}; known: {sorted(tables)}")
-    known = {f.name for f in dataclasses.fields(NetworkSpec)}
-    unknown = sorted(set(tables[name]) - known)
-    if unknown:
-        raise ProfileError(f"network {name!r}: unknown key(s) {unknown}")
-    spec = NetworkSpec(name=name, **tables[name])
+        raise ConfigError(f"no network named {name!r} in {path}; known: {sorted(tables)}")
+    spec = from_table(NetworkSpec, {"name": name, **tables[name]}, f"{path} [{name}]")
     if uplink_mbit is not None:
         spec = dataclasses.replace(spec, uplink_mbit=uplink_mbit,
                                    name=f"uplink-{uplink_mbit:g}" if uplink_mbit else "loopback")

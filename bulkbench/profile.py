@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bulkbench.config import ConfigError, from_table, read_toml, scenarios_dir
 from bulkbench.limits import Limits
 
 STAGE_NAMES = ("ops", "persist", "upload", "thumbnail")
@@ -25,8 +25,8 @@ PersistenceMode = Literal["full_rewrite", "delta"]
 ThumbnailMode = Literal["sync", "async", "off"]
 
 
-class ProfileError(ValueError):
-    """A profile file that cannot be used, with the key or file that is wrong."""
+ProfileError = ConfigError
+"""A profile that cannot be used (the name the command line and tests know)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,23 +95,6 @@ class Profile:
         return dataclasses.replace(self, emulation=False)
 
 
-def scenarios_dir() -> Path:
-    """Where named profiles live: ``$BULKBENCH_SCENARIOS`` or the repository's ``scenarios/``."""
-    env = os.environ.get("BULKBENCH_SCENARIOS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "scenarios"
-
-
-def _strict(cls: type, raw: dict[str, Any], where: str) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ProfileError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
-    try:
-        return cls(**raw)
-    except TypeError as exc:
-        raise ProfileError(f"{where}: {exc}") from exc
-
-
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in top.items():
@@ -139,10 +122,7 @@ def _load_raw(name_or_path: str | os.PathLike[str], seen: tuple[Path, ...] = ())
     path = _resolve(name_or_path)
     if path in seen:
         raise ProfileError(f"profile {path} extends itself through {[str(p) for p in seen]}")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{path}: {exc}") from exc
+    raw = read_toml(path)
     raw.pop("kind", None)
     parent = raw.pop("extends", None)
     if parent is None:
@@ -159,21 +139,21 @@ def _load_raw(name_or_path: str | os.PathLike[str], seen: tuple[Path, ...] = ())
 
 def profile_from_dict(raw: dict[str, Any], where: str = "profile") -> Profile:
     raw = dict(raw)
-    limits = _strict(Limits, raw.pop("limits", {}), f"{where} [limits]")
+    limits = from_table(Limits, raw.pop("limits", {}), f"{where} [limits]")
     stages_raw = raw.pop("stages", {})
     unknown = sorted(set(stages_raw) - set(STAGE_NAMES))
     if unknown:
         raise ProfileError(f"{where}: unknown stage(s) {unknown}; stages are {list(STAGE_NAMES)}")
-    stages = {n: _strict(StageSpec, s, f"{where} [stages.{n}]") for n, s in stages_raw.items()}
+    stages = {n: from_table(StageSpec, s, f"{where} [stages.{n}]") for n, s in stages_raw.items()}
     for name, spec in stages.items():
         if spec.workers < 1 or spec.queue_limit < 0:
             raise ProfileError(f"{where} [stages.{name}]: workers >= 1 and queue_limit >= 0")
     rate = raw.pop("rate_limit", None)
     if rate is not None:
-        rate = _strict(RateLimit, rate, f"{where} [rate_limit]")
+        rate = from_table(RateLimit, rate, f"{where} [rate_limit]")
     if "thumbnail_sizes" in raw:
         raw["thumbnail_sizes"] = tuple(raw["thumbnail_sizes"])
-    profile = _strict(Profile, {**raw, "limits": limits, "stages": stages, "rate_limit": rate}, where)
+    profile = from_table(Profile, {**raw, "limits": limits, "stages": stages, "rate_limit": rate}, where)
     if profile.persistence not in ("full_rewrite", "delta"):
         raise ProfileError(f"{where}: persistence must be 'full_rewrite' or 'delta'")
     if profile.thumbnails not in ("sync", "async", "off"):

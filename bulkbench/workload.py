@@ -14,8 +14,11 @@ import random
 import struct
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image, ImageDraw
+
+from bulkbench.config import ConfigError, from_table, scenarios_dir, table_of
 
 PAD_CHUNK = b"bbPd"
 """Ancillary (lowercase first letter), private (lowercase second), safe to copy: decoders skip it."""
@@ -99,19 +102,11 @@ def image_bytes(image: ImageSpec) -> bytes:
 
 
 def load_workload(path: str | None = None) -> WorkloadSpec:
-    """The ``[workload]`` of a TOML file (default ``scenarios/workload.toml``); unknown keys are errors."""
-    import dataclasses
-    import tomllib
-    from pathlib import Path
-
-    from bulkbench.profile import ProfileError, scenarios_dir
-
+    """The ``[workload]`` of a TOML file (default ``scenarios/workload.toml``)."""
     source = Path(path) if path else scenarios_dir() / "workload.toml"
-    table = tomllib.loads(source.read_text()).get("workload", {}) if source.exists() else {}
-    known = {f.name for f in dataclasses.fields(WorkloadSpec)}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ProfileError(f"{source}: unknown workload key(s) {unknown}; known: {sorted(known)}")
+    if path and not source.exists():
+        raise ConfigError(f"workload file {source} does not exist")
+    table = table_of(source, "workload")
     if "dimensions" in table:
         table["dimensions"] = tuple(tuple(d) for d in table["dimensions"])
-    return WorkloadSpec(**table)
+    return from_table(WorkloadSpec, table, f"{source} [workload]")

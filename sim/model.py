@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import random
-import tomllib
 from collections.abc import Generator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import simpy
 
 from bulkbench.canvas import Applied, Canvas
+from bulkbench.config import from_table, scenarios_dir, table_of
 from bulkbench.effects import Answer, AnswerKind, HttpResult
 from bulkbench.limits import MIB
-from bulkbench.profile import STAGE_NAMES, Profile, ProfileError, scenarios_dir
+from bulkbench.profile import STAGE_NAMES, Profile
 from bulkbench.protocol import (
     BATCH_OPS,
     ErrorCode,
@@ -60,17 +61,8 @@ class ModelParams:
 
 
 def load_model_params(path: str | None = None) -> ModelParams:
-    source = scenarios_dir() / "model.toml" if path is None else path
-    try:
-        with open(source, "rb") as handle:
-            table = tomllib.load(handle).get("model", {})
-    except FileNotFoundError:
-        table = {}
-    known = {f.name for f in fields(ModelParams)}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ProfileError(f"{source}: unknown model key(s) {unknown}; known: {sorted(known)}")
-    return ModelParams(**table)
+    source = Path(path) if path else scenarios_dir() / "model.toml"
+    return from_table(ModelParams, table_of(source, "model"), f"{source} [model]")
 
 
 @dataclass(eq=False)

@@ -6,13 +6,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-import tomllib
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from bulkbench.profile import ProfileError, scenarios_dir
+from bulkbench.config import ConfigError, from_table, scenarios_dir, table_of
 from bulkbench.strategies import batched, chunked, individual
 from bulkbench.strategies.common import Drop, DropLog, ImageTrack
 
@@ -26,16 +24,10 @@ STRATEGIES: dict[str, tuple[Callable[[Drop, Any], Generator[Any, Any, None]], ty
 def strategy_params(name: str, overrides: dict[str, Any] | None = None, path: Path | None = None) -> Any:
     """The parameters of strategy ``name``: class defaults, then the TOML table, then overrides."""
     if name not in STRATEGIES:
-        raise ProfileError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES)}")
-    params_class = STRATEGIES[name][1]
+        raise ConfigError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES)}")
     path = path or scenarios_dir() / "strategies.toml"
-    table = tomllib.loads(path.read_text()).get(name, {}) if path.exists() else {}
-    values = {**table, **(overrides or {})}
-    known = {f.name for f in dataclasses.fields(params_class)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ProfileError(f"strategy {name!r}: unknown parameter(s) {unknown}; known: {sorted(known)}")
-    return params_class(**values)
+    values = {**table_of(path, name), **(overrides or {})}
+    return from_table(STRATEGIES[name][1], values, f"strategy {name!r} ({path})")
 
 
 def start(name: str, drop: Drop, params: Any = None) -> Generator[Any, Any, None]:
