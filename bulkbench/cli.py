@@ -47,6 +47,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return _load("sim.calibrate:main")(args)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    return _load("reports.render:main")(args)
+
+
 def _add_scenario_options(command: argparse.ArgumentParser) -> None:
     """The options a scenario is made of, shared by ``run`` (and the model's ``sim``)."""
     command.add_argument("--strategy", default="individual", help="individual | batched | chunked")
@@ -99,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("run_dir", help="a results directory of `bulkbench run`")
     calibrate.add_argument("--out", required=True, help="the profile TOML to write")
     calibrate.set_defaults(func=cmd_calibrate)
+
+    report = commands.add_parser("report", help="results directories -> report.html and report.md")
+    report.add_argument("run_dirs", nargs="+", help="results directories of run and/or sim")
+    report.add_argument("--out", default="results/report", help="folder for report.html, report.md, figures")
+    report.add_argument("--title", default="bulkbench report")
+    report.set_defaults(func=cmd_report)
     return parser
 
 
@@ -106,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ProfileError as exc:
+    except (ProfileError, FileNotFoundError) as exc:
         print(f"bulkbench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

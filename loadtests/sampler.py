@@ -25,7 +25,7 @@ def parse_metrics(text: str) -> dict[str, float]:
             elif sample.name == "bulkbench_ws_connections":
                 row["ws_connections"] = sample.value
             elif sample.name == "bulkbench_http_in_flight":
-                row["http_in_flight"] = sample.value
+                row["http_in_flight"] = max(0.0, sample.value - 1)  # not counting this very request
     return row
 
 

@@ -14,11 +14,14 @@ Two persistence modes, one per profile:
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from bulkbench.protocol import dumps, loads
+
+CHECKPOINT_EVERY_S = 1.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS canvases (
@@ -62,12 +65,31 @@ class Storage:
         )
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints (and their fsync) happen off the loop
         self.db.executescript(SCHEMA)
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="wal-checkpoint", daemon=True)
+        self._checkpointer.start()
         self._upload_names: set[str] = {
             row[0] for row in self.db.execute("SELECT filename FROM uploads")
         }
 
+    def _checkpoint_loop(self) -> None:
+        """Fold the WAL into the database every ``CHECKPOINT_EVERY_S`` from a connection of its own.
+
+        SQLite's automatic checkpoint runs inside a commit, so its fsync would stall the event loop
+        (and every operation behind it) for tens of milliseconds; a PASSIVE checkpoint here never
+        blocks a writer."""
+        connection = sqlite3.connect(self.data_dir / "bulkbench.sqlite3", check_same_thread=False)
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_EVERY_S):
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            connection.close()
+
     def close(self) -> None:
+        self._stop_checkpoints.set()
+        self._checkpointer.join(timeout=10)
         self.db.close()
 
     # ------------------------------------------------------------------ canvases

@@ -1,0 +1,70 @@
+"""Results directories (``bulkbench run`` or ``bulkbench sim``) as tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+
+@dataclass
+class Run:
+    path: Path
+    summary: dict[str, Any]
+    series: pd.DataFrame
+    op_ack_s: list[float] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        s = self.summary
+        users = f" x{s['users']}" if s["users"] > 1 else ""
+        return f"{s['engine']} {s['strategy']} {s['images']}{users}"
+
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        """What a real run and its model prediction share."""
+        s = self.summary
+        return (s["strategy"], s["profile"], s["images"], s["users"])
+
+
+class NotAResultsDirectory(ValueError):
+    pass
+
+
+def load_run(path: Path) -> Run:
+    summary_path = path / "summary.json"
+    if not summary_path.exists():
+        raise NotAResultsDirectory(f"{path}: no summary.json (not a results directory of run or sim)")
+    summary = orjson.loads(summary_path.read_bytes())[0]
+    series_path = path / "server_metrics.csv"
+    series = pd.read_csv(series_path) if series_path.exists() and series_path.stat().st_size else pd.DataFrame()
+    acks: list[float] = []
+    for drop in sorted((path / "drops").glob("*.json")) if (path / "drops").exists() else []:
+        acks += orjson.loads(drop.read_bytes()).get("op_ack_s", [])
+    return Run(path, summary, series, acks)
+
+
+def headline(runs: list[Run]) -> pd.DataFrame:
+    """One row per run, with the model's error beside each real run it predicted."""
+    rows = []
+    predicted = {run.key: run.summary for run in runs if run.summary["engine"] == "sim"}
+    for run in runs:
+        s = run.summary
+        causes = ", ".join(f"{k} {v:g}" for k, v in s["failures_by_cause"].items()) or "-"
+        row = {
+            "engine": s["engine"], "strategy": s["strategy"], "profile": s["profile"], "images": s["images"],
+            "users": s["users"], "images lost": round(s["images_failed"], 1), "failure rate": s["failure_rate"],
+            "causes": causes, "drop s": round(s["drop_seconds"], 1), "ws messages": round(s["ws_messages_sent"]),
+            "http requests": round(s["http_requests"]),
+            "op-ack p95 ms": None if s["op_ack_ms"]["p95"] is None else round(s["op_ack_ms"]["p95"], 1),
+            "model error (failure rate)": None, "model error (drop s)": None,
+        }
+        model = predicted.get(run.key)
+        if s["engine"] == "real" and model is not None:
+            row["model error (failure rate)"] = round(model["failure_rate"] - s["failure_rate"], 3)
+            row["model error (drop s)"] = f"{(model['drop_seconds'] - s['drop_seconds']) / s['drop_seconds']:+.0%}"
+        rows.append(row)
+    return pd.DataFrame(rows)
