@@ -23,6 +23,7 @@ def failures_by_cause(runs: list[Run]) -> Figure:
     labels = [run.label for run in runs]
     causes = sorted({c for run in runs for c in run.summary["failures_by_cause"]})
     left = np.zeros(len(runs))
+    ax.barh(labels, left, color="none")  # every run gets its row, lost images or not
     for cause in causes:
         values = np.array([run.summary["failures_by_cause"].get(cause, 0) / max(1, run.summary["images"]
                                                                                   * run.summary["users"])
@@ -35,7 +36,7 @@ def failures_by_cause(runs: list[Run]) -> Figure:
     if causes:
         ax.legend(loc="lower right", fontsize=8)
     else:
-        ax.text(50, 0, "no image lost", ha="center", va="center")
+        ax.text(50, (len(runs) - 1) / 2, "no image lost", ha="center", va="center")
     ax.set_title("Failures by cause (the server's canvas is the judge)")
     fig.tight_layout()
     return fig
