@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench gate lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ bench: $(STAMP)  ## benchmarks, measured side by side in one run
 	$(BIN)/python -m benchmarks.server_bench
 	$(BIN)/python -m benchmarks.loadgen_bench
 	$(BIN)/python -m benchmarks.sim_bench
+
+gate: $(STAMP)  ## a small real run, gated by the project's thresholds (CI runs this)
+	$(BIN)/bulkbench run --strategy batched --images 30 --profile legacy --workload scenarios/workload-light.toml \
+		--out results/ci-gate --max-seconds 300
+	$(BIN)/bulkbench gate results/ci-gate --thresholds scenarios/thresholds.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

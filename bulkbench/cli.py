@@ -51,6 +51,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _load("reports.render:main")(args)
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    return _load("reports.gate:main")(args)
+
+
 def _add_scenario_options(command: argparse.ArgumentParser) -> None:
     """The options a scenario is made of, shared by ``run`` (and the model's ``sim``)."""
     command.add_argument("--strategy", default="individual", help="individual | batched | chunked")
@@ -109,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="results/report", help="folder for report.html, report.md, figures")
     report.add_argument("--title", default="bulkbench report")
     report.set_defaults(func=cmd_report)
+
+    gate = commands.add_parser(
+        "gate", help="k6-style thresholds on a results directory; exit 0 pass, 99 fail, 2 unusable input")
+    gate.add_argument("run_dir")
+    gate.add_argument("--thresholds", default="scenarios/thresholds.toml")
+    gate.add_argument("--baseline", default="", help="a previous results directory to compare with")
+    gate.add_argument("--max-regression", type=float, default=None, help="percent a metric may grow over baseline")
+    gate.set_defaults(func=cmd_gate)
     return parser
 
 

@@ -1,0 +1,174 @@
+"""``bulkbench gate RUN_DIR --thresholds FILE``: performance thresholds a CI pipeline obeys.
+
+Thresholds are written as k6 users write them, in TOML (``scenarios/thresholds.toml``)::
+
+    [[gate]]
+    select = { strategy = "batched", profile = "legacy" }      # which summary records (all if absent)
+    thresholds = ["failure_rate < 0.001", "op_ack_ms p(95) < 500", "ws_messages_sent <= 10"]
+
+A threshold is ``METRIC [AGGREGATE] OP NUMBER``: METRIC is a summary field (``failure_rate``,
+``drop_seconds``, ``ws_messages_sent``, ...) or a latency (``op_ack_ms``, ``upload_ms``) with
+``p(50)``, ``p(95)``, ``p(99)`` or ``max``; OP is one of ``< <= > >= == !=``.
+``--baseline RUN_DIR --max-regression PCT`` also fails any of failure_rate, drop_seconds,
+op_ack_ms p(95) and ws_messages_sent that grew more than PCT % over the baseline's.
+
+Exit codes: 0 every threshold held; 99 one failed (k6's code); 2 unusable input (no results,
+unknown metric, bad expression). Writes ``gate.xml`` (JUnit) and ``gate.md`` beside the results.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+import orjson
+
+from bulkbench.config import ConfigError, read_toml
+
+EXIT_OK = 0
+EXIT_THRESHOLDS_FAILED = 99
+EXIT_USAGE = 2
+
+OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
+             "!=": operator.ne}
+SCALARS = ("failure_rate", "images_failed", "images_ok", "drop_seconds", "ws_messages_sent", "ws_messages_received",
+           "http_requests", "bytes_uploaded")
+LATENCIES = ("op_ack_ms", "upload_ms")
+AGGREGATES = {"p(50)": "p50", "p(95)": "p95", "p(99)": "p99", "max": "max"}
+EXPRESSION = re.compile(r"^\s*(?P<metric>[a-z_]+)\s*(?P<aggregate>p\(\d+\)|max)?\s*(?P<op><=|>=|==|!=|<|>)\s*"
+                        r"(?P<value>-?\d+(\.\d+)?([eE]-?\d+)?)\s*$")
+REGRESSION_METRICS = ("failure_rate", "drop_seconds", "op_ack_ms p(95)", "ws_messages_sent")
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    text: str
+    metric: str
+    aggregate: str | None
+    op: str
+    value: float
+
+    @classmethod
+    def parse(cls, text: str) -> Threshold:
+        match = EXPRESSION.match(text)
+        if not match:
+            raise ConfigError(f"threshold {text!r} is not 'METRIC [p(N)|max] OP NUMBER'")
+        metric, aggregate = match["metric"], match["aggregate"]
+        if metric in LATENCIES:
+            if aggregate not in AGGREGATES:
+                raise ConfigError(f"threshold {text!r}: {metric} needs one of {sorted(AGGREGATES)}")
+        elif metric in SCALARS:
+            if aggregate:
+                raise ConfigError(f"threshold {text!r}: {metric} takes no aggregate")
+        else:
+            raise ConfigError(f"threshold {text!r}: unknown metric {metric!r}; known: {[*SCALARS, *LATENCIES]}")
+        return cls(text.strip(), metric, aggregate, match["op"], float(match["value"]))
+
+    def measure(self, record: dict[str, Any]) -> float | None:
+        if self.aggregate:
+            return record[self.metric][AGGREGATES[self.aggregate]]
+        return record["failure_rate"] if self.metric == "failure_rate" else record[self.metric]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    record: str
+    ok: bool
+    detail: str
+
+
+def _label(record: dict[str, Any]) -> str:
+    return f"{record['engine']} {record['strategy']} {record['profile']} {record['images']}x{record['users']}"
+
+
+def _selected(record: dict[str, Any], select: dict[str, Any]) -> bool:
+    return all(record.get(key) == value for key, value in select.items())
+
+
+def load_records(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "summary.json"
+    if not path.exists():
+        raise ConfigError(f"{run_dir}: no summary.json (not a results directory)")
+    return orjson.loads(path.read_bytes())
+
+
+def evaluate(records: list[dict[str, Any]], gates: list[dict[str, Any]], baseline: list[dict[str, Any]] | None,
+             max_regression_pct: float | None) -> list[Check]:
+    checks = []
+    for gate in gates:
+        thresholds = [Threshold.parse(t) for t in gate.get("thresholds", [])]
+        for record in (r for r in records if _selected(r, gate.get("select", {}))):
+            for threshold in thresholds:
+                measured = threshold.measure(record)
+                ok = measured is not None and OPERATORS[threshold.op](measured, threshold.value)
+                checks.append(Check(threshold.text, _label(record), ok, f"measured {measured}"))
+    if baseline is not None and max_regression_pct is not None:
+        by_key = {(r["engine"], r["strategy"], r["profile"], r["images"], r["users"]): r for r in baseline}
+        for record in records:
+            base = by_key.get((record["engine"], record["strategy"], record["profile"], record["images"],
+                               record["users"]))
+            if base is None:
+                continue
+            for text in REGRESSION_METRICS:
+                threshold = Threshold.parse(f"{text} >= 0")
+                now, before = threshold.measure(record), threshold.measure(base)
+                if now is None or before is None:
+                    continue
+                limit = before * (1 + max_regression_pct / 100) if before else 0.0
+                ok = now <= limit or now <= before
+                checks.append(Check(f"{text} regression <= {max_regression_pct:g}%", _label(record), ok,
+                                    f"baseline {before:g}, now {now:g}"))
+    return checks
+
+
+def junit(checks: list[Check]) -> str:
+    failures = sum(1 for c in checks if not c.ok)
+    cases = []
+    for check in checks:
+        body = "" if check.ok else f"<failure message={quoteattr(check.detail)}>{escape(check.detail)}</failure>"
+        cases.append(f"  <testcase classname={quoteattr(check.record)} name={quoteattr(check.name)}>{body}</testcase>")
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="bulkbench gate" tests="{len(checks)}" '
+            f'failures="{failures}">\n' + "\n".join(cases) + "\n</testsuite>\n")
+
+
+def markdown(checks: list[Check]) -> str:
+    failed = [c for c in checks if not c.ok]
+    lines = [f"### bulkbench gate: {'FAILED' if failed else 'passed'} ({len(checks) - len(failed)}/{len(checks)})",
+             "", "| | run | threshold | |", "|---|---|---|---|"]
+    lines += [f"| {'✅' if c.ok else '❌'} | {c.record} | `{c.name}` | {c.detail} |" for c in checks]
+    return "\n".join(lines) + "\n"
+
+
+def gate(run_dir: Path, thresholds: Path, baseline_dir: Path | None = None,
+         max_regression_pct: float | None = None) -> tuple[int, list[Check]]:
+    records = load_records(run_dir)
+    if not thresholds.exists():
+        raise ConfigError(f"thresholds file {thresholds} does not exist")
+    gates = read_toml(thresholds).get("gate", [])
+    if not gates:
+        raise ConfigError(f"{thresholds}: no [[gate]] tables")
+    baseline = load_records(baseline_dir) if baseline_dir else None
+    checks = evaluate(records, gates, baseline, max_regression_pct)
+    if not checks:
+        raise ConfigError(f"{thresholds}: no threshold selects any record of {run_dir}")
+    (run_dir / "gate.xml").write_text(junit(checks))
+    (run_dir / "gate.md").write_text(markdown(checks))
+    return (EXIT_OK if all(c.ok for c in checks) else EXIT_THRESHOLDS_FAILED), checks
+
+
+def main(args: Any) -> int:
+    try:
+        code, checks = gate(Path(args.run_dir), Path(args.thresholds), Path(args.baseline) if args.baseline else None,
+                            args.max_regression)
+    except (ConfigError, KeyError, ValueError) as exc:
+        print(f"bulkbench gate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(markdown(checks))
+    print(f"JUnit: {Path(args.run_dir) / 'gate.xml'}  Markdown: {Path(args.run_dir) / 'gate.md'}")
+    return code
