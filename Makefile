@@ -12,8 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)  ## the main job
-	$(BIN)/python -m benchmarks.demo
+demo: $(STAMP)  ## the main job: both strategies, 200 images, legacy server, real and model, one report
+	$(BIN)/bulkbench compare --images 200 --profile legacy
 
 test: $(STAMP)  ## lint, then the test suite (real server on loopback)
 	$(BIN)/ruff check .

@@ -55,6 +55,36 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return _load("reports.gate:main")(args)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """The main job: each strategy for real and in the model, side by side, one report."""
+    run_options, run = _load("loadtests.run:RunOptions"), _load("loadtests.run:run")
+    sim_options, run_sim = _load("sim.run:SimOptions"), _load("sim.run:run_sim")
+    namespaces_allowed = _load("loadtests.network:namespaces_allowed")
+    network_of = _load("bulkbench.network:load_network")
+    network = network_of(args.network, args.uplink_mbit)
+    if network.shaped and not namespaces_allowed():
+        print("bulkbench: no permission for network namespaces here; comparing on unshaped loopback", file=sys.stderr)
+        network = network_of("loopback")
+    out = Path(args.out)
+    summaries, dirs = [], []
+    for strategy in args.strategies.split(","):
+        common = dict(strategy=strategy, images=args.images, users=args.users, profile=args.profile, seed=args.seed,
+                      workload=args.workload, canvas=args.canvas)
+        print(f">>> {strategy}: real run ({network.name}) ...", flush=True)
+        summaries.append(run(run_options(**common, out=out / f"real-{strategy}", uplink_mbit=network.uplink_mbit,
+                                         quiet=True, max_seconds=args.max_seconds)))
+        print(f">>> {strategy}: model ({args.replications} replications) ...", flush=True)
+        summaries.append(run_sim(sim_options(**common, out=out / f"sim-{strategy}", uplink_mbit=network.uplink_mbit,
+                                             queue_ms=network.queue_ms, replications=args.replications)))
+        dirs += [out / f"real-{strategy}", out / f"sim-{strategy}"]
+    report = _load("reports.render:build")(dirs, out / "report", f"bulkbench compare: {args.images} images, "
+                                           f"{args.profile} profile, {network.name}")
+    print()
+    print(_load("bulkbench.results:table")(summaries))
+    print(f"\nreport: {report['html']}")
+    return 0
+
+
 def _add_scenario_options(command: argparse.ArgumentParser) -> None:
     """The options a scenario is made of, shared by ``run`` (and the model's ``sim``)."""
     command.add_argument("--strategy", default="individual", help="individual | batched | chunked")
@@ -121,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--baseline", default="", help="a previous results directory to compare with")
     gate.add_argument("--max-regression", type=float, default=None, help="percent a metric may grow over baseline")
     gate.set_defaults(func=cmd_gate)
+
+    compare = commands.add_parser("compare", help="the main job: strategies real and modelled, one report")
+    _add_scenario_options(compare)
+    compare.set_defaults(network="uplink-20")
+    compare.add_argument("--strategies", default="individual,batched", help="comma-separated")
+    compare.add_argument("--replications", type=int, default=5)
+    compare.add_argument("--out", default="results/compare")
+    compare.add_argument("--max-seconds", type=float, default=900.0)
+    compare.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -72,3 +72,10 @@ class ShapedNamespace:
 def namespace_exists(name: str) -> bool:
     listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return any(line.split()[0] == name for line in listing.splitlines() if line.strip())
+
+
+def namespaces_allowed() -> bool:
+    """Whether this process may make network namespaces (root or CAP_NET_ADMIN)."""
+    probe = subprocess.run(["ip", "netns", "add", f"{NAMESPACE_PREFIX}probe-{os.getpid()}"], capture_output=True)
+    subprocess.run(["ip", "netns", "del", f"{NAMESPACE_PREFIX}probe-{os.getpid()}"], capture_output=True)
+    return probe.returncode == 0

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtests.network import NetworkSpec, ShapedNamespace, namespace_exists
+from bulkbench.network import NetworkSpec
+from loadtests.network import ShapedNamespace, namespace_exists, namespaces_allowed
 from loadtests.run import RunOptions, run
 
 SUMMARY_FIELDS = {
@@ -112,13 +113,7 @@ def test_distributed_mode_runs_the_same_locustfile(start_server, tmp_path, small
     assert summary.users == 2 and summary.images_ok == 12
 
 
-def _netns_allowed() -> bool:
-    probe = subprocess.run(["ip", "netns", "add", "bulkbench-probe"], capture_output=True)
-    subprocess.run(["ip", "netns", "del", "bulkbench-probe"], capture_output=True)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _netns_allowed(), reason="needs CAP_NET_ADMIN for ip netns / tc")
+@pytest.mark.skipif(not namespaces_allowed(), reason="needs CAP_NET_ADMIN for ip netns / tc")
 def test_a_shaped_run_happens_in_a_namespace_that_is_removed_after(tmp_path, small_workload):
     summary = run(RunOptions(strategy="batched", images=8, profile="optimized", out=tmp_path / "out",
                              uplink_mbit=20, workload=small_workload, quiet=True, max_seconds=300))
@@ -128,7 +123,7 @@ def test_a_shaped_run_happens_in_a_namespace_that_is_removed_after(tmp_path, sma
     assert "bulkbench-" not in listing
 
 
-@pytest.mark.skipif(not _netns_allowed(), reason="needs CAP_NET_ADMIN for ip netns / tc")
+@pytest.mark.skipif(not namespaces_allowed(), reason="needs CAP_NET_ADMIN for ip netns / tc")
 def test_the_namespace_is_removed_even_when_the_run_fails():
     spec = NetworkSpec(uplink_mbit=10)
     with pytest.raises(RuntimeError), ShapedNamespace(spec) as namespace:
