@@ -85,6 +85,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    verify = None
+    if args.verify:
+        run_options, run = _load("loadtests.run:RunOptions"), _load("loadtests.run:run")
+
+        def verify(spec: dict) -> dict:
+            out = Path(args.out) / f"verify-{spec['strategy']}-{spec['profile']}-{spec['images']}x{spec['users']}"
+            return run(run_options(out=out, quiet=True, max_seconds=1500, **spec)).to_json()
+
+    return _load("sim.plan:main")(args, verify)
+
+
 def _add_scenario_options(command: argparse.ArgumentParser) -> None:
     """The options a scenario is made of, shared by ``run`` (and the model's ``sim``)."""
     command.add_argument("--strategy", default="individual", help="individual | batched | chunked")
@@ -160,6 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", default="results/compare")
     compare.add_argument("--max-seconds", type=float, default=900.0)
     compare.set_defaults(func=cmd_compare)
+
+    plan = commands.add_parser("plan", help="capacity sweep with the model, verified by a few real runs")
+    plan.add_argument("--strategies", default="individual,batched")
+    plan.add_argument("--profiles", default="legacy,optimized")
+    plan.add_argument("--uplink-mbit", type=float, default=20.0)
+    plan.add_argument("--images-at", type=int, default=200, help="drop size at which 'most users' is answered")
+    plan.add_argument("--target-failure-rate", type=float, default=0.01)
+    plan.add_argument("--target-drop-seconds", type=float, default=300.0)
+    plan.add_argument("--workload", default="")
+    plan.add_argument("--seed", type=int, default=1)
+    plan.add_argument("--processes", type=int, default=0, help="worker processes (default: every core)")
+    plan.add_argument("--verify", type=int, default=0, help="re-run this many frontier points for real")
+    plan.add_argument("--out", default="results/plan")
+    plan.set_defaults(func=cmd_plan)
     return parser
 
 

@@ -198,13 +198,27 @@ class ModelWorld:
     """The browsers' side of the model: their link to the server, their connection pools."""
 
     def __init__(self, env: simpy.Environment, profile: Profile, link: Link, params: ModelParams,
-                 rng: random.Random, undo_requests_answered: bool = True) -> None:
+                 rng: random.Random, link_per_user: bool = False) -> None:
+        """``link_per_user``: every browser has an uplink like ``link`` of its own (capacity planning);
+        otherwise all share ``link``, as the users of one real run share its shaped loopback."""
         self.env = env
         self.server = ServerModel(env, profile, params, rng)
         self.link = link
+        self.link_per_user = link_per_user
+        self.links: dict[int, Link] = {}
         self.params = params
         self.pools: dict[int, ConnectionPool] = {}
         self.http_in_flight = 0
+
+    def link_of(self, client: SimClient) -> Link:
+        if not self.link_per_user:
+            return self.link
+        link = self.links.get(client.user)
+        if link is None:
+            base = self.link
+            link = self.links[client.user] = Link(self.env, base.rate_bytes_per_s, base.queue_s, base.base_delay_s,
+                                                  base.standing_bytes_per_flow)
+        return link
 
     def pool(self, client: SimClient) -> ConnectionPool:
         pool = self.pools.get(client.user)
@@ -221,7 +235,7 @@ class ModelWorld:
                 client.receive_frame()
             else:
                 client.deliver(*answer)
-        self.env.timeout(self.link.frame_delay(nbytes)).callbacks.append(arrive)
+        self.env.timeout(self.link_of(client).frame_delay(nbytes)).callbacks.append(arrive)
 
     def join(self, client: SimClient) -> None:
         """``join_canvas`` and its ``canvas_joined`` (sent by the driver's owner before the drop)."""
@@ -237,7 +251,7 @@ class ModelWorld:
     def send_op(self, client: SimClient, operation_id: str, op_type: OpType,
                 params: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
         size = frame_bytes(execute_operation_frame(operation_id, op_type, params))
-        delay = self.link.frame_delay(size)
+        delay = self.link_of(client).frame_delay(size)
         self.env.process(self._operation(client, operation_id, op_type, params, size, delay))
         yield self.env.timeout(0)
 
@@ -258,7 +272,7 @@ class ModelWorld:
                 self._to_client(client, p.answer_bytes)
 
     def send_frame(self, client: SimClient, event: str, data: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
-        delay = self.link.frame_delay(self.params.answer_bytes)
+        delay = self.link_of(client).frame_delay(self.params.answer_bytes)
         room = self.server.room(client.canvas_id)
         if event == Event.REQUEST_UNDO_STATE:
             self.env.timeout(delay).callbacks.append(lambda _e: self._to_client(client, self.params.answer_bytes))
@@ -285,20 +299,20 @@ class ModelWorld:
             yield connection
             self.http_in_flight += 1
             try:
-                yield self.env.timeout(self.link.frame_delay(p.request_overhead_bytes))
+                yield self.env.timeout(self.link_of(client).frame_delay(p.request_overhead_bytes))
                 wait_s = server.rate_limited(client)
                 if wait_s is not None:
-                    yield self.env.timeout(self.link.frame_delay(p.answer_bytes))
+                    yield self.env.timeout(self.link_of(client).frame_delay(p.answer_bytes))
                     return HttpResult(429, retry_after_s=max(1.0, round(wait_s)))
                 try:
                     server.stages["upload"].check_admission()
                 except Overloaded as exc:
-                    yield self.env.timeout(self.link.frame_delay(p.answer_bytes))
+                    yield self.env.timeout(self.link_of(client).frame_delay(p.answer_bytes))
                     return HttpResult(503, retry_after_s=exc.retry_after_s)
                 client.bytes_uploaded += image.size_bytes
-                yield from self.link.transfer(image.size_bytes)
+                yield from self.link_of(client).transfer(image.size_bytes)
                 result = yield from server.store_upload(image, digest)
-                yield self.env.timeout(self.link.frame_delay(p.upload_response_bytes))
+                yield self.env.timeout(self.link_of(client).frame_delay(p.upload_response_bytes))
                 return result
             finally:
                 self.http_in_flight -= 1
@@ -306,14 +320,14 @@ class ModelWorld:
     def fetch(self, client: SimClient, paths: tuple[str, ...],
               timeout_s: float) -> Generator[simpy.Event, Any, tuple[HttpResult, ...]]:
         """A burst of GETs over one connection, one after another (keep-alive), each rate limited."""
-        p = self.params
+        p, link = self.params, self.link_of(client)
         with self.pool(client).connections.request() as connection:
             yield connection
             results, elapsed = [], 0.0
             for _path in paths:
                 limited = self.server.rate_limited(client) is not None
                 status, nbytes = (429, p.answer_bytes) if limited else (200, p.thumbnail_response_bytes)
-                latency = self.link.frame_delay(p.request_overhead_bytes) + self.link.frame_delay(nbytes)
+                latency = link.frame_delay(p.request_overhead_bytes) + link.frame_delay(nbytes)
                 elapsed += latency
                 results.append(HttpResult(status, latency_s=latency))
             yield self.env.timeout(elapsed)

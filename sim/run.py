@@ -51,6 +51,8 @@ class SimOptions:
     workload: str = ""
     emulation: bool = True
     model: str | None = None
+    link_per_user: bool = False
+    """Each user on an uplink of its own (capacity planning); real runs share one shaped loopback."""
     strategy_overrides: tuple[tuple[str, Any], ...] = ()
 
 
@@ -78,7 +80,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     rng = random.Random(options.seed * 1000 + replication)
     link = Link(env, options.uplink_mbit * 1e6 / 8, options.queue_ms / 1000.0,
                 standing_bytes_per_flow=params.standing_bytes_per_flow)
-    world = ModelWorld(env, profile, link, params, rng)
+    world = ModelWorld(env, profile, link, params, rng, link_per_user=options.link_per_user)
     strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
     runs = []
     for user in range(options.users):
@@ -161,8 +163,9 @@ def combine(replications: list[Replication]) -> RunSummary:
         extra={**first.extra, "replications": n, "ci95": ci})
 
 
-def run_sim(options: SimOptions) -> RunSummary:
-    profile = load_profile(options.profile)
+def run_sim(options: SimOptions, profile_override: Profile | None = None) -> RunSummary:
+    """``profile_override``: a profile object to use instead of loading ``options.profile`` (knob sweeps)."""
+    profile = profile_override or load_profile(options.profile)
     if not options.emulation:
         profile = profile.without_emulation()
     workload = dataclasses.replace(load_workload(options.workload or None), images=options.images, seed=options.seed)

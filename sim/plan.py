@@ -1,0 +1,250 @@
+"""``bulkbench plan``: capacity planning with the model, verified by a few real runs.
+
+For each strategy and profile, the model sweeps images per drop x users (in parallel on every
+core). The plan answers "how many images per drop, how many users at once" as a frontier: the
+largest drop (1 user) and the most users (at ``--images``) with failure rate and drop time under
+the targets. It shows the failure-rate heatmap, which server knob buys the most headroom (each
+knob changed alone), and a Universal Scalability Law fit of throughput (images/s) against users.
+``--verify K`` re-runs K frontier points for real and puts measured beside predicted.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import itertools
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+
+from bulkbench.profile import Profile, load_profile  # noqa: E402
+from sim.run import SimOptions, run_sim  # noqa: E402
+
+IMAGES = (50, 100, 200, 300, 500, 750, 1000)
+USERS = (1, 2, 5, 10, 20)
+KNOBS: dict[str, dict[str, Any]] = {
+    "thumbnails after the answer": {"thumbnails": "async"},
+    "delta persistence": {"persistence": "delta"},
+    "2x thumbnail workers": {"stages.thumbnail.workers": 2.0},
+    "2x ops workers": {"stages.ops.workers": 2.0},
+    "hash de-duplication": {"dedup_by_hash": True},
+}
+"""Server knobs, each tried alone on top of the profile (``stages.X.workers`` values multiply)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlanTargets:
+    failure_rate: float = 0.01
+    drop_seconds: float = 300.0
+
+
+def apply_knob(profile: Profile, knob: dict[str, Any]) -> Profile:
+    changes: dict[str, Any] = {}
+    stages = dict(profile.stages)
+    for key, value in knob.items():
+        if key.startswith("stages."):
+            _, stage, field = key.split(".")
+            spec = profile.stage(stage)
+            stages[stage] = dataclasses.replace(spec, **{field: max(1, int(getattr(spec, field) * value))})
+        else:
+            changes[key] = value
+    return dataclasses.replace(profile, stages=stages, **changes)
+
+
+def _simulate(job: tuple[dict[str, Any], Profile | None]) -> dict[str, Any]:
+    spec, profile = job
+    summary = run_sim(SimOptions(**spec), profile_override=profile)
+    return {**spec, "failure_rate": summary.failure_rate, "drop_seconds": summary.drop_seconds,
+            "images_ok": summary.images_ok, "ws_messages_sent": summary.ws_messages_sent}
+
+
+def sweep(jobs: list[tuple[dict[str, Any], Profile | None]], processes: int,
+          progress: Callable[[int, int], None]) -> list[dict[str, Any]]:
+    results = []
+    with multiprocessing.Pool(processes) as pool:
+        for done, result in enumerate(pool.imap(_simulate, jobs, chunksize=1), 1):
+            results.append(result)
+            progress(done, len(jobs))
+    return results
+
+
+def progress_bar(done: int, total: int) -> None:
+    width = 40
+    filled = int(width * done / total)
+    sys.stdout.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} scenarios")
+    if done == total:
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def frontier(rows: Iterable[dict[str, Any]], targets: PlanTargets, images_at: int) -> dict[str, Any]:
+    rows = list(rows)
+
+    def ok(row: dict[str, Any]) -> bool:
+        return row["failure_rate"] < targets.failure_rate and row["drop_seconds"] < targets.drop_seconds
+
+    largest = max((r["images"] for r in rows if r["users"] == 1 and ok(r)), default=0)
+    most = max((r["users"] for r in rows if r["images"] == images_at and ok(r)), default=0)
+    return {"largest_drop_1_user": largest, f"most_users_at_{images_at}": most}
+
+
+def usl_fit(users: list[int], throughput: list[float]) -> dict[str, float] | None:
+    """Universal Scalability Law: X(N) = X1 N / (1 + sigma (N-1) + kappa N (N-1)), linear least squares."""
+    pairs = [(n, x) for n, x in zip(users, throughput, strict=True) if x > 0]
+    if len(pairs) < 3 or pairs[0][0] != 1:
+        return None
+    x1 = pairs[0][1]
+    rows, rhs = [], []
+    for n, x in pairs[1:]:
+        rows.append([n - 1, n * (n - 1)])
+        rhs.append(n * x1 / x - 1)
+    (sigma, kappa), *_ = np.linalg.lstsq(np.array(rows, float), np.array(rhs, float), rcond=None)
+    sigma, kappa = max(0.0, float(sigma)), max(0.0, float(kappa))
+    peak = float(np.sqrt((1 - sigma) / kappa)) if kappa > 0 and sigma < 1 else float("inf")
+    return {"x1_images_per_s": x1, "sigma": sigma, "kappa": kappa, "peak_users": peak}
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def heatmap(rows: list[dict[str, Any]], title: str) -> bytes:
+    grid = np.full((len(USERS), len(IMAGES)), np.nan)
+    for row in rows:
+        if row["images"] in IMAGES and row["users"] in USERS:
+            grid[USERS.index(row["users"]), IMAGES.index(row["images"])] = row["failure_rate"] * 100
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    image = ax.imshow(grid, cmap="RdYlGn_r", vmin=0, vmax=100, aspect="auto", origin="lower")
+    ax.set_xticks(range(len(IMAGES)), [str(i) for i in IMAGES])
+    ax.set_yticks(range(len(USERS)), [str(u) for u in USERS])
+    ax.set_xlabel("images per drop")
+    ax.set_ylabel("users at once")
+    for (y, x), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            ax.text(x, y, f"{value:.0f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(image, ax=ax, label="images lost (%)")
+    ax.set_title(title)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plan(strategies: list[str], profiles: list[str], targets: PlanTargets, images_at: int, uplink_mbit: float,
+         seed: int, processes: int, out: Path, workload: str = "",
+         verify: Callable[[dict[str, Any]], dict[str, Any]] | None = None, verify_points: int = 0) -> dict[str, Any]:
+    base = {"seed": seed, "uplink_mbit": uplink_mbit, "workload": workload, "link_per_user": True}
+    jobs: list[tuple[dict[str, Any], Profile | None]] = []
+    for strategy, profile, images, users in itertools.product(strategies, profiles, IMAGES, USERS):
+        jobs.append(({**base, "strategy": strategy, "profile": profile, "images": images, "users": users}, None))
+    for strategy, profile, (knob, change) in itertools.product(strategies, profiles, KNOBS.items()):
+        changed = apply_knob(load_profile(profile), change)
+        for images in IMAGES:
+            jobs.append(({**base, "strategy": strategy, "profile": profile, "images": images, "users": 1,
+                          "knob": knob}, changed))
+    rows = sweep([(({k: v for k, v in spec.items() if k != "knob"}), prof) for spec, prof in jobs], processes,
+                 progress_bar)
+    for (spec, _prof), row in zip(jobs, rows, strict=True):
+        row["knob"] = spec.get("knob", "")
+    result: dict[str, Any] = {"targets": dataclasses.asdict(targets), "uplink_mbit": uplink_mbit, "plans": []}
+    figures: dict[str, bytes] = {}
+    for strategy, profile in itertools.product(strategies, profiles):
+        mine = [r for r in rows if r["strategy"] == strategy and r["profile"] == profile]
+        plain = [r for r in mine if not r["knob"]]
+        entry = {"strategy": strategy, "profile": profile, **frontier(plain, targets, images_at)}
+        knob_gain = {}
+        for knob in KNOBS:
+            knobbed = [r for r in mine if r["knob"] == knob]
+            knob_gain[knob] = frontier(knobbed, targets, images_at)["largest_drop_1_user"]
+        entry["largest_drop_by_knob"] = knob_gain
+        entry["best_knob"] = max(knob_gain, key=knob_gain.get) if knob_gain else ""
+        at = sorted((r for r in plain if r["images"] == images_at), key=lambda r: r["users"])
+        entry["usl"] = usl_fit([r["users"] for r in at],
+                               [r["images_ok"] / r["drop_seconds"] if r["drop_seconds"] else 0.0 for r in at])
+        result["plans"].append(entry)
+        figures[f"{strategy}-{profile}"] = heatmap(plain, f"{strategy} on {profile}: images lost (%)")
+    if verify is not None and verify_points:
+        result["verified"] = _verify(rows, result["plans"], verify, verify_points, base, images_at)
+    result["rows"] = rows
+    _write(out, result, figures)
+    return result
+
+
+def _verify(rows: list[dict[str, Any]], plans: list[dict[str, Any]], verify: Callable[[dict[str, Any]], dict],
+            count: int, base: dict[str, Any], images_at: int) -> list[dict[str, Any]]:
+    """Re-run frontier points for real: each plan's largest drop first, then its most users."""
+    points = []
+    for entry in plans:
+        if entry["largest_drop_1_user"]:
+            points.append({"strategy": entry["strategy"], "profile": entry["profile"],
+                           "images": entry["largest_drop_1_user"], "users": 1})
+    for entry in plans:
+        if entry[f"most_users_at_{images_at}"]:
+            points.append({"strategy": entry["strategy"], "profile": entry["profile"], "images": images_at,
+                           "users": entry[f"most_users_at_{images_at}"]})
+    checked = []
+    for point in points[:count]:
+        predicted = next(r for r in rows if not r["knob"] and all(r[k] == v for k, v in point.items()))
+        # a real run's users share one shaped loopback: give it the sum of their uplinks
+        real = {k: v for k, v in base.items() if k != "link_per_user"}
+        measured = verify({**real, **point, "uplink_mbit": base["uplink_mbit"] * point["users"]})
+        checked.append({**point, "predicted_failure_rate": predicted["failure_rate"],
+                        "measured_failure_rate": measured["failure_rate"],
+                        "predicted_drop_seconds": predicted["drop_seconds"],
+                        "measured_drop_seconds": measured["drop_seconds"]})
+    return checked
+
+
+def _write(out: Path, result: dict[str, Any], figures: dict[str, bytes]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plan.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    t = result["targets"]
+    lines = [f"# Capacity plan (model; failure rate < {t['failure_rate']:.1%}, drop < {t['drop_seconds']:g} s, "
+             f"uplink {result['uplink_mbit']:g} Mbit/s)", "",
+             "| strategy | profile | largest drop (1 user) | most users | best server knob (largest drop) | "
+             "USL sigma | USL kappa | USL peak users |", "|---|---|---|---|---|---|---|---|"]
+    for p in result["plans"]:
+        most = next(v for k, v in p.items() if k.startswith("most_users_at_"))
+        usl = p["usl"] or {}
+        best = f"{p['best_knob']} ({p['largest_drop_by_knob'].get(p['best_knob'], 0)})"
+        lines.append(f"| {p['strategy']} | {p['profile']} | {p['largest_drop_1_user']} | {most} | {best} | "
+                     f"{usl.get('sigma', float('nan')):.3f} | {usl.get('kappa', float('nan')):.4f} | "
+                     f"{usl.get('peak_users', float('nan')):.1f} |")
+    if result.get("verified"):
+        lines += ["", "## Verified by real runs", "", "| strategy | profile | images | users | failure rate "
+                  "predicted | measured | drop s predicted | measured |", "|---|---|---|---|---|---|---|---|"]
+        for v in result["verified"]:
+            lines.append(f"| {v['strategy']} | {v['profile']} | {v['images']} | {v['users']} | "
+                         f"{v['predicted_failure_rate']:.3f} | {v['measured_failure_rate']:.3f} | "
+                         f"{v['predicted_drop_seconds']:.1f} | {v['measured_drop_seconds']:.1f} |")
+    for name, data in figures.items():
+        (out / f"heatmap-{name}.png").write_bytes(data)
+        lines += ["", f"![{name}](heatmap-{name}.png)"]
+    (out / "plan.md").write_text("\n".join(lines) + "\n")
+    body = "".join(f"<h2>{name}</h2><img src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+                   for name, data in figures.items())
+    table = "<pre>" + "\n".join(lines[:4 + len(result["plans"])]) + "</pre>"
+    (out / "plan.html").write_text(f"<!doctype html><meta charset=utf-8><title>bulkbench plan</title>"
+                                   f"<h1>Capacity plan</h1>{table}{body}")
+
+
+def main(args: Any, verify: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> int:
+    result = plan(args.strategies.split(","), args.profiles.split(","),
+                  PlanTargets(args.target_failure_rate, args.target_drop_seconds), args.images_at, args.uplink_mbit,
+                  args.seed, args.processes or os.cpu_count() or 1, Path(args.out), args.workload,
+                  verify=verify, verify_points=args.verify)
+    print((Path(args.out) / "plan.md").read_text().split("\n![")[0])
+    print(f"plan: {Path(args.out) / 'plan.html'}, {Path(args.out) / 'plan.json'}")
+    return 0 if result["plans"] else 2

@@ -1,0 +1,33 @@
+"""The capacity plan's pieces: the frontier, the knobs, the USL fit."""
+
+from __future__ import annotations
+
+import pytest
+
+from bulkbench.profile import load_profile
+from sim.plan import PlanTargets, apply_knob, frontier, usl_fit
+
+
+def test_usl_fit_recovers_known_coefficients() -> None:
+    sigma, kappa, x1 = 0.05, 0.002, 10.0
+    users = [1, 2, 4, 8, 16, 32]
+    throughput = [x1 * n / (1 + sigma * (n - 1) + kappa * n * (n - 1)) for n in users]
+    fit = usl_fit(users, throughput)
+    assert fit is not None
+    assert fit["sigma"] == pytest.approx(sigma, abs=1e-6) and fit["kappa"] == pytest.approx(kappa, abs=1e-7)
+    assert fit["peak_users"] == pytest.approx(((1 - sigma) / kappa) ** 0.5)
+
+
+def test_frontier_is_the_largest_passing_point() -> None:
+    rows = [{"images": n, "users": 1, "failure_rate": 0.0 if n <= 300 else 0.2, "drop_seconds": n / 10}
+            for n in (100, 200, 300, 500)]
+    rows += [{"images": 200, "users": u, "failure_rate": 0.0, "drop_seconds": 50.0 * u} for u in (2, 5, 10)]
+    result = frontier(rows, PlanTargets(failure_rate=0.01, drop_seconds=300), images_at=200)
+    assert result == {"largest_drop_1_user": 300, "most_users_at_200": 5}
+
+
+def test_a_knob_changes_one_thing() -> None:
+    legacy = load_profile("legacy")
+    changed = apply_knob(legacy, {"stages.thumbnail.workers": 2.0})
+    assert changed.stage("thumbnail").workers == 8 and changed.stage("ops") == legacy.stage("ops")
+    assert apply_knob(legacy, {"thumbnails": "async"}).thumbnails == "async"
