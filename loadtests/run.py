@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from bulkbench.config import ConfigError
 from bulkbench.network import load_network
 from bulkbench.profile import load_profile
 from bulkbench.results import RunSummary, table
@@ -69,6 +70,9 @@ def run(options: RunOptions) -> RunSummary:
     _exit_on_sigterm()
     profile = load_profile(options.profile)
     network = load_network(options.network, options.uplink_mbit, options.emulated_rtt_ms)
+    if network.shaped and options.target:
+        raise ConfigError("a shaped network runs the server and Locust in one namespace: it cannot use --target; "
+                          "shape the path to your server yourself, or drop --uplink-mbit/--network")
     workload = dataclasses.replace(load_workload(options.workload or None), images=options.images, seed=options.seed)
     out = Path(options.out)
     if out.exists():
