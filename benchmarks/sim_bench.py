@@ -17,7 +17,7 @@ from collections.abc import Generator
 
 import simpy
 
-from sim.run import SimOptions, run_sim, simulate_once
+from sim.run import SimOptions, events_scheduled, run_sim, simulate_once
 
 SCENARIO_GRID = {
     "strategy": ["individual", "batched"],
@@ -45,7 +45,7 @@ def bare_mm1_events_per_s(customers: int = 100_000) -> float:
     env.process(arrivals())
     started = time.perf_counter()
     env.run()
-    return env._eid / (time.perf_counter() - started)
+    return events_scheduled(env) / (time.perf_counter() - started)
 
 
 def model_events_per_s(options: SimOptions) -> tuple[float, float]:

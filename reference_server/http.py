@@ -64,8 +64,8 @@ async def upload(request: Request) -> Response:
 async def _store(server: Server, received: ReceivedUpload) -> dict[str, Any]:
     profile, storage = server.profile, server.storage
     facts = await server.stages["upload"].run(
-        lambda: check_upload(received, profile.limits), items=received.size / MIB, in_thread=True
-    )
+        lambda: check_upload(received, profile.limits), items=received.size / MIB
+    )  # inline: it reads the header and the last KiB, not the file
     if profile.dedup_by_hash and (existing := storage.upload_by_hash(received.sha256)):
         return _upload_answer(existing, received.sha256, deduplicated=True)
     name = stored_name(received.sha256, facts.extension)

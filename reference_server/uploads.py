@@ -7,8 +7,8 @@ streaming (the upload cap), then on the stored file (format, pixel count, trunca
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import os
 import re
 import uuid
 import warnings
@@ -26,6 +26,8 @@ from bulkbench.protocol import ErrorCode, ProtocolError
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 """Room for boundaries, part headers and the hash field on top of ``max_upload_bytes``."""
 MAX_FIELD_BYTES = 1024
+FLUSH_BYTES = 512 * 1024
+"""Received file bytes are hashed and written in batches of this size, off the event loop."""
 """Largest non-file form field (the ``hash``)."""
 IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif"}
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
@@ -60,6 +62,9 @@ class _Receiver:
         self.error: ProtocolError | None = None
         self.file: IO[bytes] | None = None
         self.digest = hashlib.sha256()
+        self.pending = bytearray()
+        """File bytes received but not yet hashed and written (at most about FLUSH_BYTES)."""
+        self.file_ended = False
         self.size = 0
         self.file_parts = 0
         self.content_type = ""
@@ -116,7 +121,7 @@ class _Receiver:
             self.fields[name] = bytearray()
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        chunk = data[start:end]
+        chunk = memoryview(data)[start:end]  # no copy until it joins ``pending``
         if self._part == "file" and self.file is not None:
             self.size += len(chunk)
             if self.size > self.limits.max_upload_bytes:
@@ -125,8 +130,7 @@ class _Receiver:
                     f"file over max_upload_bytes={self.limits.max_upload_bytes}",
                 )
                 return
-            self.digest.update(chunk)
-            self.file.write(chunk)
+            self.pending += chunk
         elif self._part == "field":
             buffer = self.fields[self._field_name]
             if len(buffer) + len(chunk) > MAX_FIELD_BYTES:
@@ -137,10 +141,19 @@ class _Receiver:
             buffer += chunk
 
     def on_part_end(self) -> None:
-        if self._part == "file" and self.file is not None:
+        if self._part == "file":
+            self.file_ended = True
+        self._part = None
+
+    def flush(self) -> None:
+        """Hash and write what has arrived (in a worker thread: hashlib and write release the GIL)."""
+        if self.file is not None and self.pending:
+            self.digest.update(self.pending)
+            self.file.write(self.pending)
+        self.pending = bytearray()
+        if self.file_ended and self.file is not None:
             self.file.close()
             self.file = None
-        self._part = None
 
     def close(self) -> None:
         if self.file is not None:
@@ -179,12 +192,15 @@ async def receive_upload(
             parser.write(chunk)
             if receiver.error:
                 raise receiver.error
+            if len(receiver.pending) >= FLUSH_BYTES:
+                await asyncio.to_thread(receiver.flush)
         parser.finalize()
         if receiver.error:
             raise receiver.error
+        await asyncio.to_thread(receiver.flush)
         if not receiver.file_parts:
             raise _reject(ErrorCode.INVALID_UPLOAD, "no 'file' part in the form")
-        if receiver.file is not None:
+        if not receiver.file_ended:
             raise _reject(ErrorCode.INVALID_UPLOAD, "multipart body ended inside the file part")
     except ProtocolError:
         receiver.close()
@@ -240,22 +256,31 @@ def check_upload(upload: ReceivedUpload, limits: Limits) -> ImageFacts:
                 fmt = image.format or ""
                 if fmt not in IMAGE_FORMATS:
                     raise _reject(ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"image format {fmt!r} not accepted")
-                image.verify()
     except ProtocolError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _reject(ErrorCode.IMAGE_TOO_LARGE, str(exc)) from exc
     except Exception as exc:
         raise _reject(ErrorCode.INVALID_IMAGE, f"not a readable image: {exc}") from exc
-    if fmt == "JPEG" and not _jpeg_complete(upload.path):
-        raise _reject(ErrorCode.INVALID_IMAGE, "truncated JPEG (no end-of-image marker)")
+    if not _complete(fmt, upload.path, upload.size):
+        raise _reject(ErrorCode.INVALID_IMAGE, f"truncated {fmt} (its end marker is missing)")
     return ImageFacts(IMAGE_FORMATS[fmt], width, height)
 
 
-def _jpeg_complete(path: Path) -> bool:
+def _complete(fmt: str, path: Path, size: int) -> bool:
+    """Does the file end the way a whole image of its format ends? (Reads its last KiB, not all of it:
+    a full decode happens where thumbnails are made; a corrupt but complete body is refused there.)"""
     with open(path, "rb") as handle:
-        handle.seek(max(0, os.path.getsize(path) - 1024))
-        return b"\xff\xd9" in handle.read()
+        if fmt == "WEBP":
+            head = handle.read(8)
+            return head[:4] == b"RIFF" and int.from_bytes(head[4:8], "little") + 8 <= size
+        handle.seek(max(0, size - 1024))
+        tail = handle.read()
+    if fmt == "PNG":
+        return tail.endswith(b"IEND\xaeB`\x82")
+    if fmt == "JPEG":
+        return b"\xff\xd9" in tail
+    return tail.endswith(b";")  # GIF trailer
 
 
 def stored_name(sha256: str, extension: str) -> str:

@@ -110,7 +110,12 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     summary = summarize("sim", options.strategy, profile.name, options.seed, results)
     if keep is not None:
         keep["world"] = world
-    return Replication(summary, results, series, getattr(env, "_eid", 0))
+    return Replication(summary, results, series, events_scheduled(env))
+
+
+def events_scheduled(env: simpy.Environment) -> int:
+    """How many events the environment scheduled (SimPy numbers them with a counter)."""
+    return next(env._eid)  # type: ignore[attr-defined]
 
 
 def _monitor(env: simpy.Environment, world: ModelWorld, series: list[dict[str, float]],
