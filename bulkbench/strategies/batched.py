@@ -13,11 +13,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
-from bulkbench.effects import AnswerKind, AwaitAnswers, Hash, Join, SendFrame, SendOp, Sleep, Upload
+from bulkbench.effects import AnswerKind, AwaitAnswers, Join, SendFrame, SendOp, Sleep, Upload
 from bulkbench.protocol import Event, OpType
 from bulkbench.results import Cause
 from bulkbench.strategies.common import (
@@ -25,6 +25,7 @@ from bulkbench.strategies.common import (
     answer_cause,
     chunks,
     fit_to_cap,
+    hash_images,
     http_cause,
     node_params,
     now,
@@ -52,7 +53,7 @@ class BatchedParams:
 
 
 def run(drop: Drop, p: BatchedParams) -> Generator[Any, Any, None]:
-    yield from hash_all(drop, drop.images, p.hash_parallel, p.hash_gap_s)
+    yield from hash_images(drop, drop.images, p.hash_parallel, p.hash_gap_s)
     nodes = {image.id: node_params(image, drop.track(image).digest or "") for image in drop.images}
     created = yield from send_batches(drop, OpType.BATCH_NODE_CREATE, "nodes", list(nodes.values()), p, "n")
     for image in drop.images:
@@ -77,18 +78,6 @@ def run(drop: Drop, p: BatchedParams) -> Generator[Any, Any, None]:
             yield from spawn_thumbnails(track.upload.body["serverFilename"], p.thumbnail_gets_per_image)
     if p.full_sync_at_end:
         yield SendFrame(Event.REQUEST_FULL_SYNC)
-
-
-def hash_all(drop: Drop, images: Sequence[ImageSpec], parallel: int, gap_s: float) -> Generator[Any, Any, None]:
-    todo = list(images)
-
-    def hasher() -> Generator[Any, Any, None]:
-        while todo:
-            image = todo.pop(0)
-            drop.track(image).digest = yield Hash(image)
-            yield Sleep(gap_s)
-
-    yield Join((yield from spawn_all((hasher() for _ in range(parallel)), "hasher")))
 
 
 def upload_with_retries(drop: Drop, image: ImageSpec, p: BatchedParams) -> Generator[Any, Any, None]:

@@ -7,11 +7,23 @@ the *cause* of a failure the server's state shows.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bulkbench.effects import Answer, AnswerKind, AwaitAnswers, Fetch, HttpResult, Now, SendOp, Spawn
+from bulkbench.effects import (
+    Answer,
+    AnswerKind,
+    AwaitAnswers,
+    Fetch,
+    Hash,
+    HttpResult,
+    Join,
+    Now,
+    SendOp,
+    Sleep,
+    Spawn,
+)
 from bulkbench.limits import Limits
 from bulkbench.protocol import OpType, dumps, execute_operation_frame, frame_bytes
 from bulkbench.results import Cause
@@ -172,6 +184,23 @@ def spawn_all(processes: Iterable[Generator[Any, Any, Any]], name: str) -> Gener
     for process in processes:
         handles.append((yield Spawn(process, name)))
     return tuple(handles)
+
+
+def hash_images(drop: Drop, images: Sequence[ImageSpec], parallel: int, gap_s: float,
+                after: Callable[[ImageSpec], Generator[Any, Any, None]] | None = None) -> Generator[Any, Any, None]:
+    """Hash files ``parallel`` at a time, ``gap_s`` apart (the reference's pacing); ``after(image)`` runs
+    as each one's hash is known (today's client queues its node_create there)."""
+    todo = list(images)
+
+    def hasher() -> Generator[Any, Any, None]:
+        while todo:
+            image = todo.pop(0)
+            drop.track(image).digest = yield Hash(image)
+            if after is not None:
+                yield from after(image)
+            yield Sleep(gap_s)
+
+    yield Join((yield from spawn_all((hasher() for _ in range(parallel)), "hasher")))
 
 
 def now() -> Generator[Any, Any, float]:

@@ -19,12 +19,13 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bulkbench.effects import Hash, Join, Put, SendFrame, Sleep, Spawn, Take, Upload
+from bulkbench.effects import Join, Put, SendFrame, Sleep, Spawn, Take, Upload
 from bulkbench.protocol import Event, OpType
 from bulkbench.results import Cause
 from bulkbench.strategies.common import (
     Drop,
     answer_cause,
+    hash_images,
     http_cause,
     node_params,
     now,
@@ -73,15 +74,9 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
     canvas_nodes = len(drop.log.tracks)  # previews and nodes exist locally before any traffic
     orphan_after = p.orphan_after_large_s if canvas_nodes > p.large_canvas_nodes else p.orphan_after_s
 
-    todo = list(images)
-
-    def hasher() -> Generator[Any, Any, None]:
-        while todo:
-            image = todo.pop(0)
-            drop.track(image).digest = yield Hash(image)
-            yield Put(ops, ("node", image))
-            yield Put(uploads, image)
-            yield Sleep(p.hash_gap_s)
+    def queue_node_and_upload(image: ImageSpec) -> Generator[Any, Any, None]:
+        yield Put(ops, ("node", image))
+        yield Put(uploads, image)
 
     def uploader() -> Generator[Any, Any, None]:
         while (image := (yield Take(uploads))) is not DONE:
@@ -137,9 +132,9 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
 
     sweeper = yield Spawn(orphan_sweeper(), "orphan-sweeper")
     queue = yield Spawn(operation_queue(), "operation-queue")
-    hashers = yield from spawn_all((hasher() for _ in range(p.hash_parallel)), "hasher")
+    hashing = yield Spawn(hash_images(drop, images, p.hash_parallel, p.hash_gap_s, queue_node_and_upload), "hashing")
     upload_slots = yield from spawn_all((uploader() for _ in range(p.upload_concurrency)), "upload")
-    yield Join(hashers)
+    yield Join((hashing,))
     for _ in upload_slots:
         yield Put(uploads, DONE)
     yield Join(upload_slots)
