@@ -10,7 +10,7 @@ ends only when the processes it spawned have ended, so a drop is over when all i
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import deque
 from collections.abc import Generator
 from typing import Any, Protocol
 
@@ -39,16 +39,47 @@ from bulkbench.workload import ImageSpec
 SimGenerator = Generator[simpy.Event, Any, Any]
 
 
+class _Queue:
+    """A named FIFO of a drop: a ``Take`` with an item waiting costs no event at all."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.items: deque[Any] = deque()
+        self.takers: deque[simpy.Event] = deque()
+
+    def put(self, item: Any) -> None:
+        while self.takers:
+            taker = self.takers.popleft()
+            if not taker.triggered:  # not given up on (a Take that timed out)
+                taker.succeed(item)
+                return
+        self.items.append(item)
+
+    def take(self, timeout_s: float | None) -> SimGenerator:
+        if self.items:
+            return self.items.popleft()
+        taker = self.env.event()
+        self.takers.append(taker)
+        if timeout_s is None:
+            return (yield taker)
+        yield taker | self.env.timeout(timeout_s)
+        if taker.triggered:
+            return taker.value
+        taker.fail(TimeoutError())  # mark it given up; put() skips it
+        taker.defused = True
+        return None
+
+
 class World(Protocol):
     """Everything between one browser and the server's state, in simulated time."""
 
     def hash_seconds(self, client: SimClient, image: ImageSpec) -> float: ...
 
-    def send_op(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any]) -> SimGenerator:
-        """Carry the frame to the server; the server's answer comes back through ``client.deliver``."""
+    def send_op(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any]) -> None:
+        """Start carrying the frame to the server; its answer comes back through ``client.deliver``."""
         ...
 
-    def send_frame(self, client: SimClient, event: str, data: dict[str, Any]) -> SimGenerator: ...
+    def send_frame(self, client: SimClient, event: str, data: dict[str, Any]) -> None: ...
 
     def upload(self, client: SimClient, image: ImageSpec, digest: str, timeout_s: float) -> SimGenerator: ...
 
@@ -65,7 +96,7 @@ class SimClient:
         self.canvas_id = canvas_id
         self.started_at = env.now
         self.first_byte_at: float | None = None
-        self.queues: defaultdict[str, simpy.Store] = defaultdict(lambda: simpy.Store(env))
+        self.queues: dict[str, _Queue] = {}
         self.answers: dict[str, simpy.Event] = {}
         self.sent_at: dict[str, float] = {}
         self.ws_messages_sent = 0
@@ -101,69 +132,77 @@ class SimClient:
         return self.env.now - self.started_at
 
     def _run(self, strategy: Generator[Any, Any, Any]) -> SimGenerator:
+        """Drive one process of a strategy. Effects that take no simulated time are answered on the
+        spot (no SimPy event, no generator); the others become events."""
         children: list[simpy.Process] = []
         value: Any = None
+        send = strategy.send
         while True:
             try:
-                effect = strategy.send(value)
+                effect = send(value)
             except StopIteration:
                 break
-            value = yield from self._perform(effect, children)
+            kind = type(effect)
+            if kind is Now:
+                value = self.env.now - self.started_at
+            elif kind is Put:
+                self._queue(effect.queue).put(effect.item)
+                value = None
+            elif kind is SendOp:
+                self._send_op(effect)
+                value = None
+            elif kind is SendFrame:
+                self.ws_messages_sent += 1
+                self.note_first_byte()
+                self.world.send_frame(self, effect.event, effect.data)
+                value = None
+            elif kind is Spawn:
+                value = self.env.process(self._run(effect.process))
+                children.append(value)
+            elif kind is Sleep:
+                value = yield self.env.timeout(max(0.0, effect.seconds))
+            elif kind is Take:
+                value = yield from self._queue(effect.queue).take(effect.timeout_s)
+            else:
+                value = yield from self._perform(effect)
         live = [child for child in children if child.is_alive]
         if live:
             yield self.env.all_of(live)
 
-    def _perform(self, effect: Any, children: list[simpy.Process]) -> SimGenerator:
+    def _queue(self, name: str) -> _Queue:
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = _Queue(self.env)
+        return queue
+
+    def _send_op(self, effect: SendOp) -> None:
+        operation_id = effect.operation_id
+        event = self.answers.get(operation_id)
+        if event is None or event.triggered:
+            self.answers[operation_id] = self.env.event()
+        self.sent_at[operation_id] = self.env.now
+        self.ws_messages_sent += 1
+        self.note_first_byte()
+        self.world.send_op(self, operation_id, effect.op_type, effect.params)
+
+    def _perform(self, effect: Any) -> SimGenerator:
         env = self.env
         match effect:
-            case Sleep(seconds):
-                yield env.timeout(max(0.0, seconds))
-                return None
-            case Now():
-                return self.now
-            case Spawn(process):
-                child = env.process(self._run(process))
-                children.append(child)
-                return child
             case Join(handles):
                 live = [h for h in handles if h.is_alive]
                 if live:
                     yield env.all_of(live)
                 return None
-            case Put(queue, item):
-                yield self.queues[queue].put(item)
-                return None
-            case Take(queue, timeout_s):
-                get = self.queues[queue].get()
-                if timeout_s is None:
-                    return (yield get)
-                done = yield get | env.timeout(timeout_s)
-                if get in done:
-                    return done[get]
-                get.cancel()
-                return None
             case Hash(image):
                 yield env.timeout(self.world.hash_seconds(self, image))
                 # a digest as long as a real one: batches are chunked by their size in bytes
                 return hashlib.sha256(image.seed.encode()).hexdigest()
-            case SendOp(operation_id, op_type, params):
-                event = self.answers.get(operation_id)
-                if event is None or event.triggered:
-                    self.answers[operation_id] = env.event()
-                self.sent_at[operation_id] = env.now
-                self.ws_messages_sent += 1
-                self.note_first_byte()
-                yield from self.world.send_op(self, operation_id, op_type, params)
-                return None
-            case SendFrame(event_name, data):
-                self.ws_messages_sent += 1
-                self.note_first_byte()
-                yield from self.world.send_frame(self, event_name, data)
-                return None
             case AwaitAnswers(operation_ids, timeout_s):
                 waiting = {op: self.answers.setdefault(op, env.event()) for op in operation_ids}
                 pending = [e for e in waiting.values() if not e.triggered]
-                if pending:
+                if len(pending) == 1:
+                    yield pending[0] | env.timeout(timeout_s)
+                elif pending:
                     yield env.all_of(pending) | env.timeout(timeout_s)
                 out = {}
                 for op, event in waiting.items():

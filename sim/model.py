@@ -248,12 +248,10 @@ class ModelWorld:
     def hash_seconds(self, client: SimClient, image: ImageSpec) -> float:
         return image.size_bytes / (self.params.hash_mb_per_s * 1e6)
 
-    def send_op(self, client: SimClient, operation_id: str, op_type: OpType,
-                params: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
+    def send_op(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any]) -> None:
         size = frame_bytes(execute_operation_frame(operation_id, op_type, params))
         delay = self.link_of(client).frame_delay(size)
         self.env.process(self._operation(client, operation_id, op_type, params, size, delay))
-        yield self.env.timeout(0)
 
     def _operation(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any],
                    size: int, delay: float) -> Generator[simpy.Event, Any, None]:
@@ -271,7 +269,7 @@ class ModelWorld:
                 room.undo_count += 1
                 self._to_client(client, p.answer_bytes)
 
-    def send_frame(self, client: SimClient, event: str, data: dict[str, Any]) -> Generator[simpy.Event, Any, None]:
+    def send_frame(self, client: SimClient, event: str, data: dict[str, Any]) -> None:
         delay = self.link_of(client).frame_delay(self.params.answer_bytes)
         room = self.server.room(client.canvas_id)
         if event == Event.REQUEST_UNDO_STATE:
@@ -279,7 +277,6 @@ class ModelWorld:
         elif event == Event.REQUEST_FULL_SYNC:
             nbytes = self.params.answer_bytes + len(room.canvas.nodes) * self.params.node_json_bytes
             self.env.timeout(delay).callbacks.append(lambda _e: self._to_client(client, nbytes))
-        yield self.env.timeout(0)
 
     # ------------------------------------------------------------------ HTTP
 

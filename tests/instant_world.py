@@ -47,9 +47,8 @@ class InstantWorld:
     def hash_seconds(self, client: SimClient, image: ImageSpec) -> float:
         return self.hash_s
 
-    def send_op(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any]) -> Generator:
+    def send_op(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any]) -> None:
         self.env.process(self._serve(client, operation_id, op_type, params))
-        yield self.env.timeout(0)
 
     def _serve(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any]) -> Generator:
         yield self.env.timeout(self.rtt_s / 2)
@@ -72,8 +71,8 @@ class InstantWorld:
         if operation_id not in self.lose_answers:
             client.deliver(operation_id, answer)
 
-    def send_frame(self, client: SimClient, event: str, data: dict[str, Any]) -> Generator:
-        yield self.env.timeout(0)
+    def send_frame(self, client: SimClient, event: str, data: dict[str, Any]) -> None:
+        return None
 
     def _pool(self, client: SimClient) -> simpy.Resource:
         return self.pools.setdefault(client.user, simpy.Resource(self.env, 6))
