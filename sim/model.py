@@ -40,6 +40,10 @@ from bulkbench.workload import ImageSpec
 from sim.components import ConnectionPool, Link, Overloaded, Stage
 from sim.driver import SimClient
 
+CPU_BOUND_STAGES = frozenset({"upload", "thumbnail"})
+"""Stages whose work runs in threads and holds a core while it does (first come, first served: a
+coarse stand-in for the OS scheduler; the event loop's short jobs are left out of it)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ModelParams:
@@ -56,6 +60,8 @@ class ModelParams:
     upload_response_bytes: int = 250
     service_cv: float = 0.0
     """Spread of service times (coefficient of variation, gamma); 0: every job its mean."""
+    server_cpus: int = 2
+    """Cores the server's CPU-bound stages (upload checks, thumbnails) share: this machine's 2."""
     standing_bytes_per_flow: float = 27_000.0
     """Bytes each upload keeps in the shaped link's queue (fitted: 6 uploads hold about 160 KB)."""
 
@@ -88,21 +94,43 @@ class ServerModel:
         self.stored: set[str] = set()
         self.by_hash: dict[str, str] = {}
         self.rate_limiter = RateLimiter(profile.rate_limit) if profile.rate_limit else None
+        self.cpu = simpy.Resource(env, capacity=max(1, params.server_cpus))
         self._names = 0
 
     # ------------------------------------------------------------------ costs
 
-    def service_s(self, stage: str, items: float) -> float:
+    def work_s(self, stage: str, items: float) -> float:
+        """The real work of one job (drawn around its fitted mean)."""
         spec = self.profile.stage(stage)
-        mean = spec.work_s(items) + (spec.emulated_s(items) if self.profile.emulation else 0.0)
+        mean = spec.work_s(items)
         cv = spec.work_cv or self.params.service_cv
         if cv <= 0 or mean <= 0:
             return mean
         shape = 1.0 / (cv * cv)
         return self.rng.gammavariate(shape, mean / shape)
 
+    def emulated_s(self, stage: str, items: float) -> float:
+        return self.profile.stage(stage).emulated_s(items) if self.profile.emulation else 0.0
+
+    def service_s(self, stage: str, items: float) -> float:
+        return self.work_s(stage, items) + self.emulated_s(stage, items)
+
     def serve(self, stage: str, items: float) -> Generator[simpy.Event, Any, None]:
-        yield from self.stages[stage].serve(self.service_s(stage, items))
+        """One job: a worker of the stage; for a CPU-bound stage its real work also needs a core
+        (4 thumbnail threads on 2 cores run at the speed of 2); emulated time needs none."""
+        if stage not in CPU_BOUND_STAGES:
+            yield from self.stages[stage].serve(self.service_s(stage, items))
+            return
+        held = yield from self.stages[stage].acquire()
+        try:
+            with self.cpu.request() as core:
+                yield core
+                yield self.env.timeout(self.work_s(stage, items))
+            emulated = self.emulated_s(stage, items)
+            if emulated > 0:
+                yield self.env.timeout(emulated)
+        finally:
+            self.stages[stage].release(held)
 
     def room(self, canvas_id: str) -> SimRoom:
         room = self.rooms.get(canvas_id)
