@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="the main job: strategies real and modelled, one report")
     _add_scenario_options(compare)
-    compare.set_defaults(network="uplink-20")
+    compare.set_defaults(network="uplink-10")  # where a 200-image drop starts to lose images (issue 3)
     compare.add_argument("--strategies", default="individual,batched", help="comma-separated")
     compare.add_argument("--replications", type=int, default=5)
     compare.add_argument("--out", default="results/compare")

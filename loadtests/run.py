@@ -118,8 +118,9 @@ def run(options: RunOptions) -> RunSummary:
         started = time.perf_counter()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(LOCUSTFILE.parent.parent),
                                                                          os.environ.get("PYTHONPATH", "")]))}
-        finished = subprocess.run(command, timeout=options.max_seconds + 120, env=env,
-                                  stdout=None if not options.quiet else subprocess.DEVNULL)
+        with open(out / "locust.log", "w") as log:  # quiet: Locust's own output goes to a file
+            finished = subprocess.run(command, timeout=options.max_seconds + 120, env=env,
+                                      stdout=log if options.quiet else None, stderr=log if options.quiet else None)
         _say(options, f"[bulkbench] locust finished in {time.perf_counter() - started:.1f} s "
                       f"(exit {finished.returncode})")
 
