@@ -20,6 +20,9 @@ from typing import Any
 from bulkbench.protocol import OpType
 from bulkbench.workload import ImageSpec
 
+BROWSER_CONNECTIONS_PER_HOST = 6
+"""HTTP/1.1 browsers open at most this many connections to one host: uploads and GETs share them."""
+
 # --------------------------------------------------------------------------- effects
 
 

@@ -25,6 +25,15 @@ PersistenceMode = Literal["full_rewrite", "delta"]
 ThumbnailMode = Literal["sync", "async", "off"]
 
 
+class Overloaded(Exception):
+    """A stage's queue is full and admission control turns the job away (503 / ``overloaded``)."""
+
+    def __init__(self, stage: str, retry_after_s: float) -> None:
+        super().__init__(f"stage {stage!r} is at its queue limit; retry after {retry_after_s:g} s")
+        self.stage = stage
+        self.retry_after_s = retry_after_s
+
+
 ProfileError = ConfigError
 """A profile that cannot be used (the name the command line and tests know)."""
 
@@ -46,6 +55,11 @@ class StageSpec:
     """Model only: the real work's cost per item (the same items as ``per_item_ms``)."""
     work_cv: float = 0.0
     """Model only: spread of the real work's cost (coefficient of variation); 0: the model's default."""
+
+    def refuses(self, admission_control: bool, busy: int, waiting: int) -> bool:
+        """Admission control's rule, the same in the server and the model: every worker busy and
+        ``queue_limit`` jobs already waiting (never when the queue is unbounded)."""
+        return admission_control and self.queue_limit > 0 and busy >= self.workers and waiting >= self.queue_limit
 
     def emulated_s(self, items: float = 0) -> float:
         return (self.service_ms + self.per_item_ms * items) / 1000.0

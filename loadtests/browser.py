@@ -15,9 +15,7 @@ import urllib3
 from urllib3.exceptions import HTTPError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-from bulkbench.effects import HttpResult
-
-BROWSER_CONNECTIONS_PER_HOST = 6
+from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST, HttpResult
 
 
 class Browser:

@@ -40,13 +40,13 @@ Report = Callable[..., None]
 """Called as ``report(request_type, name, response_time_ms, response_length, exception)``."""
 
 
-def _no_report(*args: Any, **kwargs: Any) -> None:
+def no_report(*args: Any, **kwargs: Any) -> None:
     return None
 
 
 class GeventDriver:
     def __init__(self, socket: DropSocket, browser: Browser, image_bytes: Callable[[ImageSpec], bytes],
-                 report: Report = _no_report) -> None:
+                 report: Report = no_report) -> None:
         self.socket = socket
         self.browser = browser
         self.image_bytes = image_bytes

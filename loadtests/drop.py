@@ -13,13 +13,13 @@ from bulkbench.strategies import Drop, start
 from bulkbench.truth import DropResult, judge, last_settled_s
 from bulkbench.workload import ImageSpec
 from loadtests.browser import Browser
-from loadtests.driver import GeventDriver, Report, _no_report
+from loadtests.driver import GeventDriver, Report, no_report
 from loadtests.imagecache import ImageCache
 from loadtests.wsclient import DropSocket
 
 
 def run_drop(base_url: str, strategy: str, params: Any, limits: Limits, images: list[ImageSpec],
-             canvas_id: str, user: int, cache: ImageCache, report: Report = _no_report,
+             canvas_id: str, user: int, cache: ImageCache, report: Report = no_report,
              emulated_rtt_s: float = 0.0, client_id: str = "") -> DropResult:
     client_id = client_id or f"user-{user}"
     ws_url = "ws" + base_url[len("http"):] + "/ws"

@@ -24,13 +24,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bulkbench.profile import STAGE_NAMES, Profile
+from bulkbench.profile import STAGE_NAMES, Overloaded, Profile
 from bulkbench.protocol import ErrorCode, ProtocolError
 from bulkbench.ratelimit import RateLimiter
 from reference_server import http
 from reference_server.metrics import Metrics
 from reference_server.service import CanvasService
-from reference_server.stages import Overloaded, Stage
+from reference_server.stages import Stage
 from reference_server.storage import Storage
 from reference_server.ws import websocket_endpoint
 

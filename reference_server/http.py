@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from bulkbench.limits import MIB
+from bulkbench.profile import Overloaded
 from bulkbench.protocol import ErrorCode, ProtocolError
-from reference_server.stages import Overloaded
 from reference_server.uploads import (
     ReceivedUpload,
     check_upload,

@@ -1,7 +1,7 @@
 """A stage is one named cost of the server: a pool of workers with a waiting room in front.
 
 Like the pumps of a petrol station: ``workers`` cars are served at once, the rest queue. With
-admission control on, a full queue turns new arrivals away (``Overloaded``: the transport answers
+admission control on, a full queue turns new arrivals away (``bulkbench.profile.Overloaded``: the transport answers
 503 or ``overloaded`` with Retry-After) instead of letting them wait without bound. Each job does its
 real work, then holds its worker for the profile's emulated service time, so a slow production
 server can be reproduced on a fast machine.
@@ -12,24 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import TypeVar
 
-from bulkbench.profile import StageSpec
+from bulkbench.profile import Overloaded, StageSpec
 from reference_server.metrics import Metrics
 
 T = TypeVar("T")
 SAMPLES_KEPT = 50_000
-
-
-class Overloaded(Exception):
-    """A stage's queue is full and admission control refuses the job."""
-
-    def __init__(self, stage: str, retry_after_s: float) -> None:
-        super().__init__(f"stage {stage!r} is at its queue limit; retry after {retry_after_s:g} s")
-        self.stage = stage
-        self.retry_after_s = retry_after_s
 
 
 class Stage:
@@ -61,8 +51,7 @@ class Stage:
 
     def check_admission(self) -> None:
         """Raise ``Overloaded`` now if a new job would be refused (to fail before reading a body)."""
-        limit = self.spec.queue_limit
-        if self.admission_control and limit and self.busy >= self.spec.workers and self.waiting >= limit:
+        if self.spec.refuses(self.admission_control, self.busy, self.waiting):
             self._refused.inc()
             raise Overloaded(self.name, self.retry_after_s)
 
@@ -104,15 +93,6 @@ class Stage:
             self.busy -= 1
             self._busy_gauge.set(self.busy)
             self._free.release()
-
-    @asynccontextmanager
-    async def slot(self, items: float = 0) -> AsyncIterator[None]:
-        """Hold one worker for the body of the ``async with``, plus the emulated service time."""
-        started = await self.acquire()
-        try:
-            yield
-        finally:
-            await self.release(started, items)
 
     def samples_json(self) -> dict[str, object]:
         return {"workers": self.spec.workers, "samples": list(self.samples)}

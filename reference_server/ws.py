@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from bulkbench.profile import Overloaded
 from bulkbench.protocol import (
     ErrorCode,
     Event,
@@ -27,7 +28,6 @@ from bulkbench.protocol import (
     parse_client_frame,
 )
 from reference_server.service import Room
-from reference_server.stages import Overloaded
 
 if TYPE_CHECKING:
     from reference_server.app import Server

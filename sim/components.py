@@ -18,14 +18,8 @@ from typing import Any
 
 import simpy
 
-
-class Overloaded(Exception):
-    """A stage's queue is full and admission control turns the job away."""
-
-    def __init__(self, stage: str, retry_after_s: float) -> None:
-        super().__init__(stage)
-        self.stage = stage
-        self.retry_after_s = retry_after_s
+from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST
+from bulkbench.profile import Overloaded, StageSpec
 
 
 @dataclass(slots=True)
@@ -57,6 +51,7 @@ class Stage:
                  admission_control: bool = False, retry_after_s: float = 1.0) -> None:
         self.env = env
         self.name = name
+        self.spec = StageSpec(workers=workers, queue_limit=queue_limit)
         self.workers = simpy.Resource(env, capacity=workers)
         self.queue_limit = queue_limit
         self.admission_control = admission_control
@@ -74,8 +69,7 @@ class Stage:
         return self.workers.count
 
     def check_admission(self) -> None:
-        if (self.admission_control and self.queue_limit and self.busy >= self.workers.capacity
-                and self.queue_depth >= self.queue_limit):
+        if self.spec.refuses(self.admission_control, self.busy, self.queue_depth):
             self.refused += 1
             raise Overloaded(self.name, self.retry_after_s)
 
@@ -109,7 +103,7 @@ class Stage:
 class ConnectionPool:
     """The browser's connections to one host: a request waits for a free one."""
 
-    def __init__(self, env: simpy.Environment, connections: int = 6) -> None:
+    def __init__(self, env: simpy.Environment, connections: int = BROWSER_CONNECTIONS_PER_HOST) -> None:
         self.env = env
         self.connections = simpy.Resource(env, capacity=connections)
 

@@ -24,7 +24,7 @@ from bulkbench.canvas import Applied, Canvas
 from bulkbench.config import from_table, scenarios_dir, table_of
 from bulkbench.effects import Answer, AnswerKind, HttpResult
 from bulkbench.limits import MIB
-from bulkbench.profile import STAGE_NAMES, Profile
+from bulkbench.profile import STAGE_NAMES, Overloaded, Profile
 from bulkbench.protocol import (
     BATCH_OPS,
     ErrorCode,
@@ -37,7 +37,7 @@ from bulkbench.protocol import (
 )
 from bulkbench.ratelimit import RateLimiter
 from bulkbench.workload import ImageSpec
-from sim.components import ConnectionPool, Link, Overloaded, Stage
+from sim.components import ConnectionPool, Link, Stage
 from sim.driver import SimClient
 
 CPU_BOUND_STAGES = frozenset({"upload", "thumbnail"})

@@ -14,7 +14,7 @@ from typing import Any
 import simpy
 
 from bulkbench.canvas import Canvas
-from bulkbench.effects import Answer, AnswerKind, HttpResult
+from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST, Answer, AnswerKind, HttpResult
 from bulkbench.limits import Limits
 from bulkbench.protocol import ExecuteOperation, OpType, execute_operation_frame, parse_client_frame
 from bulkbench.workload import ImageSpec
@@ -75,7 +75,7 @@ class InstantWorld:
         return None
 
     def _pool(self, client: SimClient) -> simpy.Resource:
-        return self.pools.setdefault(client.user, simpy.Resource(self.env, 6))
+        return self.pools.setdefault(client.user, simpy.Resource(self.env, BROWSER_CONNECTIONS_PER_HOST))
 
     def upload(self, client: SimClient, image: ImageSpec, digest: str, timeout_s: float) -> Generator:
         with self._pool(client).request() as connection:
