@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bulkbench import __version__
+from bulkbench.auth import TokenAuthority, read_secret
 from bulkbench.profile import ProfileError, load_profile
 
 EXIT_USAGE = 2
@@ -30,8 +32,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         profile = profile.without_emulation()
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    auth = None
+    if args.auth_secret_file:
+        try:
+            auth = TokenAuthority(read_secret(args.auth_secret_file))
+        except ValueError as exc:
+            raise ProfileError(f"{args.auth_secret_file}: {exc}") from exc
     serve = _load("reference_server.app:serve")
-    serve(profile, data_dir, host=args.host, port=args.port, log_level=args.log_level)
+    serve(profile, data_dir, host=args.host, port=args.port, log_level=args.log_level, auth=auth)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    try:
+        authority = TokenAuthority(read_secret(args.secret_file))
+    except ValueError as exc:
+        raise ProfileError(f"{args.secret_file}: {exc}") from exc
+    print(authority.mint(args.canvas, time.time() + args.ttl))
     return 0
 
 
@@ -128,7 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", default="data", help="SQLite database and stored files")
     serve.add_argument("--no-emulation", action="store_true", help="turn every emulated service time off")
     serve.add_argument("--log-level", default="warning")
+    serve.add_argument("--auth-secret-file", metavar="FILE",
+                       help="turn token auth on: tokens are signed with this file's secret (>= 16 bytes); "
+                            "mint them with `bulkbench token`")
     serve.set_defaults(func=cmd_serve)
+
+    token = commands.add_parser("token", help="mint a token granting named canvases (for a server with auth on)")
+    token.add_argument("--secret-file", required=True, metavar="FILE", help="the server's --auth-secret-file")
+    token.add_argument("--canvas", action="append", required=True,
+                       help="a canvas id the token grants (repeat; '*' grants every canvas)")
+    token.add_argument("--ttl", type=float, default=3600.0, help="seconds until the token expires")
+    token.set_defaults(func=cmd_token)
 
     run = commands.add_parser("run", help="a real run: server, shaped network, Locust; writes a results directory")
     _add_scenario_options(run)

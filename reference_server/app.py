@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bulkbench.auth import TokenAuthority
 from bulkbench.profile import STAGE_NAMES, Overloaded, Profile
 from bulkbench.protocol import ErrorCode, ProtocolError
 from bulkbench.ratelimit import RateLimiter
@@ -37,14 +38,17 @@ from reference_server.ws import websocket_endpoint
 log = logging.getLogger("bulkbench.server")
 
 UNLIMITED_PATHS = ("/metrics", "/healthz")
-"""Monitoring is never rate limited."""
+"""Monitoring is never rate limited and needs no token."""
+CANVAS_PATH = "/api/canvases/"
+"""Reading a canvas needs a token that grants it; every other HTTP route, any valid token."""
 
 
 class Server:
     """Everything one server instance owns."""
 
-    def __init__(self, profile: Profile, data_dir: Path) -> None:
+    def __init__(self, profile: Profile, data_dir: Path, auth: TokenAuthority | None = None) -> None:
         self.profile = profile
+        self.auth = auth
         self.metrics = Metrics()
         self.storage = Storage(data_dir)
         self.stages = {
@@ -82,7 +86,7 @@ def _route_label(path: str) -> str:
 
 
 class HttpGuard:
-    """Counts responses by route and status, and applies the per-client rate limit (HTTP only)."""
+    """Counts responses by route and status; checks tokens (when auth is on), then the rate limit."""
 
     def __init__(self, app: ASGIApp, server: Server) -> None:
         self.app = app
@@ -94,6 +98,17 @@ class HttpGuard:
             return
         metrics, path = self.server.metrics, scope["path"]
         route = _route_label(path)
+        auth = self.server.auth
+        if auth is not None and not path.startswith(UNLIMITED_PATHS):
+            try:
+                if path.startswith(CANVAS_PATH):
+                    auth.authorize(http.scope_token(scope), path[len(CANVAS_PATH):], time.time())
+                else:
+                    auth.check(http.scope_token(scope), time.time())
+            except ProtocolError as refused:
+                metrics.http_responses_total.labels(route, str(refused.http_status)).inc()
+                await http.error_response(refused)(scope, receive, send)
+                return
         limiter = self.server.rate_limiter
         if limiter is not None and not path.startswith(UNLIMITED_PATHS):
             headers = dict(scope["headers"])
@@ -140,8 +155,8 @@ async def _internal(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": {"code": ErrorCode.INTERNAL.value, "message": "internal error"}}, status_code=500)
 
 
-def create_app(profile: Profile, data_dir: Path) -> Starlette:
-    server = Server(profile, data_dir)
+def create_app(profile: Profile, data_dir: Path, auth: TokenAuthority | None = None) -> Starlette:
+    server = Server(profile, data_dir, auth)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
@@ -194,16 +209,16 @@ def uvicorn_config(app: ASGIApp, profile: Profile, log_level: str = "warning") -
 
 
 def serve(profile: Profile, data_dir: Path, host: str = "127.0.0.1", port: int = 8000,
-          log_level: str = "warning") -> None:
+          log_level: str = "warning", auth: TokenAuthority | None = None) -> None:
     """Run until SIGINT/SIGTERM. Prints one line with the URL once listening (port 0 picks a free one).
 
     The socket listens before the line is printed, so a client that reads the line can connect at
     once: the kernel queues its connection until uvicorn accepts it.
     """
-    app = create_app(profile, data_dir)
+    app = create_app(profile, data_dir, auth)
     sock = bind(host, port)
     sock.listen(2048)
     shown = f"[{host}]" if ":" in host else host
     print(f"bulkbench serving profile {profile.name!r} on http://{shown}:{sock.getsockname()[1]} "
-          f"(data in {data_dir})", flush=True)
+          f"(data in {data_dir}; auth {'on' if auth else 'off'})", flush=True)
     uvicorn.Server(uvicorn_config(app, profile, log_level)).run(sockets=[sock])

@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.types import Scope
 
+from bulkbench.auth import bearer_token
 from bulkbench.limits import MIB
 from bulkbench.profile import Overloaded
 from bulkbench.protocol import ErrorCode, ProtocolError
@@ -29,6 +32,13 @@ log = logging.getLogger("bulkbench.server")
 
 def _server(request: Request) -> Server:
     return request.app.state.server
+
+
+def scope_token(scope: Scope) -> str | None:
+    """The token an HTTP request or WebSocket handshake carries (header, else ``?token=``)."""
+    authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"").decode("latin-1")
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+    return bearer_token(authorization, query[0] if query else None)
 
 
 def error_response(error: ProtocolError) -> JSONResponse:

@@ -32,6 +32,7 @@ class ServerProcess:
         emulation: bool = True,
         command: list[str] | None = None,
         prefix: list[str] | None = None,
+        auth_secret_file: str | os.PathLike[str] | None = None,
     ) -> None:
         """``command`` replaces ``bulkbench serve`` by another server printing the same URL line;
         ``prefix`` runs it inside something (``ip netns exec NAME``)."""
@@ -42,6 +43,8 @@ class ServerProcess:
         ])
         if not emulation and command is None:
             self.command.append("--no-emulation")
+        if auth_secret_file is not None and command is None:
+            self.command += ["--auth-secret-file", str(auth_secret_file)]
         self.data_dir = Path(data_dir)
         self.process: subprocess.Popen[str] | None = None
         self.url = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -27,6 +28,7 @@ from bulkbench.protocol import (
     event_of,
     parse_client_frame,
 )
+from reference_server.http import scope_token
 from reference_server.service import Room
 
 if TYPE_CHECKING:
@@ -95,6 +97,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     server: Server = websocket.app.state.server
     service, limits = server.service, server.profile.limits
     count_in = server.metrics.ws_frame_counter("in")
+    handshake_token = scope_token(websocket.scope) if server.auth else None
     await websocket.accept()
     server.metrics.ws_connections.inc()
     conn = Connection(websocket, server)
@@ -117,8 +120,14 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                     task = asyncio.create_task(conn.execute(message, frame))
                     running.add(task)
                     task.add_done_callback(running.discard)
-                case JoinCanvas(canvas_id):
+                case JoinCanvas(canvas_id, token):
                     count_in(Event.JOIN_CANVAS)
+                    if server.auth is not None:
+                        try:
+                            server.auth.authorize(token or handshake_token, canvas_id, time.time())
+                        except ProtocolError as refused:
+                            conn.send(service.rejection(refused))
+                            continue
                     conn.leave()
                     conn.room = service.open(canvas_id)
                     conn.room.members.add(conn)

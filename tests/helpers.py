@@ -22,10 +22,11 @@ RECV_TIMEOUT_S = 20.0
 class WsClient:
     """A test's view of one socket: send frames, read until the frame it waits for."""
 
-    def __init__(self, ws_url: str) -> None:
+    def __init__(self, ws_url: str, token: str | None = None) -> None:
         self._stack = ExitStack()
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         self.conn: ClientConnection = self._stack.enter_context(
-            connect(ws_url, max_size=None, open_timeout=10)
+            connect(ws_url, max_size=None, open_timeout=10, additional_headers=headers)
         )
         self.seen: list[tuple[str, dict[str, Any]]] = []
 
