@@ -1,5 +1,7 @@
 """The model's building blocks, each standing for one part of the real system.
 
+- ``Slots``: so many identical places (workers, cores, connections) and a line for them: SimPy's
+  ``Resource`` with the same order of events, minus its bookkeeping.
 - ``Stage``: one of the server's named costs (``ops``, ``persist``, ``upload``, ``thumbnail``): a
   pool of workers with a waiting room, which admission control may close when it is full.
 - ``ConnectionPool``: the browser's 6 HTTP/1.1 connections per host, shared by uploads and GETs.
@@ -12,11 +14,13 @@ Each keeps the counters the model's time series and Little's law checks read.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
+from simpy.events import NORMAL
 
 from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST
 from bulkbench.profile import Overloaded, StageSpec
@@ -44,6 +48,74 @@ class Occupancy:
         return (self.area + self.jobs * (until - self.last)) / until if until > 0 else 0.0
 
 
+class SlotRequest(simpy.Event):
+    """A request for one of ``Slots``: triggered once the slot is granted; ``with`` gives it back."""
+
+    def __init__(self, slots: Slots) -> None:
+        self.env = slots.env
+        self.callbacks = []
+        self.slots = slots
+
+    def __enter__(self) -> SlotRequest:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if exc_info[0] is not GeneratorExit:
+            self.slots.release(self)
+        elif self._value is simpy.events.PENDING:
+            self.slots.queue.remove(self)
+
+
+class Slots:
+    """``capacity`` identical places and a FIFO line for them: a granted request is an event (the
+    requester resumes in its turn, as with ``simpy.Resource``); a released place goes to the head of
+    the line when SimPy's ``Release`` event would give it. With nobody in line that event changes
+    nothing, so it is not scheduled at all."""
+
+    def __init__(self, env: simpy.Environment, capacity: int = 1) -> None:
+        if capacity <= 0:
+            raise ValueError('"capacity" must be > 0.')
+        self.env = env
+        self.capacity = capacity
+        self.count = 0
+        """Places in use."""
+        self.queue: deque[SlotRequest] = deque()
+        """Requests waiting for a place, oldest first."""
+
+    def request(self) -> SlotRequest:
+        request = SlotRequest(self)
+        if self.count < self.capacity and not self.queue:
+            self.count += 1
+            request._ok = True
+            request._value = None
+            self.env.schedule(request, NORMAL)
+        else:
+            self.queue.append(request)
+            self._grant_head()
+        return request
+
+    def release(self, request: SlotRequest) -> None:
+        if request._value is simpy.events.PENDING:  # still in line: it leaves the line
+            self.queue.remove(request)
+            return
+        self.count -= 1
+        if self.queue:
+            marker = simpy.Event(self.env)
+            marker._ok = True
+            marker._value = None
+            marker.callbacks.append(self._grant_head)
+            self.env.schedule(marker, NORMAL)
+
+    def _grant_head(self, _event: object = None) -> None:
+        """One place to the head of the line, if one is free (as SimPy's ``_trigger_put``)."""
+        if self.queue and self.count < self.capacity:
+            request = self.queue.popleft()
+            self.count += 1
+            request._ok = True
+            request._value = None
+            self.env.schedule(request, NORMAL)
+
+
 class Stage:
     """A pool of ``workers`` with a queue of at most ``queue_limit`` (0: unbounded)."""
 
@@ -52,7 +124,7 @@ class Stage:
         self.env = env
         self.name = name
         self.spec = StageSpec(workers=workers, queue_limit=queue_limit)
-        self.workers = simpy.Resource(env, capacity=workers)
+        self.workers = Slots(env, workers)
         self.queue_limit = queue_limit
         self.admission_control = admission_control
         self.retry_after_s = retry_after_s
@@ -105,7 +177,7 @@ class ConnectionPool:
 
     def __init__(self, env: simpy.Environment, connections: int = BROWSER_CONNECTIONS_PER_HOST) -> None:
         self.env = env
-        self.connections = simpy.Resource(env, capacity=connections)
+        self.connections = Slots(env, connections)
 
     @property
     def in_use(self) -> int:

@@ -37,7 +37,7 @@ from bulkbench.protocol import (
 )
 from bulkbench.ratelimit import RateLimiter
 from bulkbench.workload import ImageSpec
-from sim.components import ConnectionPool, Link, Stage
+from sim.components import ConnectionPool, Link, Slots, Stage
 from sim.driver import SimClient
 
 CPU_BOUND_STAGES = frozenset({"upload", "thumbnail"})
@@ -94,7 +94,7 @@ class ServerModel:
         self.stored: set[str] = set()
         self.by_hash: dict[str, str] = {}
         self.rate_limiter = RateLimiter(profile.rate_limit) if profile.rate_limit else None
-        self.cpu = simpy.Resource(env, capacity=max(1, params.server_cpus))
+        self.cpu = Slots(env, max(1, params.server_cpus))
         self._names = 0
 
     # ------------------------------------------------------------------ costs
