@@ -101,6 +101,8 @@ class SimClient:
         self.sent_at: dict[str, float] = {}
         self.ws_messages_sent = 0
         self.ws_messages_received = 0
+        self.frames_arriving: list[float] = []
+        """Arrival times of frames that are only counted (see ``receive_frame_at``)."""
         self.http_requests = 0
         self.bytes_uploaded = 0
 
@@ -121,6 +123,16 @@ class SimClient:
     def receive_frame(self) -> None:
         """Any other frame from the server (broadcasts, pushes, pongs): counted."""
         self.ws_messages_received += 1
+
+    def receive_frame_at(self, arrival_s: float) -> None:
+        """A frame that nothing waits for, reaching the browser at ``arrival_s``: no event; it counts
+        once the run is over if it arrived by then (``count_frames_until``)."""
+        self.frames_arriving.append(arrival_s)
+
+    def count_frames_until(self, now: float) -> None:
+        """At the end of a run: the frames of ``receive_frame_at`` that arrived by ``now`` are received."""
+        self.ws_messages_received += sum(1 for arrival in self.frames_arriving if arrival <= now)
+        self.frames_arriving.clear()
 
     # ------------------------------------------------------------------ running a strategy
 

@@ -257,13 +257,13 @@ class ModelWorld:
     # ------------------------------------------------------------------ frames
 
     def _to_client(self, client: SimClient, nbytes: int, answer: tuple[str, Answer] | None = None) -> None:
-        """A frame from the server: it crosses the link, then the browser has it."""
-        def arrive(_event: object) -> None:
-            if answer is None:
-                client.receive_frame()
-            else:
-                client.deliver(*answer)
-        self.env.timeout(self.link_of(client).frame_delay(nbytes)).callbacks.append(arrive)
+        """A frame from the server: it crosses the link, then the browser has it. A frame that is only
+        counted (no answer in it) costs no event: the browser notes when it arrives."""
+        delay = self.link_of(client).frame_delay(nbytes)
+        if answer is None:
+            client.receive_frame_at(self.env.now + delay)
+            return
+        self.env.timeout(delay).callbacks.append(lambda _event: client.deliver(*answer))
 
     def join(self, client: SimClient) -> None:
         """``join_canvas`` and its ``canvas_joined`` (sent by the driver's owner before the drop)."""
@@ -298,13 +298,20 @@ class ModelWorld:
                 self._to_client(client, p.answer_bytes)
 
     def send_frame(self, client: SimClient, event: str, data: dict[str, Any]) -> None:
-        delay = self.link_of(client).frame_delay(self.params.answer_bytes)
-        room = self.server.room(client.canvas_id)
+        """A request the server answers with one frame nothing waits for (undo state, full sync)."""
+        link = self.link_of(client)
+        delay = link.frame_delay(self.params.answer_bytes)
         if event == Event.REQUEST_UNDO_STATE:
-            self.env.timeout(delay).callbacks.append(lambda _e: self._to_client(client, self.params.answer_bytes))
+            nbytes = self.params.answer_bytes
         elif event == Event.REQUEST_FULL_SYNC:
+            room = self.server.room(client.canvas_id)
             nbytes = self.params.answer_bytes + len(room.canvas.nodes) * self.params.node_json_bytes
-            self.env.timeout(delay).callbacks.append(lambda _e: self._to_client(client, nbytes))
+        else:
+            return
+        if not link.shaped:  # the answer's way back costs what it costs now: no event at all
+            client.receive_frame_at(self.env.now + delay + link.frame_delay(nbytes))
+            return
+        self.env.timeout(delay).callbacks.append(lambda _e: self._to_client(client, nbytes))
 
     # ------------------------------------------------------------------ HTTP
 
@@ -348,6 +355,14 @@ class ModelWorld:
         p, link = self.params, self.link_of(client)
         with self.pool(client).connections.request() as connection:
             yield connection
+            if self.server.rate_limiter is None and paths:  # every GET the same: its latency once, then the sum
+                latency = link.frame_delay(p.request_overhead_bytes) + link.frame_delay(p.thumbnail_response_bytes)
+                link.bytes_carried += (p.request_overhead_bytes + p.thumbnail_response_bytes) * (len(paths) - 1)
+                elapsed = 0.0
+                for _path in paths:
+                    elapsed += latency
+                yield self.env.timeout(elapsed)
+                return (HttpResult(200, latency_s=latency),) * len(paths)
             results, elapsed = [], 0.0
             for _path in paths:
                 limited = self.server.rate_limited(client) is not None

@@ -97,6 +97,8 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
         process.callbacks.append(lambda _e, c=client: ended.__setitem__(c.user, c.now))
     env.run(until=env.all_of([process for _c, _d, process in runs]))
     results = []
+    for client, _drop, _process in runs:
+        client.count_frames_until(env.now)
     for client, drop, _process in runs:
         room = world.server.room(client.canvas_id)
         records = judge(drop, room.canvas.to_json(), world.server.stored.__contains__)
