@@ -20,11 +20,13 @@ from loadtests.wsclient import DropSocket
 
 def run_drop(base_url: str, strategy: str, params: Any, limits: Limits, images: list[ImageSpec],
              canvas_id: str, user: int, cache: ImageCache, report: Report = no_report,
-             emulated_rtt_s: float = 0.0, client_id: str = "") -> DropResult:
+             emulated_rtt_s: float = 0.0, client_id: str = "",
+             socket_type: type[DropSocket] = DropSocket) -> DropResult:
+    """``socket_type``: a DropSocket subclass that watches the frames (the crash benchmark's)."""
     client_id = client_id or f"user-{user}"
     ws_url = "ws" + base_url[len("http"):] + "/ws"
     started_at = time.time()
-    socket = DropSocket(ws_url, headers={"X-Client-Id": client_id}, emulated_rtt_s=emulated_rtt_s)
+    socket = socket_type(ws_url, headers={"X-Client-Id": client_id}, emulated_rtt_s=emulated_rtt_s)
     browser = Browser(base_url, client_id, emulated_rtt_s=emulated_rtt_s)
     drop = Drop(canvas_id, images, limits, client_id=client_id)
     driver = GeventDriver(socket, browser, cache.bytes, report)
@@ -51,7 +53,7 @@ def run_drop(base_url: str, strategy: str, params: Any, limits: Limits, images: 
         op_ack_s=drop.log.op_ack_s,
         upload_s=drop.log.upload_s,
         extra={"answers": drop.log.answers, "frames_received": socket.received_by_event,
-               "canvas_id": canvas_id},
+               "canvas_id": canvas_id, "reconnects": socket.reconnects},
     )
 
 

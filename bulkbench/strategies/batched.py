@@ -9,6 +9,9 @@
   ``overloaded`` batch waits and is resent with the same operation id (the server applies an id
   once); a timed-out chunk is resent, and a chunk that keeps failing is split in half (the
   reference's bulk manager: 3 retries at 1 s x 2^n).
+- A lost connection (the server restarted) is not the chunk's fault: it is resent with the same id
+  once the socket has reconnected, up to ``resume_retries`` times, without using up its retries; so
+  are uploads that got no answer at all.
 """
 
 from __future__ import annotations
@@ -44,10 +47,14 @@ class BatchedParams:
     wave_pause_s: float = 0.1
     upload_timeout_s: float = 120.0
     upload_attempts: int = 5
-    """Tries per upload when the server answers 429/503 (honouring Retry-After) or does not answer."""
+    """Tries per upload when the server answers 429/503 (honouring Retry-After)."""
     ack_timeout_s: float = 30.0
     batch_retries: int = 3
     retry_base_s: float = 1.0
+    retry_cap_s: float = 8.0
+    """Longest pause between two tries that the server gave no Retry-After for."""
+    resume_retries: int = 20
+    """Further tries of a chunk whose connection was lost, or of an upload that got no answer."""
     thumbnail_gets_per_image: int = 19
     full_sync_at_end: bool = True
 
@@ -82,7 +89,8 @@ def run(drop: Drop, p: BatchedParams) -> Generator[Any, Any, None]:
 
 def upload_with_retries(drop: Drop, image: ImageSpec, p: BatchedParams) -> Generator[Any, Any, None]:
     track = drop.track(image)
-    for attempt in range(p.upload_attempts):
+    refused = unanswered = 0
+    while True:
         if track.upload_started_at is None:
             track.upload_started_at = yield from now()
         result = yield Upload(image, track.digest or "", p.upload_timeout_s)
@@ -91,9 +99,15 @@ def upload_with_retries(drop: Drop, image: ImageSpec, p: BatchedParams) -> Gener
         track.upload_done_at = yield from now()
         if result.ok:
             return
-        if result.status not in (0, 429, 503) or attempt == p.upload_attempts - 1:
+        if result.status == 0 and not result.timed_out and unanswered < p.resume_retries:
+            unanswered += 1  # connection refused or reset: the server is restarting
+            yield Sleep(min(p.retry_cap_s, p.retry_base_s * 2 ** min(unanswered - 1, 8)))
+            continue
+        refused += 1
+        if result.status not in (0, 429, 503) or refused >= p.upload_attempts:
             break
-        yield Sleep(result.retry_after_s if result.retry_after_s is not None else p.retry_base_s * 2**attempt)
+        yield Sleep(result.retry_after_s if result.retry_after_s is not None
+                    else min(p.retry_cap_s, p.retry_base_s * 2 ** (refused - 1)))
     track.fail(http_cause(track.upload), track.upload_done_at or 0.0)
 
 
@@ -103,15 +117,15 @@ def send_batches(drop: Drop, op_type: OpType, key: str, items: list[dict[str, An
     field_of = "id" if op_type is OpType.BATCH_NODE_CREATE else "hash"
     track_of = {(t.image.id if field_of == "id" else t.digest): t for t in drop.log.tracks.values()}
     outcome: dict[str, bool] = {}
-    pending = [(chunk, 0, f"{drop.client_id}-{tag}{i}")
+    pending = [(chunk, 0, 0, f"{drop.client_id}-{tag}{i}")
                for i, chunk in enumerate(fit_to_cap(op_type, key, items, drop.limits))]
     while pending:
-        for chunk, _, op_id in pending:
+        for chunk, _, _, op_id in pending:
             yield SendOp(op_id, op_type, {key: list(chunk)})
-        answers = yield AwaitAnswers(tuple(op_id for _, _, op_id in pending), p.ack_timeout_s)
+        answers = yield AwaitAnswers(tuple(op_id for _, _, _, op_id in pending), p.ack_timeout_s)
         at = yield from now()
         retry, delay = [], 0.0
-        for chunk, attempt, op_id in pending:
+        for chunk, attempt, lost, op_id in pending:
             answer = answers[op_id]
             drop.log.record_answer(answer)
             if answer.ok:
@@ -122,6 +136,10 @@ def send_batches(drop: Drop, op_type: OpType, key: str, items: list[dict[str, An
                     if not ok:
                         track_of[item[field_of]].fail(Cause.REJECTED, at)
                 continue
+            if answer.kind is AnswerKind.CONNECTION_LOST and lost < p.resume_retries:
+                delay = max(delay, min(p.retry_cap_s, p.retry_base_s * 2 ** min(lost, 8)))
+                retry.append((chunk, attempt, lost + 1, op_id))  # sent again once the socket is back
+                continue
             refused_for_good = answer.kind is AnswerKind.REJECTED and answer.data.get("code") != "overloaded"
             if refused_for_good or attempt >= p.batch_retries:
                 for item in chunk:
@@ -131,9 +149,10 @@ def send_batches(drop: Drop, op_type: OpType, key: str, items: list[dict[str, An
             delay = max(delay, answer.retry_after_s or p.retry_base_s * 2**attempt)
             if answer.kind is AnswerKind.TIMEOUT and len(chunk) > 1 and attempt >= 1:
                 half = len(chunk) // 2  # a chunk that keeps failing is split, as the bulk manager does
-                retry += [(chunk[:half], attempt + 1, f"{op_id}a"), (chunk[half:], attempt + 1, f"{op_id}b")]
+                retry += [(chunk[:half], attempt + 1, lost, f"{op_id}a"),
+                          (chunk[half:], attempt + 1, lost, f"{op_id}b")]
             else:
-                retry.append((chunk, attempt + 1, op_id))  # same id: the server applies an id once
+                retry.append((chunk, attempt + 1, lost, op_id))  # same id: the server applies an id once
         if retry:
             yield Sleep(delay)
         pending = retry

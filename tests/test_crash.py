@@ -1,0 +1,44 @@
+"""Crash safety, a few kills: ``kill -9`` during ``batched`` drops; nothing acknowledged is lost.
+
+The benchmark (``python -m benchmarks.crash_bench``) does the killing and its own checks after every
+restart; this test runs it small and then checks the end state again itself, on a server it starts on
+the same data directory: every image of every drop on the canvas once, with its server URL and file.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ServerFactory
+
+IMAGES, KILLS = 40, 3
+
+
+def test_kill_9_during_batched_drops_loses_nothing(tmp_path: Path, start_server: ServerFactory) -> None:
+    out = tmp_path / "crash"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.crash_bench", "--images", str(IMAGES), "--kills", str(KILLS),
+         "--seed", "3", "--pause", "0.3", "1.5", "--out", str(out)],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((out / "crash.json").read_text())
+    assert report["kills"] >= KILLS
+    assert report["violations"] == {"acked_lost": 0, "half_applied": 0, "duplicates": 0}
+
+    server = start_server(report["profile"], data_dir=Path(report["data_dir"]), emulation=False)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for drop in report["drops"]:
+            nodes = client.get(f"/api/canvases/{drop['canvas']}").json()["nodes"]
+            props = [node["properties"] for node in nodes]
+            assert len(nodes) == IMAGES
+            assert max(Counter(p["hash"] for p in props).values()) == 1
+            assert all(p.get("serverUrl") for p in props)
+            for p in props:
+                assert client.head(f"/uploads/{p['serverFilename']}").status_code == 200
