@@ -32,6 +32,18 @@ class Limits:
     """Most nodes one canvas may hold."""
     max_pending_frames: int = 10_000
     """Frames queued to one slow WebSocket reader before the server closes it (1008)."""
+    max_pending_bytes: int = 8 * MIB
+    """Bytes queued to one slow WebSocket reader before the server closes it (1008); one frame always fits."""
+    send_stall_s: float = 60.0
+    """Longest one WebSocket frame may wait for the reader to take the previous ones; then the socket is dropped."""
+    upload_idle_s: float = 30.0
+    """Longest pause inside an upload body before it is refused (408); Node's own timeouts are longer."""
+    upload_grace_s: float = 10.0
+    """Time an upload body may take before its average rate is checked."""
+    min_upload_bytes_per_s: int = 1024
+    """Slowest average rate an upload body may arrive at after ``upload_grace_s`` (408 below it)."""
+    max_connections: int = 1000
+    """Open connections (HTTP and WebSocket) the server takes; more are answered 503 at once."""
 
 
 DEFAULT_LIMITS = Limits()

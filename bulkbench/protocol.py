@@ -69,6 +69,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    UPLOAD_TOO_SLOW = "upload_too_slow"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     INVALID_UPLOAD = "invalid_upload"
     INVALID_IMAGE = "invalid_image"
@@ -85,6 +86,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.NOT_FOUND: 404,
+    ErrorCode.UPLOAD_TOO_SLOW: 408,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.IMAGE_TOO_LARGE: 413,
     ErrorCode.MESSAGE_TOO_LARGE: 413,

@@ -187,10 +187,17 @@ def create_app(profile: Profile, data_dir: Path, auth: TokenAuthority | None = N
     return app
 
 
+TCP_USER_TIMEOUT_MS = 60_000
+"""A peer that acknowledges nothing for this long (one that stopped reading: zero window) is dropped
+by the kernel; accepted sockets inherit it from the listener. Without it such a socket lives forever."""
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, TCP_USER_TIMEOUT_MS)
     sock.bind((host, port))
     return sock
 
@@ -201,6 +208,7 @@ def uvicorn_config(app: ASGIApp, profile: Profile, log_level: str = "warning") -
         ws="websockets-sansio",
         ws_max_size=profile.limits.max_frame_bytes,
         ws_per_message_deflate=profile.ws_compression,
+        limit_concurrency=profile.limits.max_connections,
         log_level=log_level,
         access_log=False,
         lifespan="on",

@@ -36,6 +36,10 @@ class Metrics:
         self.ws_frames_total = Counter(
             "bulkbench_ws_frames", "WebSocket frames", ["direction", "event"], registry=r
         )
+        self.ws_dropped_total = Counter(
+            "bulkbench_ws_dropped", "WebSocket clients dropped for not reading (backlog or stalled)", ["reason"],
+            registry=r,
+        )
         self.ws_connections = Gauge("bulkbench_ws_connections", "Open WebSocket connections", registry=r)
         self.http_in_flight = Gauge("bulkbench_http_in_flight", "HTTP requests being served", registry=r)
         self.http_responses_total = Counter(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator
@@ -161,6 +162,26 @@ class _Receiver:
             self.file = None
 
 
+async def paced(body: AsyncIterator[bytes], limits: Limits) -> AsyncIterator[bytes]:
+    """The body's chunks, refusing a sender that stalls or trickles: it would hold a connection forever."""
+    chunks = body.__aiter__()
+    started, received = time.monotonic(), 0
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), limits.upload_idle_s)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise _reject(ErrorCode.UPLOAD_TOO_SLOW,
+                          f"no body bytes for upload_idle_s={limits.upload_idle_s:g}") from None
+        received += len(chunk)
+        elapsed = time.monotonic() - started
+        if elapsed > limits.upload_grace_s and received < elapsed * limits.min_upload_bytes_per_s:
+            raise _reject(ErrorCode.UPLOAD_TOO_SLOW, f"body arriving at {received / elapsed:.0f} B/s, under "
+                                                     f"min_upload_bytes_per_s={limits.min_upload_bytes_per_s}")
+        yield chunk
+
+
 async def receive_upload(
     content_type_header: str,
     content_length: int | None,
@@ -183,7 +204,7 @@ async def receive_upload(
     parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
     received = 0
     try:
-        async for chunk in body:
+        async for chunk in paced(body, limits):
             received += len(chunk)
             if received > budget:
                 raise _reject(

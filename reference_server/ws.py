@@ -1,13 +1,16 @@
 """The WebSocket transport: read frames, hand typed messages to the service, write its frames.
 
 One reader loop per connection and one writer task draining a bounded outbox, so a slow reader
-cannot make the server buffer without end (over ``max_pending_frames`` it is closed with 1008).
+cannot make the server buffer without end: over ``max_pending_frames`` or ``max_pending_bytes``
+queued, or when one frame waits ``send_stall_s`` for the reader, the connection is dropped (1008)
+and its reader loop cancelled, so a client that stops reading holds nothing for long.
 Operations run as tasks, so one client may pipeline; the ``ops`` stage's FIFO keeps their order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -47,27 +50,54 @@ class Connection:
         self.user_id = server.service.new_session_id()
         self.room: Room | None = None
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.pending_bytes = 0
         self.overflowed = False
+        self.reader: asyncio.Task[object] | None = None
+        """The task reading this socket: cancelled when the client is dropped for not reading."""
 
     def send(self, text: str) -> None:
         if self.overflowed:
             return
-        if self.outbox.qsize() >= self.server.profile.limits.max_pending_frames:
-            self.overflowed = True
-            self.outbox.put_nowait(None)
+        limits = self.server.profile.limits
+        if self.outbox.qsize() >= limits.max_pending_frames or (
+                self.pending_bytes and self.pending_bytes + len(text) > limits.max_pending_bytes):
+            self._drop("backlog", "over max_pending_frames or max_pending_bytes waiting for a slow reader")
             return
+        self.pending_bytes += len(text)
         self.outbox.put_nowait(text)
+
+    def _drop(self, reason: str, why: str) -> None:
+        """Give up on a client that does not read: free its outbox and stop reading it."""
+        if self.overflowed:
+            return
+        self.overflowed = True
+        self.server.metrics.ws_dropped_total.labels(reason).inc()
+        log.warning("dropping a WebSocket client: %s", why)
+        while not self.outbox.empty():
+            self.outbox.get_nowait()
+        self.pending_bytes = 0
+        self.outbox.put_nowait(None)
+        if self.reader is not None and self.reader is not asyncio.current_task():
+            self.reader.cancel()
 
     async def write_loop(self) -> None:
         count_out = self.server.metrics.ws_frame_counter("out")
+        stall_s = self.server.profile.limits.send_stall_s
         try:
             while (text := await self.outbox.get()) is not None:
-                await self.websocket.send_text(text)
+                self.pending_bytes -= len(text)
+                try:
+                    await asyncio.wait_for(self.websocket.send_text(text), stall_s)
+                except TimeoutError:
+                    self._drop("stalled", f"a frame waited send_stall_s={stall_s:g} for the reader")
+                    return
                 count_out(event_of(text))
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
         if self.overflowed:
-            await self.websocket.close(CLOSE_POLICY, "too many frames waiting for a slow reader")
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await asyncio.wait_for(self.websocket.close(CLOSE_POLICY, "too many frames waiting for a slow reader"),
+                                       stall_s)
 
     async def execute(self, message: ExecuteOperation, frame: str) -> None:
         assert self.room is not None
@@ -101,6 +131,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     await websocket.accept()
     server.metrics.ws_connections.inc()
     conn = Connection(websocket, server)
+    conn.reader = asyncio.current_task()
     writer = asyncio.create_task(conn.write_loop())
     running: set[asyncio.Task[None]] = set()
     try:
@@ -159,6 +190,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                     conn.send(service.rejection(message))
     except WebSocketDisconnect:
         pass
+    except asyncio.CancelledError:
+        if not conn.overflowed:
+            raise  # the server is stopping: not ours to swallow
     finally:
         conn.leave()
         server.metrics.ws_connections.dec()
