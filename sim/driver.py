@@ -35,6 +35,7 @@ from bulkbench.effects import (
 )
 from bulkbench.protocol import OpType
 from bulkbench.workload import ImageSpec
+from sim.events import first_of
 
 SimGenerator = Generator[simpy.Event, Any, Any]
 
@@ -62,7 +63,7 @@ class _Queue:
         self.takers.append(taker)
         if timeout_s is None:
             return (yield taker)
-        yield taker | self.env.timeout(timeout_s)
+        yield first_of(self.env, taker, self.env.timeout(timeout_s))
         if taker.triggered:
             return taker.value
         taker.fail(TimeoutError())  # mark it given up; put() skips it
@@ -213,9 +214,9 @@ class SimClient:
                 waiting = {op: self.answers.setdefault(op, env.event()) for op in operation_ids}
                 pending = [e for e in waiting.values() if not e.triggered]
                 if len(pending) == 1:
-                    yield pending[0] | env.timeout(timeout_s)
+                    yield first_of(env, pending[0], env.timeout(timeout_s))
                 elif pending:
-                    yield env.all_of(pending) | env.timeout(timeout_s)
+                    yield first_of(env, env.all_of(pending), env.timeout(timeout_s))
                 out = {}
                 for op, event in waiting.items():
                     out[op] = event.value if event.triggered else Answer(AnswerKind.TIMEOUT)

@@ -39,6 +39,7 @@ from bulkbench.ratelimit import RateLimiter
 from bulkbench.workload import ImageSpec
 from sim.components import ConnectionPool, Link, Slots, Stage
 from sim.driver import SimClient
+from sim.events import Task, first_of
 
 CPU_BOUND_STAGES = frozenset({"upload", "thumbnail"})
 """Stages whose work runs in threads and holds a core while it does (first come, first served: a
@@ -199,7 +200,7 @@ class ServerModel:
                 except Overloaded as exc:
                     return HttpResult(503, retry_after_s=exc.retry_after_s)
             elif self.profile.thumbnails == "async":
-                self.env.process(self._thumbnail_later(thumbnail_items))
+                Task(self.env, self._thumbnail_later(thumbnail_items))
             self.stored.add(name)
             self.by_hash.setdefault(digest, name)
         return HttpResult(200, {"url": f"/uploads/{name}", "serverFilename": name, "hash": digest})
@@ -279,7 +280,7 @@ class ModelWorld:
     def send_op(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any]) -> None:
         size = frame_bytes(execute_operation_frame(operation_id, op_type, params))
         delay = self.link_of(client).frame_delay(size)
-        self.env.process(self._operation(client, operation_id, op_type, params, size, delay))
+        Task(self.env, self._operation(client, operation_id, op_type, params, size, delay))
 
     def _operation(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any],
                    size: int, delay: float) -> Generator[simpy.Event, Any, None]:
@@ -319,9 +320,9 @@ class ModelWorld:
                timeout_s: float) -> Generator[simpy.Event, Any, HttpResult]:
         started = self.env.now
         work = self.env.process(self._upload(client, image, digest))
-        done = yield work | self.env.timeout(timeout_s)
-        if work in done:
-            result: HttpResult = done[work]
+        yield first_of(self.env, work, self.env.timeout(timeout_s))
+        if work.processed:
+            result: HttpResult = work.value
             return HttpResult(result.status, result.body, self.env.now - started, result.retry_after_s)
         return HttpResult(0, latency_s=timeout_s, timed_out=True)
 

@@ -28,6 +28,7 @@ from bulkbench.truth import DropResult, judge, last_settled_s, summarize
 from bulkbench.workload import WorkloadSpec, draw_images, load_workload
 from sim.components import Link
 from sim.driver import SimClient
+from sim.events import Environment
 from sim.model import ModelParams, ModelWorld, load_model_params
 
 SAMPLE_EVERY_S = 0.5
@@ -76,7 +77,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
                   params: ModelParams, record_series: bool = True, sample_every_s: float = SAMPLE_EVERY_S,
                   keep: dict[str, Any] | None = None) -> Replication:
     """One replication. ``keep`` (for tests) receives the world, to look inside it afterwards."""
-    env = simpy.Environment()
+    env = Environment()
     rng = random.Random(options.seed * 1000 + replication)
     link = Link(env, options.uplink_mbit * 1e6 / 8, options.queue_ms / 1000.0,
                 standing_bytes_per_flow=params.standing_bytes_per_flow)
