@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import math
 import random
 import statistics
@@ -25,7 +26,7 @@ from bulkbench.profile import Profile, load_profile
 from bulkbench.results import RunSummary, table
 from bulkbench.strategies import Drop, start, strategy_params
 from bulkbench.truth import DropResult, judge, last_settled_s, summarize
-from bulkbench.workload import WorkloadSpec, draw_images, load_workload
+from bulkbench.workload import ImageSpec, WorkloadSpec, draw_images, load_workload
 from sim.components import Link
 from sim.driver import SimClient
 from sim.events import Environment
@@ -75,20 +76,22 @@ def _t95(df: int) -> float:
 
 def simulate_once(options: SimOptions, replication: int, profile: Profile, workload: WorkloadSpec,
                   params: ModelParams, record_series: bool = True, sample_every_s: float = SAMPLE_EVERY_S,
-                  keep: dict[str, Any] | None = None) -> Replication:
-    """One replication. ``keep`` (for tests) receives the world, to look inside it afterwards."""
+                  keep: dict[str, Any] | None = None, strategy_args: Any = None) -> Replication:
+    """One replication. ``keep`` (for tests) receives the world, to look inside it afterwards;
+    ``strategy_args``: the strategy's parameters, when the caller has read them already."""
     env = Environment()
     rng = random.Random(options.seed * 1000 + replication)
     link = Link(env, options.uplink_mbit * 1e6 / 8, options.queue_ms / 1000.0,
                 standing_bytes_per_flow=params.standing_bytes_per_flow)
     world = ModelWorld(env, profile, link, params, rng, link_per_user=options.link_per_user)
-    strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
+    if strategy_args is None:
+        strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
     runs = []
     for user in range(options.users):
         canvas_id = "shared" if options.canvas == "shared" else f"u{user}"
         client = SimClient(env, world, user=user, canvas_id=canvas_id)
         world.join(client)
-        drop = Drop(canvas_id, draw_images(workload, user=user), profile.limits, client_id=f"user-{user}")
+        drop = Drop(canvas_id, list(_images(workload, user)), profile.limits, client_id=f"user-{user}")
         runs.append((client, drop, client.run(start(options.strategy, drop, strategy_args))))
     series: list[dict[str, float]] = []
     if record_series:
@@ -114,6 +117,12 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     if keep is not None:
         keep["world"] = world
     return Replication(summary, results, series, events_scheduled(env))
+
+
+@functools.lru_cache(maxsize=256)
+def _images(workload: WorkloadSpec, user: int) -> tuple[ImageSpec, ...]:
+    """A user's images: the same in every replication (drawn from the workload's seed), drawn once."""
+    return tuple(draw_images(workload, user=user))
 
 
 def events_scheduled(env: simpy.Environment) -> int:
@@ -178,7 +187,9 @@ def run_sim(options: SimOptions, profile_override: Profile | None = None) -> Run
         profile = profile.without_emulation()
     workload = dataclasses.replace(load_workload(options.workload or None), images=options.images, seed=options.seed)
     params = load_model_params(options.model)
-    replications = [simulate_once(options, r, profile, workload, params, record_series=(r == 0))
+    strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
+    replications = [simulate_once(options, r, profile, workload, params, record_series=(r == 0),
+                                  strategy_args=strategy_args)
                     for r in range(options.replications)]
     summary = combine(replications)
     summary.extra.update({"network": {"uplink_mbit": options.uplink_mbit, "queue_ms": options.queue_ms},
