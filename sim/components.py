@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
-from simpy.events import NORMAL
+from simpy.events import NORMAL, PENDING
 
 from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST
 from bulkbench.profile import Overloaded, StageSpec
@@ -62,15 +62,16 @@ class SlotRequest(simpy.Event):
     def __exit__(self, *exc_info: object) -> None:
         if exc_info[0] is not GeneratorExit:
             self.slots.release(self)
-        elif self._value is simpy.events.PENDING:
+        elif self._value is PENDING:
             self.slots.queue.remove(self)
 
 
 class Slots:
-    """``capacity`` identical places and a FIFO line for them: a granted request is an event (the
-    requester resumes in its turn, as with ``simpy.Resource``); a released place goes to the head of
-    the line when SimPy's ``Release`` event would give it. With nobody in line that event changes
-    nothing, so it is not scheduled at all."""
+    """``capacity`` identical places and a FIFO line for them. A place that is free is taken on the
+    spot: the request comes back already processed, so the requester goes on without an event (a
+    SimPy ``Resource`` would schedule one, and resume it after whatever else happens at that instant).
+    A released place goes straight to the head of the line: one event, the grant (SimPy schedules a
+    ``Release`` event first, and the grant when that one is processed)."""
 
     def __init__(self, env: simpy.Environment, capacity: int = 1) -> None:
         if capacity <= 0:
@@ -84,36 +85,26 @@ class Slots:
 
     def request(self) -> SlotRequest:
         request = SlotRequest(self)
-        if self.count < self.capacity and not self.queue:
+        if self.count < self.capacity:  # nobody waits while a place is free
             self.count += 1
             request._ok = True
             request._value = None
-            self.env.schedule(request, NORMAL)
+            request.callbacks = None  # processed: a process yielding it goes on at once
         else:
             self.queue.append(request)
-            self._grant_head()
         return request
 
     def release(self, request: SlotRequest) -> None:
-        if request._value is simpy.events.PENDING:  # still in line: it leaves the line
+        if request._value is PENDING:  # still in line: it leaves the line
             self.queue.remove(request)
             return
-        self.count -= 1
         if self.queue:
-            marker = simpy.Event(self.env)
-            marker._ok = True
-            marker._value = None
-            marker.callbacks.append(self._grant_head)
-            self.env.schedule(marker, NORMAL)
-
-    def _grant_head(self, _event: object = None) -> None:
-        """One place to the head of the line, if one is free (as SimPy's ``_trigger_put``)."""
-        if self.queue and self.count < self.capacity:
-            request = self.queue.popleft()
-            self.count += 1
-            request._ok = True
-            request._value = None
-            self.env.schedule(request, NORMAL)
+            head = self.queue.popleft()
+            head._ok = True
+            head._value = None
+            self.env.schedule(head, NORMAL)
+        else:
+            self.count -= 1
 
 
 class Stage:
