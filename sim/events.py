@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from heapq import heappop
 from typing import Any
 
@@ -76,17 +76,29 @@ def first_of(env: simpy.Environment, *events: simpy.Event) -> FirstOf:
 
 
 class Task:
-    """Runs ``generator`` like ``env.process(generator)`` would, for a process nobody waits for."""
+    """Runs ``generator`` like ``env.process(generator)`` would, for a process nobody waits for; its
+    return value, if wanted, goes to ``then``. It starts as a process does (an urgent event now), or
+    after ``delay`` (one timeout instead of an initial event plus the generator's first timeout), or
+    at once (``now``: within the caller's step, no event)."""
 
-    __slots__ = ("generator",)
+    __slots__ = ("generator", "then")
 
-    def __init__(self, env: simpy.Environment, generator: Generator[simpy.Event, Any, Any]) -> None:
+    def __init__(self, env: simpy.Environment, generator: Generator[simpy.Event, Any, Any],
+                 delay: float | None = None, now: bool = False,
+                 then: Callable[[Any], None] | None = None) -> None:
         self.generator = generator
+        self.then = then
         start = simpy.Event(env)
         start._ok = True
         start._value = None
+        if now:
+            self._resume(start)
+            return
         start.callbacks.append(self._resume)
-        env.schedule(start, URGENT)
+        if delay is None:
+            env.schedule(start, URGENT)
+        else:
+            env.schedule(start, NORMAL, delay)
 
     def _resume(self, event: simpy.Event) -> None:
         generator = self.generator
@@ -99,7 +111,9 @@ class Task:
                     error = type(event._value)(*event._value.args)
                     error.__cause__ = event._value
                     event = generator.throw(error)
-            except StopIteration:
+            except StopIteration as stop:
+                if self.then is not None:
+                    self.then(stop.value)
                 return
             if event.callbacks is not None:
                 event.callbacks.append(self._resume)

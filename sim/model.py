@@ -39,7 +39,7 @@ from bulkbench.ratelimit import RateLimiter
 from bulkbench.workload import ImageSpec
 from sim.components import ConnectionPool, Link, Slots, Stage
 from sim.driver import SimClient
-from sim.events import Task, first_of
+from sim.events import Task
 
 CPU_BOUND_STAGES = frozenset({"upload", "thumbnail"})
 """Stages whose work runs in threads and holds a core while it does (first come, first served: a
@@ -280,11 +280,11 @@ class ModelWorld:
     def send_op(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any]) -> None:
         size = frame_bytes(execute_operation_frame(operation_id, op_type, params))
         delay = self.link_of(client).frame_delay(size)
-        Task(self.env, self._operation(client, operation_id, op_type, params, size, delay))
+        Task(self.env, self._operation(client, operation_id, op_type, params, size), delay=delay)
 
     def _operation(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any],
-                   size: int, delay: float) -> Generator[simpy.Event, Any, None]:
-        yield self.env.timeout(delay)
+                   size: int) -> Generator[simpy.Event, Any, None]:
+        """The frame has arrived (the task starts after its delay on the link)."""
         room = self.server.room(client.canvas_id)
         answer, applied = yield from self.server.operation(operation_id, op_type, params, size, room)
         p = self.params
@@ -319,10 +319,13 @@ class ModelWorld:
     def upload(self, client: SimClient, image: ImageSpec, digest: str,
                timeout_s: float) -> Generator[simpy.Event, Any, HttpResult]:
         started = self.env.now
-        work = self.env.process(self._upload(client, image, digest))
-        yield first_of(self.env, work, self.env.timeout(timeout_s))
-        if work.processed:
-            result: HttpResult = work.value
+        outcome = self.env.event()
+        """The server's answer, or None when the browser gives up first (then the server goes on)."""
+        Task(self.env, self._upload(client, image, digest), now=True,
+             then=lambda result: outcome.triggered or outcome.succeed(result))
+        self.env.timeout(timeout_s).callbacks.append(lambda _timer: outcome.triggered or outcome.succeed(None))
+        result: HttpResult | None = yield outcome
+        if result is not None:
             return HttpResult(result.status, result.body, self.env.now - started, result.retry_after_s)
         return HttpResult(0, latency_s=timeout_s, timed_out=True)
 
