@@ -38,6 +38,8 @@ from bulkbench.workload import ImageSpec
 from sim.events import first_of
 
 SimGenerator = Generator[simpy.Event, Any, Any]
+_GAVE_UP = object()
+"""The value of an answer's event when its waiter timed out first."""
 
 
 class _Queue:
@@ -198,6 +200,15 @@ class SimClient:
         self.note_first_byte()
         self.world.send_op(self, operation_id, effect.op_type, effect.params)
 
+    def _give_up(self, operation_id: str, event: simpy.Event) -> None:
+        """An answer's wait timed out: wake the waiter; a late answer (or a resend of the same id)
+        finds a fresh event, as it would find the one nobody waits for any more."""
+        if event.triggered:
+            return
+        if self.answers.get(operation_id) is event:
+            self.answers[operation_id] = self.env.event()
+        event.succeed(_GAVE_UP)
+
     def _perform(self, effect: Any) -> SimGenerator:
         env = self.env
         match effect:
@@ -211,17 +222,22 @@ class SimClient:
                 # a digest as long as a real one: batches are chunked by their size in bytes
                 return hashlib.sha256(image.seed.encode()).hexdigest()
             case AwaitAnswers(operation_ids, timeout_s):
-                waiting = {op: self.answers.setdefault(op, env.event()) for op in operation_ids}
-                pending = [e for e in waiting.values() if not e.triggered]
-                if len(pending) == 1:
-                    yield first_of(env, pending[0], env.timeout(timeout_s))
+                waiting = {op: self.answers.get(op) or self.answers.setdefault(op, env.event())
+                           for op in operation_ids}
+                pending = [(op, e) for op, e in waiting.items() if not e.triggered]
+                if len(pending) == 1:  # the answer itself wakes the waiter; the timer, if first, too
+                    op, event = pending[0]
+                    env.timeout(timeout_s).callbacks.append(lambda _timer: self._give_up(op, event))
+                    yield event
                 elif pending:
-                    yield first_of(env, env.all_of(pending), env.timeout(timeout_s))
+                    yield first_of(env, env.all_of([e for _op, e in pending]), env.timeout(timeout_s))
                 out = {}
                 for op, event in waiting.items():
-                    out[op] = event.value if event.triggered else Answer(AnswerKind.TIMEOUT)
-                    if event.triggered:
+                    if event.triggered and event._value is not _GAVE_UP:
+                        out[op] = event._value
                         del self.answers[op]
+                    else:
+                        out[op] = Answer(AnswerKind.TIMEOUT)
                 return out
             case Upload(image, digest, timeout_s):
                 self.http_requests += 1
