@@ -42,6 +42,9 @@ class Limits:
     """Time an upload body may take before its average rate is checked."""
     min_upload_bytes_per_s: int = 1024
     """Slowest average rate an upload body may arrive at after ``upload_grace_s`` (408 below it)."""
+    max_uploads_in_flight: int = 256
+    """Uploads being received or stored at once; with admission control on, more are answered 503 + Retry-After
+    before their body is read (each holds a connection, a partial file and CPU while it streams)."""
     max_connections: int = 1000
     """Open connections (HTTP and WebSocket) the server takes; more are answered 503 at once."""
 

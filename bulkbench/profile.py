@@ -28,8 +28,8 @@ ThumbnailMode = Literal["sync", "async", "off"]
 class Overloaded(Exception):
     """A stage's queue is full and admission control turns the job away (503 / ``overloaded``)."""
 
-    def __init__(self, stage: str, retry_after_s: float) -> None:
-        super().__init__(f"stage {stage!r} is at its queue limit; retry after {retry_after_s:g} s")
+    def __init__(self, stage: str, retry_after_s: float, why: str = "at its queue limit") -> None:
+        super().__init__(f"stage {stage!r} is {why}; retry after {retry_after_s:g} s")
         self.stage = stage
         self.retry_after_s = retry_after_s
 

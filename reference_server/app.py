@@ -64,6 +64,8 @@ class Server:
         }
         self.service = CanvasService(profile, self.storage, self.stages, self.metrics)
         self.rate_limiter = RateLimiter(profile.rate_limit) if profile.rate_limit else None
+        self.uploads_in_flight = 0
+        """Uploads admitted and not yet answered (``Limits.max_uploads_in_flight``)."""
         self._background: set[asyncio.Task[Any]] = set()
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:

@@ -56,19 +56,27 @@ async def upload(request: Request) -> Response:
     server = _server(request)
     stage = server.stages["upload"]
     stage.check_admission()  # refuse before reading a body we could not process
-    length = request.headers.get("content-length")
-    received = await receive_upload(
-        request.headers.get("content-type", ""),
-        int(length) if length and length.isdigit() else None,
-        request.stream(),
-        server.storage.incoming_dir,
-        server.profile.limits,
-    )
-    server.metrics.upload_bytes_total.inc(received.size)
+    limits = server.profile.limits
+    if server.profile.admission_control and server.uploads_in_flight >= limits.max_uploads_in_flight:
+        raise Overloaded("upload", server.profile.retry_after_s,
+                         f"{server.uploads_in_flight} uploads in flight (max_uploads_in_flight)")
+    server.uploads_in_flight += 1
     try:
-        return JSONResponse(await _store(server, received))
+        length = request.headers.get("content-length")
+        received = await receive_upload(
+            request.headers.get("content-type", ""),
+            int(length) if length and length.isdigit() else None,
+            request.stream(),
+            server.storage.incoming_dir,
+            limits,
+        )
+        server.metrics.upload_bytes_total.inc(received.size)
+        try:
+            return JSONResponse(await _store(server, received))
+        finally:
+            received.path.unlink(missing_ok=True)
     finally:
-        received.path.unlink(missing_ok=True)
+        server.uploads_in_flight -= 1
 
 
 async def _store(server: Server, received: ReceivedUpload) -> dict[str, Any]:

@@ -59,8 +59,9 @@ def test_a_client_that_stops_reading_is_dropped_and_frees_its_backlog(start_serv
         lazy.send(execute_operation_frame("b", OpType.BATCH_NODE_CREATE, {"nodes": [node(i) for i in range(1000)]}))
         sent = 0
         try:
-            for sent in range(1, 2001):  # each asks for the whole canvas (~150 KB); ~300 MB if all were kept
+            while sent < 2000:  # each asks for the whole canvas (~150 KB); ~300 MB if all were kept
                 lazy.send(encode(Event.REQUEST_FULL_SYNC, {}))
+                sent += 1
         except Exception:
             pass  # the server dropped us mid-way: what this test wants
         _wait_for(lambda: _metric(server, "bulkbench_ws_dropped_total") >= 1, "the lazy reader dropped")
@@ -123,3 +124,27 @@ def test_an_upload_that_stops_sending_is_refused_408(start_server, tmp_path: Pat
     stalled.sendall(b"--xyz\r\n")
     assert _status_of(stalled) == 408
     assert _metric(server, 'bulkbench_http_responses_total{route="/api/upload",status="408"}') == 1
+
+
+def test_uploads_over_max_uploads_in_flight_are_refused_503_before_their_body(start_server, tmp_path: Path) -> None:
+    profile = write_profile(tmp_path, "one",
+                            'extends = "optimized"\nname = "one"\n[limits]\nmax_uploads_in_flight = 1\n')
+    server = start_server(profile, emulation=False)
+    holding = _raw_upload_headers(server, 10_000)
+    holding.sendall(b"--xyz\r\n")  # in flight: its body is being received
+    _wait_for(lambda: _metric(server, "bulkbench_http_in_flight") >= 1, "the first upload in flight")
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        refused = upload(client, image_bytes(seed=1))
+        assert refused.status_code == 503 and "retry-after" in refused.headers
+        assert "max_uploads_in_flight" in refused.json()["error"]["message"]
+        holding.close()  # the first one ends (its body never completes); the next one is taken
+        _wait_for(lambda: upload(client, image_bytes(seed=2)).status_code == 200, "an upload taken again")
+
+
+def test_connections_over_max_connections_are_refused_503(start_server, tmp_path: Path) -> None:
+    profile = write_profile(tmp_path, "few", 'extends = "optimized"\nname = "few"\n[limits]\nmax_connections = 2\n')
+    server = start_server(profile, emulation=False)
+    with connect(server.ws_url) as first, connect(server.ws_url) as second:
+        assert first.protocol.state.name == second.protocol.state.name == "OPEN"
+        assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 503
+    _wait_for(lambda: httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200, "served again")
