@@ -103,6 +103,22 @@ def test_a_retried_operation_id_gets_the_original_answer_and_applies_once(start_
     assert canvas_of(server, "c1")["version"] == 1
 
 
+def test_a_retry_in_flight_or_from_another_socket_applies_once(start_server, ws_factory) -> None:
+    server = start_server("optimized")
+    first, second = ws_factory(server), ws_factory(server)
+    first.join("c1")
+    second.join("c1")
+    frame = execute_operation_frame("dup", OpType.BATCH_NODE_CREATE, {"nodes": [node(i) for i in range(50)]})
+    first.conn.send(frame)
+    first.conn.send(frame)  # the retry arrives while the original is still being applied
+    answers = [first.until(Event.OPERATION_ACK, Event.OPERATION_REJECTED, operation_id="dup") for _ in range(2)]
+    from_elsewhere = second.op("dup", OpType.BATCH_NODE_CREATE, {"nodes": [node(i) for i in range(50)]})
+    assert answers[0] == answers[1] == from_elsewhere
+    assert all(result["ok"] for result in from_elsewhere[1]["results"])
+    canvas = canvas_of(server, "c1")
+    assert len(canvas["nodes"]) == 50 and canvas["version"] == 1
+
+
 def test_operations_before_join_are_rejected(start_server, ws_factory) -> None:
     server = start_server("optimized")
     client = ws_factory(server)
