@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from websockets.sync.client import connect
 
 from bulkbench.protocol import Event, OpType, encode, execute_operation_frame
@@ -24,8 +25,8 @@ min_upload_bytes_per_s = 1024
 DEADLINE_S = 30.0
 
 
-def _server(start_server: ServerFactory, tmp_path: Path):
-    profile = write_profile(tmp_path, "slow", f'extends = "optimized"\nname = "slow"\n{LIMITS}')
+def _server(start_server: ServerFactory, tmp_path: Path, limits: str = LIMITS):
+    profile = write_profile(tmp_path, "slow", f'extends = "optimized"\nname = "slow"\n{limits}')
     return start_server(profile, emulation=False)
 
 
@@ -48,23 +49,30 @@ def _wait_for(condition, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_a_client_that_stops_reading_is_dropped_and_frees_its_backlog(start_server, tmp_path: Path) -> None:
-    server = _server(start_server, tmp_path)
+@pytest.mark.parametrize(("limits", "reason", "requests"), [
+    (LIMITS, "backlog", 2000),  # its backlog reaches max_pending_bytes
+    # room for it all, but uncompressed frames fill the socket and a frame waits send_stall_s
+    ("ws_compression = false\n" + LIMITS.replace("262144", "268435456"), "stalled", 100),
+])
+def test_a_client_that_stops_reading_is_dropped_and_frees_its_backlog(start_server, tmp_path: Path, limits: str,
+                                                                      reason: str, requests: int) -> None:
+    server = _server(start_server, tmp_path, limits)
     rss_before = _rss_kib(server.pid)
     # a small receive buffer and a queue of one message: this client stops taking frames almost at once
     sock = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    with connect(server.ws_url, sock=sock, max_queue=1, max_size=None) as lazy:
+    with connect(server.ws_url, sock=sock, max_queue=1, max_size=None, ping_interval=None) as lazy:
         lazy.send(encode(Event.JOIN_CANVAS, {"canvasId": "big"}))
         lazy.send(execute_operation_frame("b", OpType.BATCH_NODE_CREATE, {"nodes": [node(i) for i in range(1000)]}))
         sent = 0
         try:
-            while sent < 2000:  # each asks for the whole canvas (~150 KB); ~300 MB if all were kept
+            while sent < requests:  # each asks for the whole canvas (~150 KB)
                 lazy.send(encode(Event.REQUEST_FULL_SYNC, {}))
                 sent += 1
         except Exception:
             pass  # the server dropped us mid-way: what this test wants
-        _wait_for(lambda: _metric(server, "bulkbench_ws_dropped_total") >= 1, "the lazy reader dropped")
+        _wait_for(lambda: _metric(server, f'bulkbench_ws_dropped_total{{reason="{reason}"}}') == 1,
+                  f"the lazy reader dropped ({reason})")
         _wait_for(lambda: _metric(server, "bulkbench_ws_connections") == 0, "its connection released")
     assert sent > 10
     rss_growth_mib = (_rss_kib(server.pid) - rss_before) / 1024
