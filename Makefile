@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench gate lint clean
+.PHONY: demo test bench hardening gate lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ bench: $(STAMP)  ## benchmarks, measured side by side in one run
 	$(BIN)/python -m benchmarks.server_bench
 	$(BIN)/python -m benchmarks.loadgen_bench
 	$(BIN)/python -m benchmarks.sim_bench
+
+hardening: $(STAMP)  ## crash (kill -9 x 20), overload (10x), slow clients: the server's hardening figures
+	$(BIN)/python -m benchmarks.crash_bench --images 500 --kills 20
+	$(BIN)/python -m benchmarks.overload_bench --factor 10
+	$(BIN)/python -m benchmarks.slow_clients_bench
 
 gate: $(STAMP)  ## a small real run, gated by the project's thresholds (CI runs this)
 	$(BIN)/bulkbench run --strategy batched --images 30 --profile legacy --workload scenarios/workload-light.toml \
