@@ -21,6 +21,8 @@ TOKEN_VERSION = "v1"
 ALL_CANVASES = "*"
 MIN_SECRET_BYTES = 16
 """A shorter secret is refused at start: it could be guessed."""
+DEFAULT_TTL_S = 3600.0
+"""Lifetime of a minted token unless told otherwise (longer than any bounded run)."""
 MAX_TOKEN_CHARS = 4096
 """A longer token is refused before it is decoded."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkbench import __version__
-from bulkbench.auth import TokenAuthority, read_secret
+from bulkbench.auth import DEFAULT_TTL_S, TokenAuthority, read_secret
 from bulkbench.profile import ProfileError, load_profile
 
 EXIT_USAGE = 2
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--secret-file", required=True, metavar="FILE", help="the server's --auth-secret-file")
     token.add_argument("--canvas", action="append", required=True,
                        help="a canvas id the token grants (repeat; '*' grants every canvas)")
-    token.add_argument("--ttl", type=float, default=3600.0, help="seconds until the token expires")
+    token.add_argument("--ttl", type=float, default=DEFAULT_TTL_S, help="seconds until the token expires")
     token.set_defaults(func=cmd_token)
 
     run = commands.add_parser("run", help="a real run: server, shaped network, Locust; writes a results directory")
@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", default="", help="use this server (URL) instead of starting one")
     run.add_argument("--processes", type=int, default=0, help="Locust worker processes (distributed mode)")
     run.add_argument("--max-seconds", type=float, default=1800.0, help="hard bound on the run's duration")
+    run.add_argument("--auth-secret-file", metavar="FILE",
+                     help="start the server with token auth; each user mints a token for its own canvas")
+    run.add_argument("--token", help="a token every user sends (a --target server with auth on)")
     run.set_defaults(func=cmd_run)
 
     sim = commands.add_parser("sim", help="the SimPy model of the same scenario; writes the same schema")

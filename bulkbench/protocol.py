@@ -277,6 +277,22 @@ MAX_COORDINATE = 1e12
 """Largest absolute position or size: finite, and far from float precision trouble."""
 
 
+MAX_NESTING = 32
+"""Deepest nesting of free-form JSON (node ``properties``, ``ping`` data), lists and objects counted.
+What the server stores, broadcasts and echoes must stay encodable: orjson writes at most 254 levels."""
+
+
+def _deeper_than(value: Any, levels: int) -> bool:
+    """Whether lists and objects nest more than ``levels`` deep in ``value``; level by level, no recursion."""
+    level = [value]
+    for _ in range(levels):
+        level = [child for item in level for child in (item.values() if type(item) is dict else item)
+                 if type(child) is dict or type(child) is list]
+        if not level:
+            return False
+    return True
+
+
 def _pair(value: Any, name: str) -> tuple[float, float] | str:
     """Two finite numbers (not bools, not NaN, not inf). On every node's path, so kept plain."""
     if type(value) is list and len(value) == 2:
@@ -319,6 +335,8 @@ def parse_node(raw: Any, limits: Limits = DEFAULT_LIMITS) -> NodeSpec | str:
     props = raw.get("properties", {})
     if not isinstance(props, dict):
         return "properties must be an object"
+    if _deeper_than(props, MAX_NESTING):
+        return f"properties nested deeper than {MAX_NESTING} levels"
     return NodeSpec(raw["id"], raw["type"], pos, size, props)
 
 
@@ -374,11 +392,11 @@ def parse_operation(
     )
 
 
-def _operation_id_of(data: Any) -> str | None:
+def _operation_id_of(data: Any, limits: Limits = DEFAULT_LIMITS) -> str | None:
     """The operationId of a frame we refuse, if it has a readable one, so the client can match it."""
     if isinstance(data, dict):
         op_id = data.get("operationId")
-        if isinstance(op_id, str) and 0 < len(op_id) <= DEFAULT_LIMITS.max_id_chars:
+        if isinstance(op_id, str) and 0 < len(op_id) <= limits.max_id_chars:
             return op_id
     return None
 
@@ -399,7 +417,7 @@ def parse_client_frame(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Cl
         return ProtocolError(ErrorCode.BAD_FRAME, "data must be an object")
 
     if event == Event.EXECUTE_OPERATION:
-        op_id = _operation_id_of(data)
+        op_id = _operation_id_of(data, limits)
         if size > limits.max_message_bytes:
             return ProtocolError(
                 ErrorCode.MESSAGE_TOO_LARGE,
@@ -430,6 +448,8 @@ def parse_client_frame(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Cl
     if event == Event.REQUEST_UNDO_STATE:
         return RequestUndoState()
     if event == Event.PING:
+        if _deeper_than(data, MAX_NESTING):
+            return ProtocolError(ErrorCode.BAD_FRAME, f"data nested deeper than {MAX_NESTING} levels")
         return Ping(data)
     return ProtocolError(ErrorCode.UNKNOWN_EVENT, f"unknown event {event!r}")
 

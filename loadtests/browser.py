@@ -19,12 +19,13 @@ from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST, HttpResult
 
 
 class Browser:
-    def __init__(self, base_url: str, client_id: str, emulated_rtt_s: float = 0.0) -> None:
+    def __init__(self, base_url: str, client_id: str, emulated_rtt_s: float = 0.0,
+                 headers: dict[str, str] | None = None) -> None:
         parts = urlsplit(base_url)
         self.pool = urllib3.HTTPConnectionPool(
             parts.hostname, parts.port, maxsize=BROWSER_CONNECTIONS_PER_HOST, block=True, retries=False
         )
-        self.headers = {"X-Client-Id": client_id}
+        self.headers = {**(headers or {}), "X-Client-Id": client_id}
         self.emulated_rtt_s = emulated_rtt_s
         self.requests = 0
         self.bytes_uploaded = 0

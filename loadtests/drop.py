@@ -21,13 +21,15 @@ from loadtests.wsclient import DropSocket
 def run_drop(base_url: str, strategy: str, params: Any, limits: Limits, images: list[ImageSpec],
              canvas_id: str, user: int, cache: ImageCache, report: Report = no_report,
              emulated_rtt_s: float = 0.0, client_id: str = "",
-             socket_type: type[DropSocket] = DropSocket) -> DropResult:
-    """``socket_type``: a DropSocket subclass that watches the frames (the crash benchmark's)."""
+             socket_type: type[DropSocket] = DropSocket, token: str | None = None) -> DropResult:
+    """``socket_type``: a DropSocket subclass that watches the frames (the crash benchmark's);
+    ``token``: sent with every request and the WebSocket handshake (a server with auth on)."""
     client_id = client_id or f"user-{user}"
     ws_url = "ws" + base_url[len("http"):] + "/ws"
     started_at = time.time()
-    socket = socket_type(ws_url, headers={"X-Client-Id": client_id}, emulated_rtt_s=emulated_rtt_s)
-    browser = Browser(base_url, client_id, emulated_rtt_s=emulated_rtt_s)
+    headers = {"X-Client-Id": client_id, **({"Authorization": f"Bearer {token}"} if token else {})}
+    socket = socket_type(ws_url, headers=headers, emulated_rtt_s=emulated_rtt_s)
+    browser = Browser(base_url, client_id, emulated_rtt_s=emulated_rtt_s, headers=headers)
     drop = Drop(canvas_id, images, limits, client_id=client_id)
     driver = GeventDriver(socket, browser, cache.bytes, report)
     try:
@@ -38,7 +40,7 @@ def run_drop(base_url: str, strategy: str, params: Any, limits: Limits, images: 
     finally:
         socket.close()
         browser.close()
-    canvas, stored = server_truth(base_url, canvas_id)
+    canvas, stored = server_truth(base_url, canvas_id, headers)
     records = judge(drop, canvas, stored)
     return DropResult(
         user=user,
@@ -57,17 +59,18 @@ def run_drop(base_url: str, strategy: str, params: Any, limits: Limits, images: 
     )
 
 
-def server_truth(base_url: str, canvas_id: str) -> tuple[dict[str, Any], Any]:
+def server_truth(base_url: str, canvas_id: str, headers: dict[str, str] | None = None) -> tuple[dict[str, Any], Any]:
     """The server's canvas, and whether a stored file exists (its own pool: not the drop's traffic)."""
+    headers = {**(headers or {}), "X-Client-Id": "judge"}
     http = urllib3.PoolManager(retries=urllib3.Retry(total=5, backoff_factor=0.5, status_forcelist=[429, 503],
                                                      respect_retry_after_header=True))
-    response = http.request("GET", f"{base_url}/api/canvases/{canvas_id}", headers={"X-Client-Id": "judge"})
+    response = http.request("GET", f"{base_url}/api/canvases/{canvas_id}", headers=headers)
     canvas = orjson.loads(response.data) if response.status == 200 else {"nodes": []}
     known: dict[str, bool] = {}
 
     def stored(filename: str) -> bool:
         if filename not in known:
-            head = http.request("HEAD", f"{base_url}/uploads/{filename}", headers={"X-Client-Id": "judge"})
+            head = http.request("HEAD", f"{base_url}/uploads/{filename}", headers=headers)
             known[filename] = head.status == 200
         return known[filename]
 

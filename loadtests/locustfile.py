@@ -29,6 +29,7 @@ from locust import User, constant, events, task
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
+from bulkbench.auth import DEFAULT_TTL_S, TokenAuthority, read_secret
 from bulkbench.profile import load_profile
 from bulkbench.strategies import STRATEGIES, strategy_params
 from bulkbench.workload import draw_images, load_workload
@@ -54,6 +55,9 @@ def add_options(parser: Any) -> None:
     parser.add_argument("--bb-run-id", default="", help="prefix of canvas ids (default: the start time)")
     parser.add_argument("--bb-emulated-rtt-ms", type=float, default=0.0,
                        help="emulated base round trip added by the client (labelled as emulated)")
+    parser.add_argument("--bb-auth-secret-file", default="", include_in_web_ui=False,
+                        help="the server's auth secret: each user mints a token for its own canvas")
+    parser.add_argument("--bb-token", default="", include_in_web_ui=False, help="a token every user sends")
     parser.add_argument("--bb-out", default="", include_in_web_ui=False,
                        help="write each drop's result here and stop each user after one drop")
 
@@ -118,9 +122,13 @@ class DropUser(User):
         self.cache.prepare(images)
         run_id = self.environment.bulkbench["run_id"]
         canvas_id = f"{run_id}-shared" if options.bb_canvas == "shared" else f"{run_id}-u{label}"
+        token = options.bb_token or None
+        if options.bb_auth_secret_file:
+            authority = TokenAuthority(read_secret(options.bb_auth_secret_file))
+            token = authority.mint([canvas_id], time.time() + DEFAULT_TTL_S)
         result = run_drop(self.host, options.bb_strategy, self.params, self.profile.limits, images, canvas_id,
                           self.user_index, self.cache, self._report, options.bb_emulated_rtt_ms / 1000.0,
-                          client_id=f"user-{label}")
+                          client_id=f"user-{label}", token=token)
         self.iteration += 1
         ok = sum(1 for r in result.records if r.outcome == "ok")
         if options.bb_out:

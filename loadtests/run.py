@@ -53,6 +53,10 @@ class RunOptions:
     emulation: bool = True
     max_seconds: float = 1800.0
     quiet: bool = False
+    auth_secret_file: str = ""
+    """Start the server with token auth on; each simulated user mints a token for its own canvas."""
+    token: str = ""
+    """A token every user sends (for a ``--target`` server with auth on)."""
 
 
 def _say(options: RunOptions, text: str) -> None:
@@ -97,7 +101,8 @@ def run(options: RunOptions) -> RunSummary:
         url = options.target
         if not url:
             server = stack.enter_context(ServerProcess(
-                options.profile, out / "server-data", emulation=options.emulation, prefix=prefix))
+                options.profile, out / "server-data", emulation=options.emulation, prefix=prefix,
+                auth_secret_file=options.auth_secret_file or None))
             url = server.url
             _say(options, f"[bulkbench] server: profile {profile.name!r} at {url} (pid {server.pid})")
         command = [*prefix, sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
@@ -111,6 +116,10 @@ def run(options: RunOptions) -> RunSummary:
                    "--bb-emulated-rtt-ms", str(network.emulated_rtt_ms)]
         if options.workload:
             command += ["--bb-workload", options.workload]
+        if options.auth_secret_file:
+            command += ["--bb-auth-secret-file", options.auth_secret_file]
+        if options.token:
+            command += ["--bb-token", options.token]
         if options.processes:
             command += ["--processes", str(options.processes)]
         _say(options, f"[bulkbench] locust: {options.users} user(s), strategy {options.strategy!r}, "
@@ -150,6 +159,7 @@ def main(args: Any) -> int:
         out=Path(args.out), target=args.target or "", network=args.network, uplink_mbit=args.uplink_mbit,
         emulated_rtt_ms=args.emulated_rtt_ms, canvas=args.canvas, processes=args.processes,
         workload=args.workload or "", emulation=not args.no_emulation, max_seconds=args.max_seconds,
+        auth_secret_file=args.auth_secret_file or "", token=args.token or "",
     )
     summary = run(options)
     print()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import mmap
 import re
 import time
 import uuid
@@ -295,13 +296,37 @@ def _complete(fmt: str, path: Path, size: int) -> bool:
         if fmt == "WEBP":
             head = handle.read(8)
             return head[:4] == b"RIFF" and int.from_bytes(head[4:8], "little") + 8 <= size
+        if fmt == "GIF":  # a ';' ends a GIF, but LZW data holds ';' bytes too: walk the blocks to it
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return _gif_reaches_trailer(data)
         handle.seek(max(0, size - 1024))
         tail = handle.read()
     if fmt == "PNG":
         return tail.endswith(b"IEND\xaeB`\x82")
-    if fmt == "JPEG":
-        return b"\xff\xd9" in tail
-    return tail.endswith(b";")  # GIF trailer
+    return b"\xff\xd9" in tail  # JPEG
+
+
+def _gif_reaches_trailer(data: mmap.mmap) -> bool:
+    """Whether a GIF's blocks, each skipped by its sizes (one step per 255-byte sub-block), end in its
+    trailer. A file cut anywhere runs out before it."""
+    def color_table(packed: int) -> int:
+        return 3 << ((packed & 7) + 1) if packed & 0x80 else 0
+    size = len(data)
+    at = 13 + color_table(data[10]) if size >= 13 else size  # header, screen descriptor, global colours
+    while at < size:
+        kind = data[at]
+        if kind == 0x3B:
+            return True
+        if kind == 0x21:  # extension: introducer, label, sub-blocks
+            at += 2
+        elif kind == 0x2C and at + 10 <= size:  # image: descriptor, local colours, LZW code size, sub-blocks
+            at += 10 + color_table(data[at + 9]) + 1
+        else:
+            return False
+        while at < size and data[at]:
+            at += data[at] + 1
+        at += 1
+    return False
 
 
 def stored_name(sha256: str, extension: str) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bulkbench.auth import TokenAuthority
 from bulkbench.network import NetworkSpec
 from loadtests.network import ShapedNamespace, namespace_exists, namespaces_allowed
 from loadtests.run import RunOptions, run
@@ -111,6 +113,21 @@ def test_distributed_mode_runs_the_same_locustfile(start_server, tmp_path, small
                              out=tmp_path / "out", target=server.url, workload=small_workload, quiet=True,
                              max_seconds=300))
     assert summary.users == 2 and summary.images_ok == 12
+
+
+def test_runs_against_a_server_with_auth_on_send_tokens(start_server, tmp_path, small_workload):
+    """Auth on, the server refuses joins and uploads without a token: every image ok means tokens were sent."""
+    secret = tmp_path / "secret"
+    secret.write_text("a-run-secret-of-enough-bytes")
+    minted = run(RunOptions(strategy="batched", images=6, users=2, profile="optimized", out=tmp_path / "minted",
+                            workload=small_workload, quiet=True, max_seconds=300, auth_secret_file=str(secret)))
+    assert minted.images_ok == 12  # a spawned server; each user minted a token for its own canvas
+    server = start_server("optimized", auth_secret_file=secret)
+    token = TokenAuthority(secret.read_bytes()).mint(["*"], time.time() + 600)
+    given = run(RunOptions(strategy="individual", images=4, users=1, profile="optimized", out=tmp_path / "given",
+                           target=server.url, token=token, workload=small_workload, quiet=True, max_seconds=300))
+    assert given.images_ok == 4
+    assert httpx.get(f"{server.url}/api/canvases/anything", timeout=10).status_code == 401
 
 
 @pytest.mark.skipif(not namespaces_allowed(), reason="needs CAP_NET_ADMIN for ip netns / tc")
