@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import urllib3
 from websockets.asyncio.client import connect
 
@@ -201,24 +200,15 @@ async def open_loop(load: Load, sockets: list[OpSocket], upload_rate: float, op_
     return uploads, ops
 
 
-def rss_kib(pid: int, key: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 async def drained(server: ServerProcess, timeout_s: float) -> bool:
     """True once no stage has jobs waiting or running (the overload's backlog is gone)."""
     deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
-        while time.monotonic() < deadline:
-            text = (await client.get("/metrics")).text
-            busy = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                       if line.startswith(("bulkbench_stage_queue_depth", "bulkbench_stage_busy_workers")))
-            if busy == 0:
-                return True
-            await asyncio.sleep(0.1)
+    while time.monotonic() < deadline:
+        busy = sum([await asyncio.to_thread(server.metric, name)
+                    for name in ("bulkbench_stage_queue_depth", "bulkbench_stage_busy_workers")])
+        if busy == 0:
+            return True
+        await asyncio.sleep(0.1)
     return False
 
 
@@ -228,16 +218,16 @@ async def run_overload(factor: float, seconds: float, measure_s: float, timeout_
     with ServerProcess(PROFILE, data_dir) as server:
         load = Load(server, images, timeout_s)
         sockets = [await load.op_socket(f"overload-{i}") for i in range(sockets_n)]
-        rss_idle = rss_kib(server.pid)
+        rss_idle = server.memory_mib()
         try:
             up, ops, elapsed = await closed_loop(load, sockets, uploaders=8, depth=2, seconds=measure_s)
             sustainable = {"uploads_per_s": up.outcomes["ok"] / elapsed, "ops_per_s": ops.outcomes["ack"] / elapsed}
 
-            peak = [rss_kib(server.pid)]
+            peak = [server.memory_mib()]
 
             async def sample_rss() -> None:
                 while True:
-                    peak.append(rss_kib(server.pid))
+                    peak.append(server.memory_mib())
                     await asyncio.sleep(0.2)
 
             sampler = asyncio.create_task(sample_rss())
@@ -247,11 +237,11 @@ async def run_overload(factor: float, seconds: float, measure_s: float, timeout_
             overload_s = time.perf_counter() - started
             sampler.cancel()
             was_drained = await drained(server, timeout_s=60)
-            rss_after = rss_kib(server.pid)
+            rss_after = server.memory_mib()
             rec_up, rec_ops, rec_elapsed = await closed_loop(load, sockets, uploaders=8, depth=2, seconds=measure_s)
             recovered = {"uploads_per_s": rec_up.outcomes["ok"] / rec_elapsed,
                          "ops_per_s": rec_ops.outcomes["ack"] / rec_elapsed}
-            hwm = rss_kib(server.pid, "VmHWM")
+            hwm = server.memory_mib("VmHWM")
             closed = [f"{sock.conn.close_code} {sock.conn.close_reason}" for sock in sockets if sock.reader.done()]
         finally:
             for socket in sockets:
@@ -263,8 +253,7 @@ async def run_overload(factor: float, seconds: float, measure_s: float, timeout_
         "overload": {"uploads": over_up.to_json(), "ops": over_ops.to_json(), "wall_s": overload_s},
         "drained": was_drained, "sockets_closed": closed,
         "recovery": {"uploads": rec_up.to_json(), "ops": rec_ops.to_json(), **recovered},
-        "rss_mib": {"idle": rss_idle / 1024, "peak_sampled": max(peak) / 1024, "high_water": hwm / 1024,
-                    "after": rss_after / 1024},
+        "rss_mib": {"idle": rss_idle, "peak_sampled": max(peak), "high_water": hwm, "after": rss_after},
     }
 
 

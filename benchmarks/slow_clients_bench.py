@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from websockets.sync.client import connect
 
 from bulkbench.limits import DEFAULT_LIMITS
@@ -34,19 +33,6 @@ CANVAS_NODES = 1000
 
 def _node(i: int) -> dict[str, Any]:
     return {"id": f"n{i}", "type": "media/image", "pos": [i, 0], "size": [150, 100], "properties": {}}
-
-
-def rss_mib(pid: int, key: str = "VmRSS") -> float:
-    """Resident set now (``VmHWM``: its high-water mark since start, which sampling cannot miss)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def metric(url: str, prefix: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
 
 def lazy_reader(server: ServerProcess, port: int, stop: threading.Event, requests: int) -> None:
@@ -110,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                                               {"nodes": [_node(i) for i in range(CANVAS_NODES)]}))
             while parse_server_frame(good.recv(timeout=30))[0] != Event.OPERATION_ACK:
                 pass
-            idle = rss_mib(server.pid)
+            idle = server.memory_mib()
             held: list[float] = []
             threads = [threading.Thread(target=lazy_reader, args=(server, port, stop, args.requests), daemon=True)
                        for _ in range(args.lazy)]
@@ -132,15 +118,15 @@ def main(argv: list[str] | None = None) -> int:
                     round_trips.append(time.perf_counter() - sent)
                 except TimeoutError:
                     failed_round_trips += 1
-                dropped = metric(server.url, "bulkbench_ws_dropped_total")
-                refused = metric(server.url, 'bulkbench_http_responses_total{route="/api/upload",status="408"}')
-                series.append({"t": round(time.monotonic() - started, 2), "rss_mib": round(rss_mib(server.pid), 1),
+                dropped = server.metric("bulkbench_ws_dropped_total")
+                refused = server.metric('bulkbench_http_responses_total{route="/api/upload",status="408"}')
+                series.append({"t": round(time.monotonic() - started, 2), "rss_mib": round(server.memory_mib(), 1),
                                "ws_dropped": dropped, "uploads_408": refused})
                 if dropped >= args.lazy and refused >= args.trickle:
                     let_go_s = time.monotonic() - started
                     break
                 time.sleep(0.5)  # pacing the probe, not synchronisation
-            after, high_water = rss_mib(server.pid), rss_mib(server.pid, "VmHWM")
+            after, high_water = server.memory_mib(), server.memory_mib("VmHWM")
             stop.set()
     ordered = sorted(round_trips)
     report = {

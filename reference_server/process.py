@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 
@@ -96,6 +97,19 @@ class ServerProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
         return self.process.returncode
+
+    def memory_mib(self, field: str = "VmRSS") -> float:
+        """The process's resident memory now, or its high-water mark since start with ``VmHWM``."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError(f"no {field} for pid {self.pid}")
+
+    def metric(self, prefix: str) -> float:
+        """The sum of the server's ``/metrics`` samples whose line starts with ``prefix`` (name{labels})."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
     def kill(self) -> None:
         """SIGKILL at once: a crash, for the durability tests."""

@@ -30,18 +30,6 @@ def _server(start_server: ServerFactory, tmp_path: Path, limits: str = LIMITS):
     return start_server(profile, emulation=False)
 
 
-def _metric(server, name: str) -> float:
-    text = httpx.get(f"{server.url}/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 def _wait_for(condition, what: str) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while not condition():
@@ -57,7 +45,7 @@ def _wait_for(condition, what: str) -> None:
 def test_a_client_that_stops_reading_is_dropped_and_frees_its_backlog(start_server, tmp_path: Path, limits: str,
                                                                       reason: str, requests: int) -> None:
     server = _server(start_server, tmp_path, limits)
-    rss_before = _rss_kib(server.pid)
+    rss_before = server.memory_mib()
     # a small receive buffer and a queue of one message: this client stops taking frames almost at once
     sock = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -71,11 +59,11 @@ def test_a_client_that_stops_reading_is_dropped_and_frees_its_backlog(start_serv
                 sent += 1
         except Exception:
             pass  # the server dropped us mid-way: what this test wants
-        _wait_for(lambda: _metric(server, f'bulkbench_ws_dropped_total{{reason="{reason}"}}') == 1,
+        _wait_for(lambda: server.metric(f'bulkbench_ws_dropped_total{{reason="{reason}"}}') == 1,
                   f"the lazy reader dropped ({reason})")
-        _wait_for(lambda: _metric(server, "bulkbench_ws_connections") == 0, "its connection released")
+        _wait_for(lambda: server.metric("bulkbench_ws_connections") == 0, "its connection released")
     assert sent > 10
-    rss_growth_mib = (_rss_kib(server.pid) - rss_before) / 1024
+    rss_growth_mib = server.memory_mib() - rss_before
     assert rss_growth_mib < 64, f"server RSS grew {rss_growth_mib:.0f} MiB for one lazy reader"
     # the server still serves everybody else, and kept the canvas
     assert len(canvas_of(server, "big")["nodes"]) == 1000
@@ -131,7 +119,7 @@ def test_an_upload_that_stops_sending_is_refused_408(start_server, tmp_path: Pat
     stalled = _raw_upload_headers(server, 10_000)
     stalled.sendall(b"--xyz\r\n")
     assert _status_of(stalled) == 408
-    assert _metric(server, 'bulkbench_http_responses_total{route="/api/upload",status="408"}') == 1
+    assert server.metric('bulkbench_http_responses_total{route="/api/upload",status="408"}') == 1
 
 
 def test_uploads_over_max_uploads_in_flight_are_refused_503_before_their_body(start_server, tmp_path: Path) -> None:
@@ -140,7 +128,7 @@ def test_uploads_over_max_uploads_in_flight_are_refused_503_before_their_body(st
     server = start_server(profile, emulation=False)
     holding = _raw_upload_headers(server, 10_000)
     holding.sendall(b"--xyz\r\n")  # in flight: its body is being received
-    _wait_for(lambda: _metric(server, "bulkbench_http_in_flight") >= 1, "the first upload in flight")
+    _wait_for(lambda: server.metric("bulkbench_http_in_flight") >= 1, "the first upload in flight")
     with httpx.Client(base_url=server.url, timeout=10) as client:
         refused = upload(client, image_bytes(seed=1))
         assert refused.status_code == 503 and "retry-after" in refused.headers
