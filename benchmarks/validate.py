@@ -15,10 +15,8 @@ from pathlib import Path
 import orjson
 
 from bulkbench.network import load_network
+from sim.accuracy import DROP_SECONDS_TOLERANCE, FAILURE_RATE_TOLERANCE
 from sim.run import SimOptions, run_sim
-
-FAILURE_RATE_TOLERANCE = 0.05
-DROP_SECONDS_TOLERANCE = 0.15
 
 
 def main(argv: list[str] | None = None) -> int:
