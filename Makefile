@@ -24,7 +24,8 @@ bench: $(STAMP)  ## benchmarks, measured side by side in one run
 	$(BIN)/python -m benchmarks.loadgen_bench
 	$(BIN)/python -m benchmarks.sim_bench
 
-hardening: $(STAMP)  ## crash (kill -9 x 20), overload (10x), slow clients: the server's hardening figures
+hardening: $(STAMP)  ## fuzzing, crash (kill -9 x 20), overload (10x), slow clients: the server's hardening figures
+	$(BIN)/python -m benchmarks.fuzz_bench --examples 5000 --max-seconds 300
 	$(BIN)/python -m benchmarks.crash_bench --images 500 --kills 20
 	$(BIN)/python -m benchmarks.overload_bench --factor 10
 	$(BIN)/python -m benchmarks.slow_clients_bench
