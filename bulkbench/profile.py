@@ -105,6 +105,12 @@ class Profile:
     def stage(self, name: str) -> StageSpec:
         return self.stages.get(name, StageSpec())
 
+    def check_upload_slots(self, uploads_in_flight: int) -> None:
+        """Admission control's rule for one more upload body, the same in the server and the model."""
+        if self.admission_control and uploads_in_flight >= self.limits.max_uploads_in_flight:
+            raise Overloaded("upload", self.retry_after_s,
+                             f"at {uploads_in_flight} uploads in flight (max_uploads_in_flight)")
+
     def without_emulation(self) -> Profile:
         return dataclasses.replace(self, emulation=False)
 

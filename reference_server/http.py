@@ -56,10 +56,7 @@ async def upload(request: Request) -> Response:
     server = _server(request)
     stage = server.stages["upload"]
     stage.check_admission()  # refuse before reading a body we could not process
-    limits = server.profile.limits
-    if server.profile.admission_control and server.uploads_in_flight >= limits.max_uploads_in_flight:
-        raise Overloaded("upload", server.profile.retry_after_s,
-                         f"{server.uploads_in_flight} uploads in flight (max_uploads_in_flight)")
+    server.profile.check_upload_slots(server.uploads_in_flight)
     server.uploads_in_flight += 1
     try:
         length = request.headers.get("content-length")
@@ -68,7 +65,7 @@ async def upload(request: Request) -> Response:
             int(length) if length and length.isdigit() else None,
             request.stream(),
             server.storage.incoming_dir,
-            limits,
+            server.profile.limits,
         )
         server.metrics.upload_bytes_total.inc(received.size)
         try:

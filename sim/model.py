@@ -96,6 +96,8 @@ class ServerModel:
         self.by_hash: dict[str, str] = {}
         self.rate_limiter = RateLimiter(profile.rate_limit) if profile.rate_limit else None
         self.cpu = Slots(env, max(1, params.server_cpus))
+        self.uploads_in_flight = 0
+        """Upload bodies admitted and not yet answered (``Limits.max_uploads_in_flight``)."""
         self._names = 0
 
     # ------------------------------------------------------------------ costs
@@ -342,12 +344,17 @@ class ModelWorld:
                     return HttpResult(429, retry_after_s=max(1.0, round(wait_s)))
                 try:
                     server.stages["upload"].check_admission()
+                    server.profile.check_upload_slots(server.uploads_in_flight)
                 except Overloaded as exc:
                     yield self.env.timeout(self.link_of(client).frame_delay(p.answer_bytes))
                     return HttpResult(503, retry_after_s=exc.retry_after_s)
-                client.bytes_uploaded += image.size_bytes
-                yield from self.link_of(client).transfer(image.size_bytes)
-                result = yield from server.store_upload(image, digest)
+                server.uploads_in_flight += 1
+                try:
+                    client.bytes_uploaded += image.size_bytes
+                    yield from self.link_of(client).transfer(image.size_bytes)
+                    result = yield from server.store_upload(image, digest)
+                finally:
+                    server.uploads_in_flight -= 1
                 yield self.env.timeout(self.link_of(client).frame_delay(p.upload_response_bytes))
                 return result
             finally:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 
+from bulkbench.profile import load_profile
 from sim.run import SimOptions, run_sim
 from tests.test_real_runs import SUMMARY_FIELDS
 
@@ -50,3 +52,13 @@ def test_an_unknown_profile_is_a_usage_error(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-m", "bulkbench.cli", "sim", "--profile", "nope"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no profile named 'nope'" in result.stderr
+
+
+def test_the_model_refuses_uploads_over_max_uploads_in_flight_as_the_server_does() -> None:
+    """Three users with six uploads each against a limit of four: some are refused 503, batched waits and retries."""
+    base = load_profile("optimized")
+    tight = dataclasses.replace(base, limits=dataclasses.replace(base.limits, max_uploads_in_flight=4))
+    options = SimOptions(strategy="batched", profile="optimized", images=30, users=3, uplink_mbit=0.0)
+    loose_run, tight_run = run_sim(options), run_sim(options, profile_override=tight)
+    assert tight_run.images_ok == loose_run.images_ok == 90  # nothing lost: Retry-After honoured
+    assert tight_run.http_requests > loose_run.http_requests  # the refused uploads were sent again
