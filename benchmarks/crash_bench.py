@@ -3,7 +3,9 @@
     python -m benchmarks.crash_bench --images 500 --kills 20 --seed 1 --out bench-results/crash
 
 The drop runs in this process (gevent, the same DropSocket/Browser/driver as Locust's users); a
-killer greenlet SIGKILLs the server after a random pause, restarts it on the same data directory
+killer greenlet SIGKILLs the server after a random pause (or, for a share ``--aim`` of the kills,
+a random 0-15 ms after a batch is sent, so that kills land inside batches being applied and
+persisted; ``--batch-items`` makes batches small and many), restarts it on the same data directory
 and port, and checks the server's truth at once, while the drop carries on (the client reconnects,
 rejoins and resends with the same operation ids). Drops repeat, each on a fresh canvas, until
 ``--kills`` kills are done. Checked after every restart and at the end:
@@ -34,6 +36,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
+import gevent.event  # noqa: E402
 import orjson  # noqa: E402
 import urllib3  # noqa: E402
 
@@ -46,6 +49,8 @@ from loadtests.imagecache import ImageCache  # noqa: E402
 from loadtests.wsclient import DropSocket  # noqa: E402
 from reference_server.process import ServerProcess  # noqa: E402
 
+AIM_WINDOW_S = 0.015
+"""An aimed kill lands this long at most after a batch is sent: while its chunks are being applied."""
 TRACKED_OPS = {OpType.BATCH_NODE_CREATE.value: "nodes", OpType.BATCH_UPLOAD_COMPLETE.value: "items"}
 
 
@@ -58,12 +63,15 @@ class Ledger:
     acked_nodes: set[str] = field(default_factory=set)
     acked_hashes: set[str] = field(default_factory=set)
     acks: int = 0
+    batch_sent: gevent.event.Event = field(default_factory=gevent.event.Event)
+    """Set whenever a batch goes out: what an aimed kill waits for."""
 
     def on_send(self, operation_id: str, op_type: str, params: dict[str, Any]) -> None:
         key = TRACKED_OPS.get(str(op_type))
         if key is not None:
             field_name = "id" if key == "nodes" else "hash"
             self.sent[operation_id] = (str(op_type), [item[field_name] for item in params[key]])
+            self.batch_sent.set()
 
     def on_frame(self, event: str, data: dict[str, Any]) -> None:
         if event != Event.OPERATION_ACK or data.get("operationId") not in self.sent:
@@ -113,9 +121,11 @@ def read_canvas(base_url: str, canvas_id: str) -> dict[str, Any]:
 class Killer:
     """Kills and restarts the server after random pauses; checks the truth after each restart."""
 
-    def __init__(self, server: ServerProcess, restart: Any, rng: random.Random, pause_s: tuple[float, float]) -> None:
-        self.server, self.restart, self.rng, self.pause_s = server, restart, rng, pause_s
+    def __init__(self, server: ServerProcess, restart: Any, rng: random.Random, pause_s: tuple[float, float],
+                 aim: float) -> None:
+        self.server, self.restart, self.rng, self.pause_s, self.aim = server, restart, rng, pause_s, aim
         self.kills = 0
+        self.kills_in_batches = 0
         self.active = False
         self.restart_s: list[float] = []
         self.violations: Counter[str] = Counter()
@@ -126,9 +136,16 @@ class Killer:
 
         def loop() -> None:
             while self.kills < budget:
-                gevent.sleep(self.rng.uniform(*self.pause_s))
+                aimed = self.rng.random() < self.aim
+                if aimed:  # the next batch: its chunks are applied and persisted within milliseconds
+                    ledger.batch_sent.clear()
+                    ledger.batch_sent.wait()
+                    gevent.sleep(self.rng.uniform(0.0, AIM_WINDOW_S))
+                else:
+                    gevent.sleep(self.rng.uniform(*self.pause_s))
                 if not self.active:
                     return
+                self.kills_in_batches += bool(aimed)
                 self.server.kill()
                 self.kills += 1
                 started = time.monotonic()
@@ -148,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--pause", type=float, nargs=2, default=(0.5, 3.0), metavar=("MIN_S", "MAX_S"),
                         help="random pause before each kill (after the previous restart)")
+    parser.add_argument("--aim", type=float, default=0.5, help="share of kills aimed just after a batch is sent")
+    parser.add_argument("--batch-items", type=int, default=50, help="the profile's max_batch_items for this run")
     parser.add_argument("--max-drops", type=int, default=10, help="stop after this many drops, kills or not")
     parser.add_argument("--out", default="bench-results/crash")
     args = parser.parse_args(argv)
@@ -155,17 +174,20 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data_dir = Path(tempfile.mkdtemp(prefix="crash-", dir=out))
-    profile = load_profile(args.profile)
+    profile_path = data_dir.with_suffix(".toml")  # the profile with small batches: many of them to kill into
+    profile_path.write_text(f'extends = "{args.profile}"\nname = "crash"\n[limits]\n'
+                            f"max_batch_items = {args.batch_items}\n")
+    profile = load_profile(str(profile_path))
     workload = load_workload(args.workload)
     params = strategy_params("batched")
     cache = ImageCache()
-    server = ServerProcess(args.profile, data_dir, emulation=False).start()
+    server = ServerProcess(profile_path, data_dir, emulation=False).start()
     port = int(server.url.rsplit(":", 1)[1])
 
     def restart() -> ServerProcess:
-        return ServerProcess(args.profile, data_dir, port=port, emulation=False).start()
+        return ServerProcess(profile_path, data_dir, port=port, emulation=False).start()
 
-    killer = Killer(server, restart, random.Random(args.seed), tuple(args.pause))
+    killer = Killer(server, restart, random.Random(args.seed), tuple(args.pause), args.aim)
     drops: list[dict[str, Any]] = []
     started = time.monotonic()
     try:
@@ -179,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_drop(killer.server.url, "batched", params, profile.limits, images, canvas_id, index,
                               cache, client_id=f"crash-{index}", socket_type=watched_socket(ledger))
             killer.active = False
+            ledger.batch_sent.set()  # an aimed kill waiting for a batch that will not come
             loop.join()
             canvas = read_canvas(killer.server.url, canvas_id)
             final = ledger.violations(canvas)
@@ -195,15 +218,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         killer.server.stop()
     report = {
-        "profile": args.profile, "images_per_drop": args.images, "seed": args.seed,
-        "kills": killer.kills, "drops": drops, "violations": dict(killer.violations),
+        "profile": args.profile, "profile_file": str(profile_path), "max_batch_items": args.batch_items,
+        "images_per_drop": args.images, "seed": args.seed,
+        "kills": killer.kills, "kills_in_batches": killer.kills_in_batches, "drops": drops,
+        "violations": dict(killer.violations),
         "restart_s_max": max(killer.restart_s, default=0.0),
         "seconds": time.monotonic() - started, "data_dir": str(data_dir),
     }
     (out / "crash.json").write_text(json.dumps(report, indent=2))
     bad = sum(killer.violations.values()) + sum(
         d["nodes"] != d["images"] or d["nodes_with_url"] != d["images"] or bool(d["failed"]) for d in drops)
-    print(f"kills survived {killer.kills}, drops {len(drops)}, acknowledged lost "
+    print(f"kills survived {killer.kills} ({killer.kills_in_batches} aimed into batches), drops {len(drops)}, "
+          f"acknowledged lost "
           f"{killer.violations['acked_lost']}, half-applied {killer.violations['half_applied']}, "
           f"duplicates {killer.violations['duplicates']}, drops not whole {bad - sum(killer.violations.values())}"
           f" -> {out / 'crash.json'}", flush=True)

@@ -32,7 +32,8 @@ def test_kill_9_during_batched_drops_loses_nothing(tmp_path: Path, start_server:
     assert report["kills"] >= KILLS
     assert report["violations"] == {"acked_lost": 0, "half_applied": 0, "duplicates": 0}
 
-    server = start_server(report["profile"], data_dir=Path(report["data_dir"]), emulation=False)
+    assert report["kills_in_batches"] >= 1
+    server = start_server(report["profile_file"], data_dir=Path(report["data_dir"]), emulation=False)
     with httpx.Client(base_url=server.url, timeout=10) as client:
         for drop in report["drops"]:
             nodes = client.get(f"/api/canvases/{drop['canvas']}").json()["nodes"]
