@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="append", default=[], help="NAME=PROFILE.toml to simulate NAME with")
     parser.add_argument("--replications", type=int, default=5)
     parser.add_argument("--out", default="", help="write the rows as JSON here")
+    parser.add_argument("--model", default="", help="model parameters TOML (default scenarios/model.toml)")
     args = parser.parse_args(argv)
     substitutes = dict(item.split("=", 1) for item in args.profile)
     rows = []
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             strategy=spec["strategy"], images=spec["images"], users=spec.get("users", 1),
             profile=substitutes.get(profile, profile), seed=real["seed"], replications=args.replications,
             uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms, canvas=spec.get("canvas", "own"),
-            workload=spec.get("workload", "")))
+            workload=spec.get("workload", ""), model=args.model))
         drop_error = (predicted.drop_seconds - real["drop_seconds"]) / real["drop_seconds"]
         rows.append({
             "profile": profile, "strategy": spec["strategy"], "images": spec["images"],

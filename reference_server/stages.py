@@ -98,9 +98,22 @@ class Stage:
         return {"workers": self.spec.workers, "samples": list(self.samples)}
 
     async def run(self, work: Callable[[], T], items: float = 0, *, in_thread: bool = False) -> T:
-        """Run ``work`` in a worker: inline on the event loop, or in a thread for long CPU work."""
+        """Run ``work`` in a worker: inline on the event loop, or in a thread for long CPU work.
+
+        A thread's sample is its CPU time, not its wall time: threads sharing the cores (and the
+        GIL) stretch each other's wall time, and the model adds that contention itself.
+        """
         started = await self.acquire()
+        cpu_s: float | None = None
         try:
-            return await asyncio.to_thread(work) if in_thread else work()
+            if not in_thread:
+                return work()
+            result, cpu_s = await asyncio.to_thread(_cpu_timed, work)
+            return result
         finally:
-            await self.release(started, items)
+            await self.release(started, items, work_s=cpu_s)
+
+
+def _cpu_timed(work: Callable[[], T]) -> tuple[T, float]:
+    started = time.thread_time()
+    return work(), time.thread_time() - started

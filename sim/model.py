@@ -57,7 +57,7 @@ class ModelParams:
     answer_bytes: int = 80
     result_item_bytes: int = 40
     node_json_bytes: int = 260
-    thumbnail_response_bytes: int = 6000
+    thumbnail_response_bytes: int = 1450
     upload_response_bytes: int = 250
     service_cv: float = 0.0
     """Spread of service times (coefficient of variation, gamma); 0: every job its mean."""
