@@ -102,7 +102,11 @@ def main() -> dict:
     with multiprocessing.Pool(os.cpu_count()) as pool:
         list(pool.imap_unordered(_one_scenario, longest_first(grid), chunksize=1))
     results["grid_seconds"] = time.perf_counter() - started
-    print(f"   {results['grid_seconds']:.1f} s", flush=True)
+    simulated = 10 * sum(spec["images"] * spec["users"] for spec in grid)
+    results["core_us_per_simulated_image"] = results["grid_seconds"] * (os.cpu_count() or 1) / simulated * 1e6
+    print(f"   {results['grid_seconds']:.1f} s ({simulated:,} simulated images: "
+          f"{results['core_us_per_simulated_image']:.0f} core-us each; 60 s would need "
+          f"{60 * (os.cpu_count() or 1) / simulated * 1e6:.0f})", flush=True)
     return results
 
 
