@@ -63,7 +63,8 @@ class ModelParams:
     """Spread of service times (coefficient of variation, gamma); 0: every job its mean."""
     server_cpus: int = 2
     """Cores the server's CPU-bound stages (upload checks, thumbnails) share: this machine's 2."""
-    standing_bytes_per_flow: float = 27_000.0
+    standing_bytes_per_flow: float = 40_000.0
+    standing_fraction: float = 0.45
     """Bytes each upload keeps in the shaped link's queue (fitted: 6 uploads hold about 160 KB)."""
 
 
@@ -248,7 +249,7 @@ class ModelWorld:
         if link is None:
             base = self.link
             link = self.links[client.user] = Link(self.env, base.rate_bytes_per_s, base.queue_s, base.base_delay_s,
-                                                  base.standing_bytes_per_flow)
+                                                  base.standing_bytes_per_flow, base.standing_fraction)
         return link
 
     def pool(self, client: SimClient) -> ConnectionPool:

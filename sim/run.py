@@ -82,7 +82,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     env = Environment()
     rng = random.Random(options.seed * 1000 + replication)
     link = Link(env, options.uplink_mbit * 1e6 / 8, options.queue_ms / 1000.0,
-                standing_bytes_per_flow=params.standing_bytes_per_flow)
+                standing_bytes_per_flow=params.standing_bytes_per_flow, standing_fraction=params.standing_fraction)
     world = ModelWorld(env, profile, link, params, rng, link_per_user=options.link_per_user)
     if strategy_args is None:
         strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
