@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bulkbench.auth import TokenAuthority
+from bulkbench.auth import MAX_TOKEN_CHARS, TokenAuthority
 from bulkbench.cli import main
-from bulkbench.protocol import ErrorCode, Event, OpType
+from bulkbench.protocol import ErrorCode, Event, OpType, ProtocolError
 from tests.conftest import ServerFactory
 from tests.helpers import WsClient, canvas_of, image_bytes, node, sha256_hex, upload
 
@@ -148,3 +148,14 @@ def test_token_command_mints_and_refuses_a_short_secret(tmp_path: Path, capsys: 
     secret.write_bytes(b"short")
     assert main(["token", "--secret-file", str(secret), "--canvas", "x"]) == 2
     assert "at least 16 bytes" in capsys.readouterr().err
+
+
+def test_a_token_over_max_token_chars_is_refused_before_it_is_read(authority: TokenAuthority) -> None:
+    long_token = "v1." + "a" * MAX_TOKEN_CHARS + ".b"
+    try:
+        authority.check(long_token, time.time())
+    except ProtocolError as refused:
+        assert refused.code == ErrorCode.UNAUTHORIZED and str(MAX_TOKEN_CHARS) in refused.message
+    else:
+        raise AssertionError("an over-long token was accepted")
+    assert authority.check(_token(authority, "x"), time.time()).allows("x")  # an ordinary one still works
