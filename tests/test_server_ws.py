@@ -167,6 +167,17 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(start_server, ws_facto
     assert event == Event.OPERATION_ACK
 
 
+def test_a_full_canvas_refuses_the_nodes_over_max_canvas_nodes_alone(start_server, ws_factory, tmp_path) -> None:
+    profile = tmp_path / "small.toml"
+    profile.write_text('extends = "optimized"\nname = "small"\n[limits]\nmax_canvas_nodes = 5\n')
+    client = ws_factory(server := start_server(profile))
+    client.join("c1")
+    _, ack = client.op("b", OpType.BATCH_NODE_CREATE, {"nodes": [node(i) for i in range(8)]})
+    assert [r["ok"] for r in ack["results"]] == [True] * 5 + [False] * 3
+    assert {r["code"] for r in ack["results"][5:]} == {ErrorCode.CANVAS_FULL}
+    assert len(canvas_of(server, "c1")["nodes"]) == 5
+
+
 def test_binary_frames_get_an_error_frame(start_server, ws_factory) -> None:
     server = start_server("legacy")
     client = ws_factory(server)

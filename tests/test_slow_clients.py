@@ -41,6 +41,8 @@ def _wait_for(condition, what: str) -> None:
     (LIMITS, "backlog", 2000),  # its backlog reaches max_pending_bytes
     # room for it all, but uncompressed frames fill the socket and a frame waits send_stall_s
     ("ws_compression = false\n" + LIMITS.replace("262144", "268435456"), "stalled", 100),
+    # room in bytes, but its backlog passes max_pending_frames first
+    ("ws_compression = false\n" + LIMITS.replace("262144", "268435456") + "max_pending_frames = 20\n", "backlog", 200),
 ])
 def test_a_client_that_stops_reading_is_dropped_and_frees_its_backlog(start_server, tmp_path: Path, limits: str,
                                                                       reason: str, requests: int) -> None:
