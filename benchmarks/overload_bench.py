@@ -35,7 +35,7 @@ from typing import Any
 import urllib3
 from websockets.asyncio.client import connect
 
-from bulkbench.protocol import Event, OpType, execute_operation_frame, parse_server_frame
+from bulkbench.protocol import Event, OpType, encode, execute_operation_frame, parse_server_frame
 from bulkbench.workload import WorkloadSpec, draw_images, image_bytes
 from reference_server.process import ServerProcess
 
@@ -146,7 +146,7 @@ class OpSocket:
                 future.set_result((event, data))  # done: its waiter timed out and gave up
 
     async def join(self, canvas: str) -> None:
-        await self.conn.send(json.dumps({"event": Event.JOIN_CANVAS, "data": {"canvasId": canvas}}))
+        await self.conn.send(encode(Event.JOIN_CANVAS, {"canvasId": canvas}))
         await self.joined
 
     async def execute(self, op_id: str) -> tuple[str, dict[str, Any]]:

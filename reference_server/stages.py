@@ -79,8 +79,8 @@ class Stage:
     async def release(self, started: float, items: float = 0, work_s: float | None = None) -> None:
         """Hold the worker for the emulated service time, then free it.
 
-        ``work_s``: the job's own work when it held this worker while waiting on another stage
-        (``ops`` holds its worker through ``persist``); by default, all the time it held it.
+        ``work_s``: the job's own work, when that is not all the time it held the worker (``ops``
+        holds its worker through ``persist``; a thread job reports its CPU time); by default, all of it.
         """
         self.samples.append((items, time.perf_counter() - started if work_s is None else work_s))
         try:

@@ -191,9 +191,9 @@ class Link:
     queue_s: float = 0.0
     base_delay_s: float = 0.0002
     """One-way time of an idle link (loopback, a few hundred microseconds through two stacks)."""
-    standing_bytes_per_flow: float = 27_000.0
+    standing_bytes_per_flow: float = 40_000.0
     """Most bytes one bulk flow keeps waiting in the queue (its congestion window, grown)."""
-    standing_fraction: float = 0.0
+    standing_fraction: float = 0.45
     """A flow's queued bytes grow with what it has sent (slow start): this share of it, up to the most
     above. 0: every flow keeps the most from its first byte."""
     flows: list[_Flow] = field(default_factory=list)
