@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from typing import Any
 
 import simpy
@@ -175,16 +176,29 @@ class ConnectionPool:
         return self.connections.count
 
 
-@dataclass(slots=True)
 class _Flow:
-    remaining: float
-    done: simpy.Event
-    size: float = 0.0
+    """One bulk transfer on a ``Link``. Positions are in the link's virtual bytes (what every flow
+    under way has been sent since the link began): it started at ``start`` and ends at ``finish``."""
+
+    __slots__ = ("start", "finish", "done", "ended", "saturated")
+
+    def __init__(self, start: float, nbytes: float, done: simpy.Event) -> None:
+        self.start = start
+        self.finish = start + nbytes
+        self.done = done
+        self.ended = False
+        self.saturated = False
+        """Its standing queue has reached ``standing_bytes_per_flow``."""
 
 
 @dataclass
 class Link:
-    """A bottleneck of ``rate_bytes_per_s`` with a tbf queue of ``queue_s`` (rate 0: unshaped)."""
+    """A bottleneck of ``rate_bytes_per_s`` with a tbf queue of ``queue_s`` (rate 0: unshaped).
+
+    Bulk flows share the rate equally (processor sharing), kept in virtual time: ``virtual`` grows
+    by rate / flows per second, so a flow's bytes sent are ``virtual - start`` and it ends when
+    ``virtual`` reaches its ``finish``. Nothing is touched per flow as time passes: an arrival, an
+    end and a frame's delay cost O(log flows), whatever the number of flows."""
 
     env: simpy.Environment
     rate_bytes_per_s: float = 0.0
@@ -196,10 +210,18 @@ class Link:
     standing_fraction: float = 0.45
     """A flow's queued bytes grow with what it has sent (slow start): this share of it, up to the most
     above. 0: every flow keeps the most from its first byte."""
-    flows: list[_Flow] = field(default_factory=list)
+    bytes_carried: float = 0.0
+    virtual: float = 0.0
+    _flows: int = 0
+    _by_finish: list[tuple[float, int, _Flow]] = field(default_factory=list)
+    _growing: deque[_Flow] = field(default_factory=deque)
+    """Flows whose standing queue still grows, oldest first (lazily: ended ones are skipped)."""
+    _growing_count: int = 0
+    _growing_start_sum: float = 0.0
+    _saturated: int = 0
     _last: float = 0.0
     _generation: int = 0
-    bytes_carried: float = 0.0
+    _arrivals: int = 0
 
     @property
     def shaped(self) -> bool:
@@ -207,21 +229,36 @@ class Link:
 
     @property
     def bulk_flows(self) -> int:
-        return len(self.flows)
+        return self._flows
 
     def frame_delay(self, nbytes: int) -> float:
         """One way for a small frame: the standing queue bulk flows keep full, then its own bytes."""
         self.bytes_carried += nbytes
         if not self.shaped:
             return self.base_delay_s
-        if self.standing_fraction > 0 and self.flows:
+        if self._flows:
             self._advance()
-            cap, share = self.standing_bytes_per_flow, self.standing_fraction
-            standing = sum(min(cap, share * (flow.size - flow.remaining)) for flow in self.flows)
+            standing = self._standing()
         else:
-            standing = len(self.flows) * self.standing_bytes_per_flow
+            standing = 0.0
         queue = min(self.queue_s, standing / self.rate_bytes_per_s)
         return self.base_delay_s + queue + nbytes / self.rate_bytes_per_s
+
+    def _standing(self) -> float:
+        """Bytes the flows under way keep queued: each min(cap, fraction x its bytes sent)."""
+        cap, fraction, virtual = self.standing_bytes_per_flow, self.standing_fraction, self.virtual
+        full_after = cap / fraction if fraction > 0 else 0.0
+        growing = self._growing
+        while growing and (growing[0].ended or virtual - growing[0].start >= full_after):
+            flow = growing.popleft()
+            if flow.ended:
+                continue
+            flow.saturated = True
+            self._saturated += 1
+            self._growing_count -= 1
+            self._growing_start_sum -= flow.start
+        grown = fraction * (self._growing_count * virtual - self._growing_start_sum) if self._growing_count else 0.0
+        return cap * self._saturated + grown
 
     def transfer(self, nbytes: int) -> Generator[simpy.Event, Any, None]:
         """A bulk transfer (an upload body): shares the rate with the others under way."""
@@ -230,25 +267,28 @@ class Link:
             yield self.env.timeout(self.base_delay_s)
             return
         self._advance()
-        flow = _Flow(float(nbytes), self.env.event(), float(nbytes))
-        self.flows.append(flow)
+        flow = _Flow(self.virtual, float(nbytes), self.env.event())
+        self._flows += 1
+        self._arrivals += 1
+        heappush(self._by_finish, (flow.finish, self._arrivals, flow))
+        self._growing.append(flow)
+        self._growing_count += 1
+        self._growing_start_sum += flow.start
         self._schedule()
         yield flow.done
 
     def _advance(self) -> None:
         now = self.env.now
-        if self.flows and now > self._last:
-            share = self.rate_bytes_per_s / len(self.flows) * (now - self._last)
-            for flow in self.flows:
-                flow.remaining -= share
+        if self._flows and now > self._last:
+            self.virtual += self.rate_bytes_per_s / self._flows * (now - self._last)
         self._last = now
 
     def _schedule(self) -> None:
         self._generation += 1
-        if not self.flows:
+        if not self._flows:
             return
-        share_rate = self.rate_bytes_per_s / len(self.flows)
-        soonest = max(0.0, min(flow.remaining for flow in self.flows)) / share_rate
+        share_rate = self.rate_bytes_per_s / self._flows
+        soonest = max(0.0, self._by_finish[0][0] - self.virtual) / share_rate
         timer = self.env.timeout(soonest)
         generation = self._generation
         timer.callbacks.append(lambda _event: self._on_timer(generation))
@@ -257,8 +297,25 @@ class Link:
         if generation != self._generation:
             return  # a newer arrival or departure rescheduled
         self._advance()
-        finished = [flow for flow in self.flows if flow.remaining <= 1e-6]
-        self.flows = [flow for flow in self.flows if flow.remaining > 1e-6]
+        by_finish = self._by_finish
+        finished = []
+        while by_finish and by_finish[0][0] - self.virtual <= 1e-6:
+            finished.append(heappop(by_finish)[2])
+        for flow in finished:
+            self._end(flow)
+        if not self._flows:
+            self.virtual = 0.0  # idle: start afresh, so that positions stay small
+            self._growing.clear()
+            self._growing_start_sum = 0.0
         for flow in finished:
             flow.done.succeed()
         self._schedule()
+
+    def _end(self, flow: _Flow) -> None:
+        flow.ended = True
+        self._flows -= 1
+        if flow.saturated:
+            self._saturated -= 1
+        else:
+            self._growing_count -= 1
+            self._growing_start_sum -= flow.start
