@@ -15,7 +15,7 @@ Each keeps the counters the model's time series and Little's law checks read.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
 from typing import Any
@@ -25,6 +25,10 @@ from simpy.events import NORMAL, PENDING
 
 from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST
 from bulkbench.profile import Overloaded, StageSpec
+from sim.events import call_later
+
+Held = tuple["SlotRequest", float]
+"""A worker held: its request and when the job arrived."""
 
 
 @dataclass(slots=True)
@@ -137,31 +141,45 @@ class Stage:
             self.refused += 1
             raise Overloaded(self.name, self.retry_after_s)
 
-    def acquire(self) -> Generator[simpy.Event, Any, Any]:
-        """Wait for a worker (``Overloaded`` at once if admission control refuses); yields the request."""
+    def acquire_then(self, then: Callable[[Held], None]) -> None:
+        """Wait for a worker, then ``then(held)``; ``Overloaded`` at once if admission control refuses."""
         self.check_admission()
         arrived = self.env.now
-        self.occupancy.arrivals += 1
-        self.occupancy.change(+1)
+        occupancy = self.occupancy
+        occupancy.arrivals += 1
+        occupancy.change(+1)
         request = self.workers.request()
-        yield request
-        self.waits.append(self.env.now - arrived)
-        return request, arrived
+        if request.callbacks is None:
+            self.waits.append(0.0)
+            then((request, arrived))
+        else:
+            request.callbacks.append(lambda _event: self._granted(request, arrived, then))
 
-    def release(self, held: tuple[Any, float]) -> None:
+    def _granted(self, request: SlotRequest, arrived: float, then: Callable[[Held], None]) -> None:
+        self.waits.append(self.env.now - arrived)
+        then((request, arrived))
+
+    def release(self, held: Held) -> None:
         request, arrived = held
         self.workers.release(request)
-        self.occupancy.change(-1)
-        self.occupancy.completions += 1
-        self.occupancy.time_in_system += self.env.now - arrived
+        occupancy = self.occupancy
+        occupancy.change(-1)
+        occupancy.completions += 1
+        occupancy.time_in_system += self.env.now - arrived
+
+    def serve_then(self, service_s: float, then: Callable[[], None]) -> None:
+        """One job: wait for a worker, hold it ``service_s``, then ``then()``."""
+
+        def hold(held: Held) -> None:
+            call_later(self.env, service_s, lambda _event: (self.release(held), then()))
+
+        self.acquire_then(hold)
 
     def serve(self, service_s: float) -> Generator[simpy.Event, Any, None]:
-        """One job: wait for a worker, hold it ``service_s``."""
-        held = yield from self.acquire()
-        try:
-            yield self.env.timeout(service_s)
-        finally:
-            self.release(held)
+        """``serve_then`` for a process: the same job, waited for."""
+        done = self.env.event()
+        self.serve_then(service_s, done.succeed)
+        yield done
 
 
 class ConnectionPool:
@@ -180,12 +198,12 @@ class _Flow:
     """One bulk transfer on a ``Link``. Positions are in the link's virtual bytes (what every flow
     under way has been sent since the link began): it started at ``start`` and ends at ``finish``."""
 
-    __slots__ = ("start", "finish", "done", "ended", "saturated")
+    __slots__ = ("start", "finish", "then", "ended", "saturated")
 
-    def __init__(self, start: float, nbytes: float, done: simpy.Event) -> None:
+    def __init__(self, start: float, nbytes: float, then: Callable[[], None]) -> None:
         self.start = start
         self.finish = start + nbytes
-        self.done = done
+        self.then = then
         self.ended = False
         self.saturated = False
         """Its standing queue has reached ``standing_bytes_per_flow``."""
@@ -260,14 +278,15 @@ class Link:
         grown = fraction * (self._growing_count * virtual - self._growing_start_sum) if self._growing_count else 0.0
         return cap * self._saturated + grown
 
-    def transfer(self, nbytes: int) -> Generator[simpy.Event, Any, None]:
-        """A bulk transfer (an upload body): shares the rate with the others under way."""
+    def transfer_then(self, nbytes: int, then: Callable[[], None]) -> None:
+        """A bulk transfer (an upload body): shares the rate with the others under way; ``then()``
+        when its last byte is through."""
         self.bytes_carried += nbytes
         if not self.shaped:
-            yield self.env.timeout(self.base_delay_s)
+            call_later(self.env, self.base_delay_s, lambda _event: then())
             return
         self._advance()
-        flow = _Flow(self.virtual, float(nbytes), self.env.event())
+        flow = _Flow(self.virtual, float(nbytes), then)
         self._flows += 1
         self._arrivals += 1
         heappush(self._by_finish, (flow.finish, self._arrivals, flow))
@@ -275,7 +294,12 @@ class Link:
         self._growing_count += 1
         self._growing_start_sum += flow.start
         self._schedule()
-        yield flow.done
+
+    def transfer(self, nbytes: int) -> Generator[simpy.Event, Any, None]:
+        """``transfer_then`` for a process."""
+        done = self.env.event()
+        self.transfer_then(nbytes, done.succeed)
+        yield done
 
     def _advance(self) -> None:
         now = self.env.now
@@ -289,9 +313,8 @@ class Link:
             return
         share_rate = self.rate_bytes_per_s / self._flows
         soonest = max(0.0, self._by_finish[0][0] - self.virtual) / share_rate
-        timer = self.env.timeout(soonest)
         generation = self._generation
-        timer.callbacks.append(lambda _event: self._on_timer(generation))
+        call_later(self.env, soonest, lambda _event: self._on_timer(generation))
 
     def _on_timer(self, generation: int) -> None:
         if generation != self._generation:
@@ -307,9 +330,9 @@ class Link:
             self.virtual = 0.0  # idle: start afresh, so that positions stay small
             self._growing.clear()
             self._growing_start_sum = 0.0
-        for flow in finished:
-            flow.done.succeed()
         self._schedule()
+        for flow in finished:
+            flow.then()
 
     def _end(self, flow: _Flow) -> None:
         flow.ended = True

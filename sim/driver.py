@@ -35,7 +35,7 @@ from bulkbench.effects import (
 )
 from bulkbench.protocol import OpType
 from bulkbench.workload import ImageSpec
-from sim.events import first_of
+from sim.events import Deadlines, first_of
 
 SimGenerator = Generator[simpy.Event, Any, Any]
 _GAVE_UP = object()
@@ -108,6 +108,8 @@ class SimClient:
         """Arrival times of frames that are only counted (see ``receive_frame_at``)."""
         self.http_requests = 0
         self.bytes_uploaded = 0
+        self.deadlines = Deadlines(env)
+        """When this browser gives up waiting (for an answer, an upload)."""
 
     # ------------------------------------------------------------------ called by the world
 
@@ -227,8 +229,9 @@ class SimClient:
                 pending = [(op, e) for op, e in waiting.items() if not e.triggered]
                 if len(pending) == 1:  # the answer itself wakes the waiter; the timer, if first, too
                     op, event = pending[0]
-                    env.timeout(timeout_s).callbacks.append(lambda _timer: self._give_up(op, event))
+                    deadline = self.deadlines.add(env.now + timeout_s, lambda: self._give_up(op, event))
                     yield event
+                    Deadlines.cancel(deadline)
                 elif pending:
                     yield first_of(env, env.all_of([e for _op, e in pending]), env.timeout(timeout_s))
                 out = {}

@@ -5,20 +5,22 @@
 - ``first_of(a, b)`` stands for ``a | b`` where only "which one came first" matters: it is scheduled
   exactly when SimPy's ``AnyOf`` is, without building a ``ConditionValue``; the waiter asks the
   events themselves (``processed``) what happened, as it would ask the condition's value.
-- ``Task`` is a ``Process`` that nobody waits for (a request the server works on, a thumbnail made
-  after the answer): it starts when a ``Process`` starts, but its end schedules nothing, since
-  SimPy's event for it would have no callbacks.
+- ``call_at`` / ``call_later`` schedule a ``Call``: an event that only runs one callback (the server's
+  and the network's steps are callbacks, not processes). It is an entry in SimPy's own queue, counted
+  and ordered like any event, without a ``Timeout``'s value and bookkeeping.
+- ``Deadlines``: give-up timers that are almost always cancelled, one event for the earliest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from heapq import heappop
+import math
+from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import Any
 
 import simpy
 from simpy.core import StopSimulation
-from simpy.events import NORMAL, PENDING, URGENT
+from simpy.events import NORMAL, PENDING
 
 
 class Environment(simpy.Environment):
@@ -75,46 +77,68 @@ def first_of(env: simpy.Environment, *events: simpy.Event) -> FirstOf:
     return FirstOf(env, events)
 
 
-class Task:
-    """Runs ``generator`` like ``env.process(generator)`` would, for a process nobody waits for; its
-    return value, if wanted, goes to ``then``. It starts as a process does (an urgent event now), or
-    after ``delay`` (one timeout instead of an initial event plus the generator's first timeout), or
-    at once (``now``: within the caller's step, no event)."""
+class Call:
+    """An event that runs ``callback(event)`` when its time comes; nobody waits on it."""
 
-    __slots__ = ("generator", "then")
+    __slots__ = ("callbacks",)
+    _ok = True
 
-    def __init__(self, env: simpy.Environment, generator: Generator[simpy.Event, Any, Any],
-                 delay: float | None = None, now: bool = False,
-                 then: Callable[[Any], None] | None = None) -> None:
-        self.generator = generator
-        self.then = then
-        start = simpy.Event(env)
-        start._ok = True
-        start._value = None
-        if now:
-            self._resume(start)
-            return
-        start.callbacks.append(self._resume)
-        if delay is None:
-            env.schedule(start, URGENT)
-        else:
-            env.schedule(start, NORMAL, delay)
+    def __init__(self, callback: Callable[[Any], None]) -> None:
+        self.callbacks = [callback]
 
-    def _resume(self, event: simpy.Event) -> None:
-        generator = self.generator
-        while True:
-            try:
-                if event._ok:
-                    event = generator.send(event._value)
-                else:
-                    event._defused = True
-                    error = type(event._value)(*event._value.args)
-                    error.__cause__ = event._value
-                    event = generator.throw(error)
-            except StopIteration as stop:
-                if self.then is not None:
-                    self.then(stop.value)
-                return
-            if event.callbacks is not None:
-                event.callbacks.append(self._resume)
-                return
+
+def call_at(env: simpy.Environment, at: float, callback: Callable[[Any], None]) -> None:
+    heappush(env._queue, (at, NORMAL, next(env._eid), Call(callback)))  # type: ignore[attr-defined]
+
+
+def call_later(env: simpy.Environment, delay: float, callback: Callable[[Any], None]) -> None:
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), Call(callback)))  # type: ignore[attr-defined]
+
+
+class Deadlines:
+    """Give-up timers that are almost always cancelled first (an upload's 120 s, an answer's 5 s).
+    One event each would sit in SimPy's queue and fire for nothing; here they wait in a heap of their
+    own, with one ``Call`` armed for the earliest. A deadline still fires at exactly its time."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self._heap: list[list[Any]] = []
+        self._armed = math.inf
+        self._calls_at: set[float] = set()
+        self._count = 0
+
+    def add(self, at: float, callback: Callable[[], None]) -> list[Any]:
+        """``callback()`` at ``at`` unless cancelled; returns the handle for ``cancel``."""
+        self._count += 1
+        entry = [at, self._count, callback]
+        heappush(self._heap, entry)
+        if at < self._armed:
+            self._arm(at)
+        return entry
+
+    @staticmethod
+    def cancel(entry: list[Any]) -> None:
+        entry[2] = None
+
+    def _arm(self, at: float) -> None:
+        self._armed = at
+        if at not in self._calls_at:
+            self._calls_at.add(at)
+            call_at(self.env, at, self._fire)
+
+    def _fire(self, _event: Any) -> None:
+        now = self.env.now
+        self._calls_at.discard(now)
+        if now != self._armed:
+            return  # an earlier deadline was armed after this call was scheduled
+        self._armed = math.inf
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            entry = heappop(heap)
+            callback, entry[2] = entry[2], None
+            if callback is not None:
+                callback()
+        while heap and heap[0][2] is None:
+            heappop(heap)
+        if heap and heap[0][0] < self._armed:
+            self._arm(heap[0][0])

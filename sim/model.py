@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import simpy
+from simpy.events import NORMAL
 
 from bulkbench.canvas import Applied, Canvas
 from bulkbench.config import from_table, scenarios_dir, table_of
@@ -37,9 +38,9 @@ from bulkbench.protocol import (
 )
 from bulkbench.ratelimit import RateLimiter
 from bulkbench.workload import ImageSpec
-from sim.components import ConnectionPool, Link, Slots, Stage
+from sim.components import ConnectionPool, Held, Link, Slots, Stage
 from sim.driver import SimClient
-from sim.events import Task
+from sim.events import Deadlines, call_later
 
 CPU_BOUND_STAGES = frozenset({"upload", "thumbnail"})
 """Stages whose work runs in threads and holds a core while it does (first come, first served: a
@@ -119,22 +120,37 @@ class ServerModel:
     def service_s(self, stage: str, items: float) -> float:
         return self.work_s(stage, items) + self.emulated_s(stage, items)
 
-    def serve(self, stage: str, items: float) -> Generator[simpy.Event, Any, None]:
-        """One job: a worker of the stage; for a CPU-bound stage its real work also needs a core
-        (4 thumbnail threads on 2 cores run at the speed of 2); emulated time needs none."""
+    def serve(self, stage: str, items: float, then: Callable[[], None]) -> None:
+        """One job, then ``then()``: a worker of the stage; for a CPU-bound stage its real work also
+        needs a core (4 thumbnail threads on 2 cores run at the speed of 2); emulated time needs none.
+        Raises ``Overloaded`` at once if admission control refuses it."""
         if stage not in CPU_BOUND_STAGES:
-            yield from self.stages[stage].serve(self.service_s(stage, items))
+            self.stages[stage].serve_then(self.service_s(stage, items), then)
             return
-        held = yield from self.stages[stage].acquire()
-        try:
-            with self.cpu.request() as core:
-                yield core
-                yield self.env.timeout(self.work_s(stage, items))
+        self.stages[stage].acquire_then(lambda held: self._on_cores(stage, items, held, then))
+
+    def _on_cores(self, stage: str, items: float, held: Held, then: Callable[[], None]) -> None:
+        env, core = self.env, self.cpu.request()
+
+        def work(_event: Any = None) -> None:
+            call_later(env, self.work_s(stage, items), worked)
+
+        def worked(_event: Any) -> None:
+            self.cpu.release(core)
             emulated = self.emulated_s(stage, items)
             if emulated > 0:
-                yield self.env.timeout(emulated)
-        finally:
+                call_later(env, emulated, done)
+            else:
+                done(None)
+
+        def done(_event: Any) -> None:
             self.stages[stage].release(held)
+            then()
+
+        if core.callbacks is None:
+            work()
+        else:
+            core.callbacks.append(work)
 
     def room(self, canvas_id: str) -> SimRoom:
         room = self.rooms.get(canvas_id)
@@ -144,78 +160,100 @@ class ServerModel:
 
     # ------------------------------------------------------------------ operations
 
-    def operation(self, operation_id: str, op_type: OpType, params: dict[str, Any], size: int,
-                  room: SimRoom) -> Generator[simpy.Event, Any, tuple[Answer, Applied | None]]:
-        """Apply (once) and persist one operation, as the server's service does."""
+    def operation(self, operation_id: str, op_type: OpType, params: dict[str, Any], size: int, room: SimRoom,
+                  then: Callable[[Answer, Applied | None], None]) -> None:
+        """Apply (once) and persist one operation, as the server's service does; then ``then(answer,
+        applied)`` (``applied`` None when nothing was applied)."""
         limits = self.profile.limits
         if size > limits.max_message_bytes:
-            return _rejection(ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, "Operation too large", operation_id)), None
+            error = ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, "Operation too large", operation_id)
+            then(_rejection(error), None)
+            return
         stored = room.acks.get(operation_id)
         if stored is not None:
-            return stored, None
+            then(stored, None)
+            return
         operation = parse_operation(operation_id, str(op_type), params, limits)
         if isinstance(operation, ProtocolError):
-            return _rejection(operation), None
+            then(_rejection(operation), None)
+            return
         items = len(params.get("nodes") or params.get("items") or [None])
-        ops = self.stages["ops"]
-        try:
-            held = yield from ops.acquire()
-        except Overloaded as exc:
-            return _overloaded(operation_id, exc), None
-        try:
-            yield self.env.timeout(self.service_s("ops", items))
+        ops, env = self.stages["ops"], self.env
+
+        def serve_op(held: Held) -> None:
+            call_later(env, self.service_s("ops", items), lambda _event: apply(held))
+
+        def apply(held: Held) -> None:
             applied = room.canvas.apply(operation, self.stored.__contains__)
             rewrite = len(room.canvas.nodes) if self.profile.persistence == "full_rewrite" and applied.changed else 0
             try:
-                yield from self.serve("persist", rewrite or items)
+                self.serve("persist", rewrite or items, lambda: persisted(held, applied))
             except Overloaded as exc:
                 room.canvas.undo(applied)
-                return _overloaded(operation_id, exc), None
-        finally:
+                ops.release(held)
+                then(_overloaded(operation_id, exc), None)
+
+        def persisted(held: Held, applied: Applied) -> None:
             ops.release(held)
-        if op_type in BATCH_OPS:
-            answer = Answer(AnswerKind.ACK, {"operationId": operation_id, "results": applied.results})
-        elif applied.results[0]["ok"]:
-            answer = Answer(AnswerKind.ACK, {"operationId": operation_id})
-        else:
-            result = applied.results[0]
-            answer = Answer(AnswerKind.REJECTED, {"operationId": operation_id, "code": result["code"]})
-        room.acks[operation_id] = answer
-        return answer, applied
+            if op_type in BATCH_OPS:
+                answer = Answer(AnswerKind.ACK, {"operationId": operation_id, "results": applied.results})
+            elif applied.results[0]["ok"]:
+                answer = Answer(AnswerKind.ACK, {"operationId": operation_id})
+            else:
+                result = applied.results[0]
+                answer = Answer(AnswerKind.REJECTED, {"operationId": operation_id, "code": result["code"]})
+            room.acks[operation_id] = answer
+            then(answer, applied)
+
+        try:
+            ops.acquire_then(serve_op)
+        except Overloaded as exc:
+            then(_overloaded(operation_id, exc), None)
 
     # ------------------------------------------------------------------ uploads
 
-    def store_upload(self, image: ImageSpec, digest: str) -> Generator[simpy.Event, Any, HttpResult]:
-        """After the body arrived: validate, de-duplicate, thumbnail (sync), store."""
+    def store_upload(self, image: ImageSpec, digest: str, then: Callable[[HttpResult], None]) -> None:
+        """After the body arrived: validate, de-duplicate, thumbnail (sync), store; then ``then(result)``."""
         try:
-            yield from self.serve("upload", image.size_bytes / MIB)
+            self.serve("upload", image.size_bytes / MIB, lambda: self._checked(image, digest, then))
         except Overloaded as exc:
-            return HttpResult(503, retry_after_s=exc.retry_after_s)
-        if self.profile.dedup_by_hash and digest in self.by_hash:
-            name = self.by_hash[digest]
-        else:
-            self._names += 1
-            name = f"{self._names:06d}-{image.id}.png"
-            thumbnail_items = image.width * image.height / 1e6 * len(self.profile.thumbnail_sizes)
-            if self.profile.thumbnails == "sync":
-                try:
-                    yield from self.serve("thumbnail", thumbnail_items)
-                except Overloaded as exc:
-                    return HttpResult(503, retry_after_s=exc.retry_after_s)
-            elif self.profile.thumbnails == "async":
-                Task(self.env, self._thumbnail_later(thumbnail_items))
-            self.stored.add(name)
-            self.by_hash.setdefault(digest, name)
-        return HttpResult(200, {"url": f"/uploads/{name}", "serverFilename": name, "hash": digest})
+            then(HttpResult(503, retry_after_s=exc.retry_after_s))
 
-    def _thumbnail_later(self, items: float) -> Generator[simpy.Event, Any, None]:
-        with contextlib.suppress(Overloaded):  # after the answer: a refused thumbnail fails nobody
-            yield from self.serve("thumbnail", items)
+    def _checked(self, image: ImageSpec, digest: str, then: Callable[[HttpResult], None]) -> None:
+        if self.profile.dedup_by_hash and digest in self.by_hash:
+            then(_stored_answer(self.by_hash[digest], digest))
+            return
+        self._names += 1
+        name = f"{self._names:06d}-{image.id}.png"
+        thumbnail_items = image.width * image.height / 1e6 * len(self.profile.thumbnail_sizes)
+        if self.profile.thumbnails == "sync":
+            try:
+                self.serve("thumbnail", thumbnail_items, lambda: self._stored(name, digest, then))
+            except Overloaded as exc:
+                then(HttpResult(503, retry_after_s=exc.retry_after_s))
+            return
+        if self.profile.thumbnails == "async":
+            with contextlib.suppress(Overloaded):  # after the answer: a refused thumbnail fails nobody
+                self.serve("thumbnail", thumbnail_items, _nothing)
+        self._stored(name, digest, then)
+
+    def _stored(self, name: str, digest: str, then: Callable[[HttpResult], None]) -> None:
+        self.stored.add(name)
+        self.by_hash.setdefault(digest, name)
+        then(_stored_answer(name, digest))
 
     def rate_limited(self, client: SimClient) -> float | None:
         if self.rate_limiter is None:
             return None
         return self.rate_limiter.check(f"user-{client.user}", self.env.now)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _stored_answer(name: str, digest: str) -> HttpResult:
+    return HttpResult(200, {"url": f"/uploads/{name}", "serverFilename": name, "hash": digest})
 
 
 def _rejection(error: ProtocolError) -> Answer:
@@ -267,7 +305,7 @@ class ModelWorld:
         if answer is None:
             client.receive_frame_at(self.env.now + delay)
             return
-        self.env.timeout(delay).callbacks.append(lambda _event: client.deliver(*answer))
+        call_later(self.env, delay, lambda _event: client.deliver(*answer))
 
     def join(self, client: SimClient) -> None:
         """``join_canvas`` and its ``canvas_joined`` (sent by the driver's owner before the drop)."""
@@ -283,23 +321,26 @@ class ModelWorld:
     def send_op(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any]) -> None:
         size = frame_bytes(execute_operation_frame(operation_id, op_type, params))
         delay = self.link_of(client).frame_delay(size)
-        Task(self.env, self._operation(client, operation_id, op_type, params, size), delay=delay)
+        call_later(self.env, delay, lambda _event: self._operation(client, operation_id, op_type, params, size))
 
     def _operation(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any],
-                   size: int) -> Generator[simpy.Event, Any, None]:
-        """The frame has arrived (the task starts after its delay on the link)."""
+                   size: int) -> None:
+        """The frame has arrived."""
         room = self.server.room(client.canvas_id)
-        answer, applied = yield from self.server.operation(operation_id, op_type, params, size, room)
-        p = self.params
-        results = len(answer.data.get("results", ()))
-        self._to_client(client, p.answer_bytes + results * p.result_item_bytes, (operation_id, answer))
-        if applied is not None and applied.changed:
-            update_bytes = p.answer_bytes + (len(applied.added) + len(applied.updated)) * p.node_json_bytes
-            for member in room.members:
-                self._to_client(member, update_bytes)
-            if self.server.profile.undo_push:
-                room.undo_count += 1
-                self._to_client(client, p.answer_bytes)
+
+        def answered(answer: Answer, applied: Applied | None) -> None:
+            p = self.params
+            results = len(answer.data.get("results", ()))
+            self._to_client(client, p.answer_bytes + results * p.result_item_bytes, (operation_id, answer))
+            if applied is not None and applied.changed:
+                update_bytes = p.answer_bytes + (len(applied.added) + len(applied.updated)) * p.node_json_bytes
+                for member in room.members:
+                    self._to_client(member, update_bytes)
+                if self.server.profile.undo_push:
+                    room.undo_count += 1
+                    self._to_client(client, p.answer_bytes)
+
+        self.server.operation(operation_id, op_type, params, size, room, answered)
 
     def send_frame(self, client: SimClient, event: str, data: dict[str, Any]) -> None:
         """A request the server answers with one frame nothing waits for (undo state, full sync)."""
@@ -315,51 +356,76 @@ class ModelWorld:
         if not link.shaped:  # the answer's way back costs what it costs now: no event at all
             client.receive_frame_at(self.env.now + delay + link.frame_delay(nbytes))
             return
-        self.env.timeout(delay).callbacks.append(lambda _e: self._to_client(client, nbytes))
+        call_later(self.env, delay, lambda _event: self._to_client(client, nbytes))
 
     # ------------------------------------------------------------------ HTTP
 
     def upload(self, client: SimClient, image: ImageSpec, digest: str,
                timeout_s: float) -> Generator[simpy.Event, Any, HttpResult]:
-        started = self.env.now
-        outcome = self.env.event()
-        """The server's answer, or None when the browser gives up first (then the server goes on)."""
-        Task(self.env, self._upload(client, image, digest), now=True,
-             then=lambda result: outcome.triggered or outcome.succeed(result))
-        self.env.timeout(timeout_s).callbacks.append(lambda _timer: outcome.triggered or outcome.succeed(None))
+        """One upload: its steps are callbacks (``_upload``); the browser's process waits for one
+        event, the answer's arrival, or gives up at its deadline (then the server goes on)."""
+        env = self.env
+        started, deadline_at = env.now, env.now + timeout_s
+        outcome = env.event()
+        deadline = client.deadlines.add(deadline_at, lambda: outcome.triggered or outcome.succeed(None))
+
+        def respond(result: HttpResult, nbytes: int, release: Callable[[Any], None]) -> None:
+            """The answer leaves the server; once through the link the connection is free again."""
+            delay = self.link_of(client).frame_delay(nbytes)
+            if outcome.triggered or env.now + delay >= deadline_at:  # the browser has given up, or will
+                call_later(env, delay, release)
+                return
+            Deadlines.cancel(deadline)
+            outcome.callbacks.insert(0, release)
+            outcome._ok, outcome._value = True, result
+            env.schedule(outcome, NORMAL, delay)
+
+        self._upload(client, image, digest, respond)
         result: HttpResult | None = yield outcome
         if result is not None:
-            return HttpResult(result.status, result.body, self.env.now - started, result.retry_after_s)
+            return HttpResult(result.status, result.body, env.now - started, result.retry_after_s)
         return HttpResult(0, latency_s=timeout_s, timed_out=True)
 
-    def _upload(self, client: SimClient, image: ImageSpec, digest: str) -> Generator[simpy.Event, Any, HttpResult]:
-        p, server = self.params, self.server
-        with self.pool(client).connections.request() as connection:
-            yield connection
+    def _upload(self, client: SimClient, image: ImageSpec, digest: str,
+                respond: Callable[[HttpResult, int, Callable[[Any], None]], None]) -> None:
+        """An upload's way through the model: a connection of the browser's pool, the request's
+        headers over the link, rate limit and admission, the body (sharing the link), the server's
+        stages; ``respond`` sends the answer back."""
+        env, p, server = self.env, self.params, self.server
+        connections, link = self.pool(client).connections, self.link_of(client)
+        connection = connections.request()
+
+        def release(_event: Any) -> None:
+            connections.release(connection)
+            self.http_in_flight -= 1
+
+        def connected(_event: Any = None) -> None:
             self.http_in_flight += 1
+            call_later(env, link.frame_delay(p.request_overhead_bytes), arrived)
+
+        def arrived(_event: Any) -> None:
+            wait_s = server.rate_limited(client)
+            if wait_s is not None:
+                respond(HttpResult(429, retry_after_s=max(1.0, round(wait_s))), p.answer_bytes, release)
+                return
             try:
-                yield self.env.timeout(self.link_of(client).frame_delay(p.request_overhead_bytes))
-                wait_s = server.rate_limited(client)
-                if wait_s is not None:
-                    yield self.env.timeout(self.link_of(client).frame_delay(p.answer_bytes))
-                    return HttpResult(429, retry_after_s=max(1.0, round(wait_s)))
-                try:
-                    server.stages["upload"].check_admission()
-                    server.profile.check_upload_slots(server.uploads_in_flight)
-                except Overloaded as exc:
-                    yield self.env.timeout(self.link_of(client).frame_delay(p.answer_bytes))
-                    return HttpResult(503, retry_after_s=exc.retry_after_s)
-                server.uploads_in_flight += 1
-                try:
-                    client.bytes_uploaded += image.size_bytes
-                    yield from self.link_of(client).transfer(image.size_bytes)
-                    result = yield from server.store_upload(image, digest)
-                finally:
-                    server.uploads_in_flight -= 1
-                yield self.env.timeout(self.link_of(client).frame_delay(p.upload_response_bytes))
-                return result
-            finally:
-                self.http_in_flight -= 1
+                server.stages["upload"].check_admission()
+                server.profile.check_upload_slots(server.uploads_in_flight)
+            except Overloaded as exc:
+                respond(HttpResult(503, retry_after_s=exc.retry_after_s), p.answer_bytes, release)
+                return
+            server.uploads_in_flight += 1
+            client.bytes_uploaded += image.size_bytes
+            link.transfer_then(image.size_bytes, lambda: server.store_upload(image, digest, stored))
+
+        def stored(result: HttpResult) -> None:
+            server.uploads_in_flight -= 1
+            respond(result, p.upload_response_bytes, release)
+
+        if connection.callbacks is None:
+            connected()
+        else:
+            connection.callbacks.append(connected)
 
     def fetch(self, client: SimClient, paths: tuple[str, ...],
               timeout_s: float) -> Generator[simpy.Event, Any, tuple[HttpResult, ...]]:

@@ -122,13 +122,20 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
                 yield SendFrame(Event.REQUEST_UNDO_STATE)
 
     def orphan_sweeper() -> Generator[Any, Any, None]:
+        # nodes the server has not confirmed yet, in drop order (a confirmed or swept one never returns)
+        unconfirmed = [drop.track(image) for image in images]
         while (yield Take(stop_sweeper, timeout_s=p.orphan_sweep_every_s)) is None:
             at = yield from now()
-            for image in images:
-                track = drop.track(image)
-                if track.node_acked_at is None and not track.orphaned and at - track.created_at >= orphan_after:
+            waiting = []
+            for track in unconfirmed:
+                if track.node_acked_at is not None or track.orphaned:
+                    continue
+                if at - track.created_at >= orphan_after:
                     track.orphaned = True
                     track.fail(Cause.ORPHANED, at)
+                else:
+                    waiting.append(track)
+            unconfirmed = waiting
 
     sweeper = yield Spawn(orphan_sweeper(), "orphan-sweeper")
     queue = yield Spawn(operation_queue(), "operation-queue")
