@@ -1,23 +1,28 @@
 """The model's speed, measured against a bare SimPy loop in the same run (``make bench``).
 
 - one 1000-image drop (each strategy, unshaped and on a 20 Mbit/s uplink): seconds of wall time;
-- events/s of the model against events/s of a bare SimPy M/M/1 loop, same process, same run;
-- 200 scenarios x 10 replications on all cores (multiprocessing), wall seconds.
+- events/s of the model against events/s of a bare SimPy M/M/1 loop, same process, same run (both
+  with the cyclic garbage collector paused, as a replication runs);
+- 200 scenarios x 10 replications on all cores (multiprocessing), wall seconds; and the floor under
+  it: the seconds the bare loop would take for as many events as the grid scheduled.
+Results go to ``bench-results/sim_bench.json``.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing
 import os
 import random
 import statistics
 import time
 from collections.abc import Generator
+from pathlib import Path
 
 import simpy
 
-from sim.run import SimOptions, events_scheduled, run_sim, simulate_once
+from sim.run import SimOptions, events_scheduled, gc_paused, run_sim, simulate_once
 
 SCENARIO_GRID = {
     "strategy": ["individual", "batched"],
@@ -43,9 +48,11 @@ def bare_mm1_events_per_s(customers: int = 100_000) -> float:
             env.process(customer())
 
     env.process(arrivals())
-    started = time.perf_counter()
-    env.run()
-    return events_scheduled(env) / (time.perf_counter() - started)
+    with gc_paused():
+        started = time.perf_counter()
+        env.run()
+        elapsed = time.perf_counter() - started
+    return events_scheduled(env) / elapsed
 
 
 def model_events_per_s(options: SimOptions) -> tuple[float, float]:
@@ -60,10 +67,9 @@ def model_events_per_s(options: SimOptions) -> tuple[float, float]:
     return replication.events / elapsed, elapsed
 
 
-def _one_scenario(spec: dict) -> float:
-    started = time.perf_counter()
-    run_sim(SimOptions(**spec, replications=10))
-    return time.perf_counter() - started
+def _one_scenario(spec: dict) -> int:
+    """The events its 10 replications scheduled."""
+    return run_sim(SimOptions(**spec, replications=10)).extra["events"]
 
 
 def scenarios() -> list[dict]:
@@ -100,15 +106,24 @@ def main() -> dict:
     print(f"3/3 {len(grid)} scenarios x 10 replications on {os.cpu_count()} cores (target <= 60 s)", flush=True)
     started = time.perf_counter()
     with multiprocessing.Pool(os.cpu_count()) as pool:
-        list(pool.imap_unordered(_one_scenario, longest_first(grid), chunksize=1))
+        events = sum(pool.imap_unordered(_one_scenario, longest_first(grid), chunksize=1))
     results["grid_seconds"] = time.perf_counter() - started
+    cores = os.cpu_count() or 1
     simulated = 10 * sum(spec["images"] * spec["users"] for spec in grid)
-    results["core_us_per_simulated_image"] = results["grid_seconds"] * (os.cpu_count() or 1) / simulated * 1e6
+    results["core_us_per_simulated_image"] = results["grid_seconds"] * cores / simulated * 1e6
+    results["grid_events"] = events
+    results["grid_floor_seconds"] = events / bare / cores
     print(f"   {results['grid_seconds']:.1f} s ({simulated:,} simulated images: "
           f"{results['core_us_per_simulated_image']:.0f} core-us each; 60 s would need "
-          f"{60 * (os.cpu_count() or 1) / simulated * 1e6:.0f})", flush=True)
+          f"{60 * cores / simulated * 1e6:.0f})", flush=True)
+    print(f"   {events:,} events ({events / simulated:.1f} per image): the bare loop's {bare:,.0f} events/s "
+          f"would take {results['grid_floor_seconds']:.1f} s for them on {cores} cores", flush=True)
     return results
 
 
 if __name__ == "__main__":
-    main()
+    OUT = Path("bench-results/sim_bench.json")
+    measured = main()
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(measured, indent=2))
+    print(f"results in {OUT}")

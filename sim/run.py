@@ -210,7 +210,8 @@ def run_sim(options: SimOptions, profile_override: Profile | None = None) -> Run
                     for r in range(options.replications)]
     summary = combine(replications)
     summary.extra.update({"network": {"uplink_mbit": options.uplink_mbit, "queue_ms": options.queue_ms},
-                          "canvas": options.canvas, "emulation": options.emulation})
+                          "canvas": options.canvas, "emulation": options.emulation,
+                          "events": sum(r.events for r in replications)})
     if options.out is not None:
         write(Path(options.out), summary, replications[0])
     return summary
