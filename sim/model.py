@@ -64,6 +64,10 @@ class ModelParams:
     """Spread of service times (coefficient of variation, gamma); 0: every job its mean."""
     server_cpus: int = 2
     """Cores the server's CPU-bound stages (upload checks, thumbnails) share: this machine's 2."""
+    receive_cpu_ms: float = 0.0
+    receive_cpu_ms_per_mb: float = 0.0
+    """The event loop's CPU to receive and parse an upload's body (per upload, per MB): on the
+    server's cores, with the upload stage's own work (no stage sample sees it)."""
     standing_bytes_per_flow: float = 40_000.0
     standing_fraction: float = 0.45
     """Bytes each upload keeps in the shaped link's queue (fitted: 6 uploads hold about 160 KB)."""
@@ -108,6 +112,8 @@ class ServerModel:
         """The real work of one job (drawn around its fitted mean)."""
         spec = self.profile.stage(stage)
         mean = spec.work_s(items)
+        if stage == "upload":
+            mean += (self.params.receive_cpu_ms + self.params.receive_cpu_ms_per_mb * items) / 1000.0
         cv = spec.work_cv or self.params.service_cv
         if cv <= 0 or mean <= 0:
             return mean

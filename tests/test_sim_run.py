@@ -6,6 +6,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from bulkbench.profile import load_profile
 from sim.run import SimOptions, run_sim
@@ -62,3 +63,18 @@ def test_the_model_refuses_uploads_over_max_uploads_in_flight_as_the_server_does
     loose_run, tight_run = run_sim(options), run_sim(options, profile_override=tight)
     assert tight_run.images_ok == loose_run.images_ok == 90  # nothing lost: Retry-After honoured
     assert tight_run.http_requests > loose_run.http_requests  # the refused uploads were sent again
+
+
+def test_receive_cpu_lengthens_each_upload_by_its_cost(tmp_path) -> None:
+    """``receive_cpu_ms`` (model.toml): the event loop's work on a body, added to the upload job."""
+    model = tmp_path / "model.toml"
+    text = (Path(__file__).resolve().parent.parent / "scenarios" / "model.toml").read_text()
+    model.write_text(text.replace("receive_cpu_ms = 0.0", "receive_cpu_ms = 200.0"))
+    profile = load_profile("optimized")  # every upload job its mean: the added cost shows in the median
+    profile = dataclasses.replace(profile, stages={**profile.stages, "upload": dataclasses.replace(
+        profile.stage("upload"), work_cv=0.0)})
+    options = dict(strategy="batched", images=2, profile="optimized", uplink_mbit=0.0)  # a core each
+    plain = run_sim(SimOptions(**options), profile_override=profile)
+    slowed = run_sim(SimOptions(**options, model=str(model)), profile_override=profile)
+    assert 200.0 <= slowed.upload_ms["p50"] - plain.upload_ms["p50"] < 250.0
+    assert slowed.drop_seconds > plain.drop_seconds
