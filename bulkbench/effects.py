@@ -38,6 +38,10 @@ class Now:
     """Seconds since the drop started."""
 
 
+NOW = Now()
+"""The one ``Now`` a strategy yields: ``at = yield NOW``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Spawn:
     """Start another process of this drop; the answer is a handle to ``Join``."""

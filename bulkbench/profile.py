@@ -68,6 +68,10 @@ class StageSpec:
         return (self.work_ms + self.work_per_item_ms * items) / 1000.0
 
 
+NO_STAGE = StageSpec()
+"""A stage a profile does not name: one worker, no queue limit, no cost."""
+
+
 @dataclass(frozen=True, slots=True)
 class RateLimit:
     """Per-client HTTP limit: ``requests`` per ``window_s``; over it, blocked ``block_s`` with 429."""
@@ -103,7 +107,7 @@ class Profile:
     stages: dict[str, StageSpec] = field(default_factory=dict)
 
     def stage(self, name: str) -> StageSpec:
-        return self.stages.get(name, StageSpec())
+        return self.stages.get(name, NO_STAGE)
 
     def check_upload_slots(self, uploads_in_flight: int) -> None:
         """Admission control's rule for one more upload body, the same in the server and the model."""

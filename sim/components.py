@@ -137,7 +137,7 @@ class Stage:
         return self.workers.count
 
     def check_admission(self) -> None:
-        if self.spec.refuses(self.admission_control, self.busy, self.queue_depth):
+        if self.admission_control and self.spec.refuses(True, self.workers.count, len(self.workers.queue)):
             self.refused += 1
             raise Overloaded(self.name, self.retry_after_s)
 

@@ -97,6 +97,7 @@ class ServerModel:
                         profile.admission_control, profile.retry_after_s)
             for name in STAGE_NAMES
         }
+        self.specs = {name: profile.stage(name) for name in STAGE_NAMES}
         self.rooms: dict[str, SimRoom] = {}
         self.stored: set[str] = set()
         self.by_hash: dict[str, str] = {}
@@ -110,7 +111,7 @@ class ServerModel:
 
     def work_s(self, stage: str, items: float) -> float:
         """The real work of one job (drawn around its fitted mean)."""
-        spec = self.profile.stage(stage)
+        spec = self.specs[stage]
         mean = spec.work_s(items)
         if stage == "upload":
             mean += (self.params.receive_cpu_ms + self.params.receive_cpu_ms_per_mb * items) / 1000.0
@@ -121,7 +122,7 @@ class ServerModel:
         return self.rng.gammavariate(shape, mean / shape)
 
     def emulated_s(self, stage: str, items: float) -> float:
-        return self.profile.stage(stage).emulated_s(items) if self.profile.emulation else 0.0
+        return self.specs[stage].emulated_s(items) if self.profile.emulation else 0.0
 
     def service_s(self, stage: str, items: float) -> float:
         return self.work_s(stage, items) + self.emulated_s(stage, items)

@@ -20,7 +20,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
-from bulkbench.effects import AnswerKind, AwaitAnswers, Join, SendFrame, SendOp, Sleep, Upload
+from bulkbench.effects import NOW, AnswerKind, AwaitAnswers, Join, SendFrame, SendOp, Sleep, Upload
 from bulkbench.protocol import Event, OpType
 from bulkbench.results import Cause
 from bulkbench.strategies.common import (
@@ -31,7 +31,6 @@ from bulkbench.strategies.common import (
     hash_images,
     http_cause,
     node_params,
-    now,
     spawn_all,
     spawn_thumbnails,
     upload_item,
@@ -65,7 +64,7 @@ def run(drop: Drop, p: BatchedParams) -> Generator[Any, Any, None]:
     created = yield from send_batches(drop, OpType.BATCH_NODE_CREATE, "nodes", list(nodes.values()), p, "n")
     for image in drop.images:
         if created.get(image.id):
-            drop.track(image).node_acked_at = yield from now()
+            drop.track(image).node_acked_at = (yield NOW)
 
     stored: list[ImageSpec] = []
     for wave in chunks(drop.images, p.wave_size):
@@ -75,7 +74,7 @@ def run(drop: Drop, p: BatchedParams) -> Generator[Any, Any, None]:
 
     items = [upload_item(drop.track(image).digest or "", drop.track(image).upload) for image in stored]
     done = yield from send_batches(drop, OpType.BATCH_UPLOAD_COMPLETE, "items", items, p, "u")
-    at = yield from now()
+    at = (yield NOW)
     by_hash = {item["hash"]: image for item, image in zip(items, stored, strict=True)}
     for digest, ok in done.items():
         image = by_hash[digest]
@@ -92,11 +91,11 @@ def upload_with_retries(drop: Drop, image: ImageSpec, p: BatchedParams) -> Gener
     refused = unanswered = 0
     while True:
         if track.upload_started_at is None:
-            track.upload_started_at = yield from now()
+            track.upload_started_at = (yield NOW)
         result = yield Upload(image, track.digest or "", p.upload_timeout_s)
         drop.log.record_upload(result)
         track.upload = result
-        track.upload_done_at = yield from now()
+        track.upload_done_at = (yield NOW)
         if result.ok:
             return
         if result.status == 0 and not result.timed_out and unanswered < p.resume_retries:
@@ -123,7 +122,7 @@ def send_batches(drop: Drop, op_type: OpType, key: str, items: list[dict[str, An
         for chunk, _, _, op_id in pending:
             yield SendOp(op_id, op_type, {key: list(chunk)})
         answers = yield AwaitAnswers(tuple(op_id for _, _, _, op_id in pending), p.ack_timeout_s)
-        at = yield from now()
+        at = (yield NOW)
         retry, delay = [], 0.0
         for chunk, attempt, lost, op_id in pending:
             answer = answers[op_id]

@@ -19,7 +19,6 @@ from bulkbench.effects import (
     Hash,
     HttpResult,
     Join,
-    Now,
     SendOp,
     Sleep,
     Spawn,
@@ -201,7 +200,3 @@ def hash_images(drop: Drop, images: Sequence[ImageSpec], parallel: int, gap_s: f
             yield Sleep(gap_s)
 
     yield Join((yield from spawn_all((hasher() for _ in range(parallel)), "hasher")))
-
-
-def now() -> Generator[Any, Any, float]:
-    return (yield Now())

@@ -19,7 +19,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bulkbench.effects import Join, Put, SendFrame, Sleep, Spawn, Take, Upload
+from bulkbench.effects import NOW, Join, Put, SendFrame, Sleep, Spawn, Take, Upload
 from bulkbench.protocol import Event, OpType
 from bulkbench.results import Cause
 from bulkbench.strategies.common import (
@@ -28,7 +28,6 @@ from bulkbench.strategies.common import (
     hash_images,
     http_cause,
     node_params,
-    now,
     send_and_wait,
     spawn_all,
     spawn_thumbnails,
@@ -68,7 +67,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
                queue_prefix: str) -> Generator[Any, Any, None]:
     """The whole individual flow for ``images`` (all of a drop, or one chunk of ``chunked``)."""
     ops, uploads, stop_sweeper = (f"{queue_prefix}ops", f"{queue_prefix}uploads", f"{queue_prefix}sweep")
-    start = yield from now()
+    start = (yield NOW)
     for image in images:
         drop.track(image).created_at = start
     canvas_nodes = len(drop.log.tracks)  # previews and nodes exist locally before any traffic
@@ -81,10 +80,10 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
     def uploader() -> Generator[Any, Any, None]:
         while (image := (yield Take(uploads))) is not DONE:
             track = drop.track(image)
-            track.upload_started_at = yield from now()
+            track.upload_started_at = (yield NOW)
             result = yield Upload(image, track.digest or "", p.upload_timeout_s)
             drop.log.record_upload(result)
-            track.upload_done_at = yield from now()
+            track.upload_done_at = (yield NOW)
             track.upload = result
             if result.ok:
                 yield Put(ops, ("complete", image))
@@ -98,7 +97,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
             if track.orphaned:
                 continue  # the cleanup removed its node: its operations go nowhere
             yield Sleep(p.merge_window_s + p.idle_wait_s)
-            sent = yield from now()
+            sent = (yield NOW)
             if kind == "node":
                 track.node_sent_at = sent
                 answer = yield from send_and_wait(f"{image.id}-node", OpType.NODE_CREATE,
@@ -109,7 +108,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
                 answer = yield from send_and_wait(f"{image.id}-done", OpType.IMAGE_UPLOAD_COMPLETE,
                                                   upload_item(track.digest or "", track.upload), p.ack_timeout_s)
             drop.log.record_answer(answer)
-            at = yield from now()
+            at = (yield NOW)
             if not answer.ok:
                 track.fail(answer_cause(answer), at)
                 continue
@@ -125,7 +124,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
         # nodes the server has not confirmed yet, in drop order (a confirmed or swept one never returns)
         unconfirmed = [drop.track(image) for image in images]
         while (yield Take(stop_sweeper, timeout_s=p.orphan_sweep_every_s)) is None:
-            at = yield from now()
+            at = (yield NOW)
             waiting = []
             for track in unconfirmed:
                 if track.node_acked_at is not None or track.orphaned:
