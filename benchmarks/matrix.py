@@ -3,6 +3,8 @@
 ``python -m benchmarks.matrix issue3 --out bench-results/issue3``: each run's results directory
 goes under ``--out``; ``matrix.jsonl`` collects one summary per run and lets an interrupted matrix
 resume where it stopped. The table printed at the end is the one the issue's note quotes.
+``--where strategy=individual --again`` runs only the scenarios that match, again, replacing their
+earlier results (after a change to the real engine that only they feel).
 """
 
 from __future__ import annotations
@@ -59,19 +61,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("matrix", choices=sorted(MATRICES))
     parser.add_argument("--out", default="bench-results/matrix")
     parser.add_argument("--profile", default="legacy")
+    parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                        help="only the scenarios whose KEY is VALUE (repeatable)")
+    parser.add_argument("--again", action="store_true", help="run the selected scenarios even if done")
     args = parser.parse_args(argv)
+    where = dict(item.split("=", 1) for item in args.where)
+
+    def selected(spec: dict) -> bool:
+        return all(str(spec.get(k)) == v for k, v in where.items())
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "matrix.jsonl"
     done = {}
     if log.exists():
+        kept = []
         for line in log.read_text().splitlines():
             entry = orjson.loads(line)
+            if args.again and selected(entry["spec"]):
+                continue  # to be run again
             done[entry["key"]] = entry["summary"]
+            kept.append(line)
+        log.write_text("".join(f"{line}\n" for line in kept))
     for number, spec in enumerate(MATRICES[args.matrix], 1):
         spec = {"profile": args.profile, **spec}
         name = key(spec)
-        if name in done:
+        if name in done or not selected(spec):
             continue
         print(f"\n=== run {number}/{len(MATRICES[args.matrix])}: {name}", flush=True)
         summary = run(RunOptions(**spec, out=out / f"run{number:02d}", quiet=True, max_seconds=1500))

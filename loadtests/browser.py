@@ -1,21 +1,54 @@
 """The browser's HTTP side: one pool of 6 connections per host, shared by uploads and GETs.
 
-HTTP/1.1 browsers open at most 6 connections to one host; a seventh request waits for a free one.
-``urllib3``'s blocking pool of 6 behaves the same, under gevent.
+HTTP/1.1 browsers open at most 6 connections to one host; a seventh request waits for a free one,
+and waiting requests are served in turn. ``urllib3``'s blocking pool alone is not fair under gevent:
+a greenlet that returns a connection and asks again at once takes it back before any waiter wakes,
+so with 12 uploaders 6 of them starved for the whole drop (uploads of 30-120 s, timeouts at 120 s).
+``FairGate`` puts requests in line before the pool, as the browser does.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent
+import gevent.event
 import orjson
 import urllib3
 from urllib3.exceptions import HTTPError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST, HttpResult
+
+
+class FairGate:
+    """At most ``places`` holders, served first come, first served: a freed place is handed to the
+    longest waiter, never back to the one that freed it."""
+
+    def __init__(self, places: int) -> None:
+        self.free = places
+        self.waiting: deque[gevent.event.Event] = deque()
+
+    def acquire(self, timeout_s: float) -> bool:
+        """Wait for a place at most ``timeout_s``; False if none came."""
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+            return True
+        turn = gevent.event.Event()
+        self.waiting.append(turn)
+        if turn.wait(timeout_s) or turn.is_set():
+            return True
+        self.waiting.remove(turn)
+        return False
+
+    def release(self) -> None:
+        if self.waiting:
+            self.waiting.popleft().set()  # the place passes to the head of the line
+        else:
+            self.free += 1
 
 
 class Browser:
@@ -25,6 +58,7 @@ class Browser:
         self.pool = urllib3.HTTPConnectionPool(
             parts.hostname, parts.port, maxsize=BROWSER_CONNECTIONS_PER_HOST, block=True, retries=False
         )
+        self.gate = FairGate(BROWSER_CONNECTIONS_PER_HOST)
         self.headers = {**(headers or {}), "X-Client-Id": client_id}
         self.emulated_rtt_s = emulated_rtt_s
         self.requests = 0
@@ -32,19 +66,22 @@ class Browser:
 
     def _call(self, method: str, path: str, timeout_s: float, **kw: Any) -> tuple[HttpResult, int]:
         if self.emulated_rtt_s:
-            import gevent
-
             gevent.sleep(self.emulated_rtt_s)
         self.requests += 1
         started = time.perf_counter()
+        if not self.gate.acquire(timeout_s):  # the browser's timeout counts from send(), queueing included
+            return HttpResult(0, latency_s=time.perf_counter() - started, timed_out=True), 0
         try:
+            left_s = max(0.001, timeout_s - (time.perf_counter() - started))
             response = self.pool.request(method, path, headers={**self.headers, **kw.pop("headers", {})},
-                                         timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s),
-                                         pool_timeout=timeout_s, preload_content=True, **kw)
+                                         timeout=urllib3.Timeout(connect=left_s, read=left_s),
+                                         pool_timeout=left_s, preload_content=True, **kw)
         except (Urllib3Timeout, urllib3.exceptions.EmptyPoolError):
             return HttpResult(0, latency_s=time.perf_counter() - started, timed_out=True), 0
         except HTTPError:
             return HttpResult(0, latency_s=time.perf_counter() - started), 0
+        finally:
+            self.gate.release()
         latency = time.perf_counter() - started
         body: dict[str, Any] = {}
         if response.headers.get("content-type", "").startswith("application/json"):
