@@ -15,8 +15,38 @@ from pathlib import Path
 import orjson
 
 from bulkbench.network import load_network
-from sim.accuracy import DROP_SECONDS_TOLERANCE, FAILURE_RATE_TOLERANCE
+from sim.accuracy import DROP_SECONDS_TOLERANCE, FAILURE_RATE_TOLERANCE, within
 from sim.run import SimOptions, run_sim
+
+
+def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[str, str] | None = None,
+                   model: str = "") -> list[dict]:
+    """Each real run of ``matrix_dir/matrix.jsonl`` beside the model's prediction with the same options."""
+    substitutes = substitutes or {}
+    rows = []
+    for line in (Path(matrix_dir) / "matrix.jsonl").read_text().splitlines():
+        entry = orjson.loads(line)
+        spec, real = entry["spec"], entry["summary"]
+        network = load_network("loopback", spec.get("uplink_mbit", 0.0))
+        profile = spec.get("profile", "legacy")
+        predicted = run_sim(SimOptions(
+            strategy=spec["strategy"], images=spec["images"], users=spec.get("users", 1),
+            profile=substitutes.get(profile, profile), seed=real["seed"], replications=replications,
+            uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms, canvas=spec.get("canvas", "own"),
+            workload=spec.get("workload", ""), model=model or None))
+        drop_error = (predicted.drop_seconds - real["drop_seconds"]) / real["drop_seconds"]
+        rows.append({
+            "profile": profile, "strategy": spec["strategy"], "images": spec["images"],
+            "users": spec.get("users", 1), "uplink_mbit": network.uplink_mbit,
+            "real_failure_rate": real["failure_rate"], "sim_failure_rate": predicted.failure_rate,
+            "real_drop_s": real["drop_seconds"], "sim_drop_s": predicted.drop_seconds, "drop_error": drop_error,
+            "real_ws_sent": real["ws_messages_sent"], "sim_ws_sent": predicted.ws_messages_sent,
+            "real_http": real["http_requests"], "sim_http": predicted.http_requests,
+            "sim_failure_ci95": predicted.extra["ci95"]["failure_rate"],
+            "within": within(predicted.failure_rate, real["failure_rate"], predicted.drop_seconds,
+                             real["drop_seconds"]),
+        })
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,27 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="", help="model parameters TOML (default scenarios/model.toml)")
     args = parser.parse_args(argv)
     substitutes = dict(item.split("=", 1) for item in args.profile)
-    rows = []
-    for line in (Path(args.matrix_dir) / "matrix.jsonl").read_text().splitlines():
-        entry = orjson.loads(line)
-        spec, real = entry["spec"], entry["summary"]
-        network = load_network("loopback", spec.get("uplink_mbit", 0.0))
-        profile = spec.get("profile", "legacy")
-        predicted = run_sim(SimOptions(
-            strategy=spec["strategy"], images=spec["images"], users=spec.get("users", 1),
-            profile=substitutes.get(profile, profile), seed=real["seed"], replications=args.replications,
-            uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms, canvas=spec.get("canvas", "own"),
-            workload=spec.get("workload", ""), model=args.model))
-        drop_error = (predicted.drop_seconds - real["drop_seconds"]) / real["drop_seconds"]
-        rows.append({
-            "profile": profile, "strategy": spec["strategy"], "images": spec["images"],
-            "users": spec.get("users", 1), "uplink_mbit": network.uplink_mbit,
-            "real_failure_rate": real["failure_rate"], "sim_failure_rate": predicted.failure_rate,
-            "real_drop_s": real["drop_seconds"], "sim_drop_s": predicted.drop_seconds, "drop_error": drop_error,
-            "real_ws_sent": real["ws_messages_sent"], "sim_ws_sent": predicted.ws_messages_sent,
-            "real_http": real["http_requests"], "sim_http": predicted.http_requests,
-            "sim_failure_ci95": predicted.extra["ci95"]["failure_rate"],
-        })
+    rows = compare_matrix(Path(args.matrix_dir), args.replications, substitutes, args.model)
     head = (f"{'profile':<10} {'strategy':<10} {'imgs':>5} {'users':>5} {'Mbit':>5} | {'fail real':>9} {'sim':>6} | "
             f"{'drop real':>9} {'sim':>7} {'err':>6} | {'ws real':>8} {'sim':>8} | {'http real':>9} {'sim':>8}")
     print(head)
