@@ -1,4 +1,4 @@
-"""SimPy's kernel and two of its primitives, lighter, with the same order of events.
+"""SimPy's kernel and a few of its primitives, lighter, with the same order of events.
 
 - ``Environment`` is ``simpy.Environment`` whose ``run(until=event)`` steps through the events in a
   loop of its own (``step()`` inlined): the same events, processed in the same order.
