@@ -7,6 +7,10 @@ as in real runs. Service time of a job = the real work's cost (``work_ms`` + ``w
 x items, fitted by ``bulkbench calibrate``) + the profile's emulated time, with the same items as
 the real server counts. ``ModelWorld`` adds what lies between the browser and the server: one
 shared ``Link`` (the shaped loopback of real runs) and each browser's ``ConnectionPool``.
+
+The server's side is written as callbacks (``then``) on light ``Call`` events, not as a SimPy
+process per request: a request is the model's most frequent thing, and a process per request cost
+most of a run's time. The browsers' side stays processes (``sim/driver.py``), as strategies are.
 """
 
 from __future__ import annotations
