@@ -87,13 +87,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for strategy in args.strategies.split(","):
         common = dict(strategy=strategy, images=args.images, users=args.users, profile=args.profile, seed=args.seed,
                       workload=args.workload, canvas=args.canvas)
-        print(f">>> {strategy}: real run ({network.name}) ...", flush=True)
-        summaries.append(run(run_options(**common, out=out / f"real-{strategy}", uplink_mbit=network.uplink_mbit,
-                                         quiet=True, max_seconds=args.max_seconds)))
+        for number in range(1, args.real_runs + 1):  # the same drop again: what the real system varies by
+            name = f"real-{strategy}" if number == 1 else f"real-{strategy}-{number}"
+            print(f">>> {strategy}: real run {number}/{args.real_runs} ({network.name}) ...", flush=True)
+            summaries.append(run(run_options(**common, out=out / name, uplink_mbit=network.uplink_mbit,
+                                             quiet=True, max_seconds=args.max_seconds)))
+            dirs.append(out / name)
         print(f">>> {strategy}: model ({args.replications} replications) ...", flush=True)
         summaries.append(run_sim(sim_options(**common, out=out / f"sim-{strategy}", uplink_mbit=network.uplink_mbit,
                                              queue_ms=network.queue_ms, replications=args.replications)))
-        dirs += [out / f"real-{strategy}", out / f"sim-{strategy}"]
+        dirs.append(out / f"sim-{strategy}")
     report = _load("reports.render:build")(dirs, out / "report", f"bulkbench compare: {args.images} images, "
                                            f"{args.profile} profile, {network.name}")
     print()
@@ -112,6 +115,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
             return run(run_options(out=out, quiet=True, max_seconds=1500, **spec)).to_json()
 
     return _load("sim.plan:main")(args, verify)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def _add_scenario_options(command: argparse.ArgumentParser) -> None:
@@ -199,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(network="uplink-10")  # where a 200-image drop starts to lose images (issue 3)
     compare.add_argument("--strategies", default="individual,batched", help="comma-separated")
     compare.add_argument("--replications", type=int, default=5)
+    compare.add_argument("--real-runs", type=_positive_int, default=1,
+                         help="real runs of each strategy, one after another (near the orphan cliff one run "
+                              "can land on either side)")
     compare.add_argument("--out", default="results/compare")
     compare.add_argument("--max-seconds", type=float, default=900.0)
     compare.set_defaults(func=cmd_compare)

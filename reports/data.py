@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ class Run:
 
     @property
     def label(self) -> str:
+        """What the run was; a repeated real run (``real-batched-2``: ``compare --real-runs``) says which."""
         s = self.summary
         users = f" x{s['users']}" if s["users"] > 1 else ""
-        return f"{s['engine']} {s['strategy']} {s['images']}{users}"
+        again = re.search(r"-(\d+)$", self.path.name)
+        return f"{s['engine']} {s['strategy']} {s['images']}{users}" + (f" #{again.group(1)}" if again else "")
 
     @property
     def key(self) -> tuple[str, str, int, int]:
@@ -55,8 +58,9 @@ def headline(runs: list[Run]) -> pd.DataFrame:
         s = run.summary
         causes = ", ".join(f"{k} {v:g}" for k, v in s["failures_by_cause"].items()) or "-"
         row = {
-            "engine": s["engine"], "strategy": s["strategy"], "profile": s["profile"], "images": s["images"],
-            "users": s["users"], "images lost": round(s["images_failed"], 1), "failure rate": s["failure_rate"],
+            "run": run.label, "engine": s["engine"], "strategy": s["strategy"], "profile": s["profile"],
+            "images": s["images"], "users": s["users"], "images lost": round(s["images_failed"], 1),
+            "failure rate": s["failure_rate"],
             "causes": causes, "drop s": round(s["drop_seconds"], 1), "ws messages": round(s["ws_messages_sent"]),
             "http requests": round(s["http_requests"]),
             "op-ack p95 ms": None if s["op_ack_ms"]["p95"] is None else round(s["op_ack_ms"]["p95"], 1),

@@ -1,0 +1,29 @@
+"""``bulkbench compare`` end to end at small scale: real runs (repeated), the model, one report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_compare_repeats_the_real_run_and_reports_each(tmp_path) -> None:
+    out = tmp_path / "compare"
+    result = subprocess.run(
+        [sys.executable, "-m", "bulkbench.cli", "compare", "--strategies", "batched", "--images", "8",
+         "--network", "loopback", "--workload", "scenarios/workload-light.toml", "--real-runs", "2",
+         "--replications", "2", "--out", str(out), "--max-seconds", "120"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "real-batched" / "summary.json").exists() and (out / "real-batched-2" / "summary.json").exists()
+    report = (out / "report" / "report.md").read_text()
+    assert "real batched 8 #2" in report  # the second real run is told apart from the first
+    rows = [line for line in report.splitlines() if line.startswith("| real batched 8") or
+            line.startswith("| sim batched 8")]
+    assert len(rows) == 3  # two real runs and the model, each a row of the headline
+
+
+def test_compare_refuses_zero_real_runs(tmp_path) -> None:
+    result = subprocess.run([sys.executable, "-m", "bulkbench.cli", "compare", "--real-runs", "0",
+                             "--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "must be 1 or more" in result.stderr
+    assert not (tmp_path / "c").exists()
