@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue  # to be run again
             done[entry["key"]] = entry["summary"]
             kept.append(line)
-        log.write_text("".join(f"{line}\n" for line in kept))
+        if args.again:
+            log.write_text("".join(f"{line}\n" for line in kept))
     for number, spec in enumerate(MATRICES[args.matrix], 1):
         spec = {"profile": args.profile, **spec}
         name = key(spec)
