@@ -43,12 +43,14 @@ import urllib3  # noqa: E402
 from bulkbench.profile import load_profile  # noqa: E402
 from bulkbench.protocol import Event, OpType  # noqa: E402
 from bulkbench.strategies import strategy_params  # noqa: E402
+from bulkbench.target import REFERENCE, load_target  # noqa: E402
 from bulkbench.workload import draw_images, load_workload  # noqa: E402
 from loadtests.drop import run_drop  # noqa: E402
+from loadtests.dropsocket import DropSocket  # noqa: E402
 from loadtests.imagecache import ImageCache  # noqa: E402
-from loadtests.wsclient import DropSocket  # noqa: E402
 from reference_server.process import ServerProcess  # noqa: E402
 
+REFERENCE_TARGET = load_target(REFERENCE)
 AIM_WINDOW_S = 0.015
 """An aimed kill lands this long at most after a batch is sent: while its chunks are being applied."""
 TRACKED_OPS = {OpType.BATCH_NODE_CREATE.value: "nodes", OpType.BATCH_UPLOAD_COMPLETE.value: "items"}
@@ -198,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             cache.prepare(images)
             ledger, canvas_id = Ledger(), f"crash-{args.seed}-{index}"
             loop = killer.during(ledger, canvas_id, args.kills)
-            result = run_drop(killer.server.url, "batched", params, profile.limits, images, canvas_id, index,
-                              cache, client_id=f"crash-{index}", socket_type=watched_socket(ledger))
+            result = run_drop(REFERENCE_TARGET, killer.server.url, "batched", params, profile.limits, images,
+                              canvas_id, index, cache, client_id=f"crash-{index}", socket_type=watched_socket(ledger))
             killer.active = False
             ledger.batch_sent.set()  # an aimed kill waiting for a batch that will not come
             loop.join()

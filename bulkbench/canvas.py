@@ -92,22 +92,29 @@ class Canvas:
             self._by_hash.get(image_hash, set()).discard(node_id)
 
     def _create(self, index: int, spec: NodeSpec, applied: Applied) -> None:
-        if spec.id in self.nodes:
+        node_id = spec.id if spec.id is not None else self.server_node_id(index)
+        if node_id in self.nodes:
             applied.results.append(
-                _failure(index, f"node {spec.id!r} exists", ErrorCode.DUPLICATE_NODE) | {"id": spec.id}
+                _failure(index, f"node {node_id!r} exists", ErrorCode.DUPLICATE_NODE) | {"id": node_id}
             )
             return
         if len(self.nodes) >= self.limits.max_canvas_nodes:
             applied.results.append(
                 _failure(index, f"canvas holds max_canvas_nodes={self.limits.max_canvas_nodes}",
-                         ErrorCode.CANVAS_FULL) | {"id": spec.id}
+                         ErrorCode.CANVAS_FULL) | {"id": node_id}
             )
             return
         node = spec.to_json()
+        node["id"] = node_id
         self._put(node)
         applied.added.append(node)
-        applied.undo.append((spec.id, None))
-        applied.results.append({"ok": True, "id": spec.id})
+        applied.undo.append((node_id, None))
+        applied.results.append({"ok": True, "id": node_id})
+
+    def server_node_id(self, index: int) -> str:
+        """The id the server gives item ``index`` of the operation being applied when the client gave none:
+        the version that operation makes and the item's place (unique, and the same on every replay)."""
+        return f"v{self.version + 1}.{index}"
 
     def _attach(self, index: int, item: UploadItem, upload_exists: UploadExists, applied: Applied) -> None:
         if not upload_exists(item.server_filename):

@@ -17,8 +17,11 @@ from typing import Any
 from bulkbench import __version__
 from bulkbench.auth import DEFAULT_TTL_S, TokenAuthority, read_secret
 from bulkbench.profile import ProfileError, load_profile
+from bulkbench.truth import TruthError
 
 EXIT_USAGE = 2
+EXIT_NO_TRUTH = 3
+"""A run whose images could not be judged (a truth read failed): it has no figures."""
 
 
 def _load(target: str) -> Callable[..., Any]:
@@ -140,6 +143,14 @@ def _add_scenario_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--no-emulation", action="store_true", help="no emulated service times in the server")
 
 
+def _add_target_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--target-profile", default="reference", metavar="NAME|FILE",
+                         help="how to drive the server: a target description in scenarios/targets/ "
+                              "(reference, imagecanvas) or a TOML path")
+    command.add_argument("--transport", choices=["websocket", "socketio"], default="",
+                         help="our own server's socket when run starts it (default websocket)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bulkbench",
@@ -176,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--auth-secret-file", metavar="FILE",
                      help="start the server with token auth; each user mints a token for its own canvas")
     run.add_argument("--token", help="a token every user sends (a --target server with auth on)")
+    _add_target_options(run)
     run.set_defaults(func=cmd_run)
 
     sim = commands.add_parser("sim", help="the SimPy model of the same scenario; writes the same schema")
@@ -239,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ProfileError, FileNotFoundError) as exc:
         print(f"bulkbench: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except TruthError as exc:
+        print(f"bulkbench: no figures: the server's state could not be read: {exc}", file=sys.stderr)
+        return EXIT_NO_TRUTH
     except KeyboardInterrupt:
         return 130
 

@@ -12,6 +12,8 @@ as a browser's callbacks talk through its queues.
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -166,3 +168,20 @@ class HttpResult:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for, in either of its forms (RFC 9110: delay-seconds or an
+    HTTP-date); None when absent or unreadable. ``now``: the wall clock to measure a date from."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

@@ -79,6 +79,8 @@ class RateLimit:
     requests: int = 500
     window_s: float = 60.0
     block_s: float = 10.0
+    retry_after_header: bool = True
+    """Say when to come back (``Retry-After``); ImageCanvas's plain-text 429 does not."""
 
 
 @dataclass(frozen=True, slots=True)

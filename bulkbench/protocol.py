@@ -142,9 +142,10 @@ class ProtocolError(Exception):
 
 @dataclass(slots=True)
 class NodeSpec:
-    """One node to create: the reference's ``node_create`` params (``type`` and ``pos`` required)."""
+    """One node to create: the reference's ``node_create`` params (``type`` and ``pos`` required;
+    without an ``id`` the server names the node, as ImageCanvas does)."""
 
-    id: str
+    id: str | None
     type: str
     pos: tuple[float, float]
     size: tuple[float, float] = (150.0, 100.0)
@@ -211,6 +212,8 @@ class ExecuteOperation:
     operation_id: str
     op_type: OpType
     operation: Operation
+    frame: str = ""
+    """The frame's text as received: what the server's operation log keeps and replays."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +324,8 @@ def parse_node(raw: Any, limits: Limits = DEFAULT_LIMITS) -> NodeSpec | str:
     """A node's params, validated; a string says what is wrong."""
     if not isinstance(raw, dict):
         return "node must be an object"
-    error = _ident(raw.get("id"), "id", limits) or _ident(raw.get("type"), "type", limits)
+    node_id = raw.get("id")
+    error = (_ident(node_id, "id", limits) if node_id is not None else None) or _ident(raw.get("type"), "type", limits)
     if error:
         return error
     pos = _pair(raw.get("pos"), "pos")
@@ -337,7 +341,7 @@ def parse_node(raw: Any, limits: Limits = DEFAULT_LIMITS) -> NodeSpec | str:
         return "properties must be an object"
     if _deeper_than(props, MAX_NESTING):
         return f"properties nested deeper than {MAX_NESTING} levels"
-    return NodeSpec(raw["id"], raw["type"], pos, size, props)
+    return NodeSpec(node_id, raw["type"], pos, size, props)
 
 
 def parse_upload_item(raw: Any, limits: Limits = DEFAULT_LIMITS) -> UploadItem | str:
@@ -432,7 +436,7 @@ def parse_client_frame(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Cl
         operation = parse_operation(op_id, op_type, data.get("params"), limits)
         if isinstance(operation, ProtocolError):
             return operation
-        return ExecuteOperation(op_id, OpType(op_type), operation)
+        return ExecuteOperation(op_id, OpType(op_type), operation, text if isinstance(text, str) else "")
     if size > limits.max_message_bytes:
         return ProtocolError(
             ErrorCode.MESSAGE_TOO_LARGE, f"frame of {size} bytes over max_message_bytes"

@@ -1,5 +1,10 @@
 """The per-client HTTP rate limit the reference shipped after the report: N requests per window,
-then blocked for a while, answered 429 with Retry-After. The clock is handed in (testable, no I/O).
+then blocked for a while, answered 429. The clock is handed in (testable, no I/O).
+
+Its rules are ImageCanvas's (rate-limiter-flexible's ``RateLimiterMemory``, points 500, duration 60 s,
+blockDuration 10 s), measured against the real app: a window starts at a client's first request; the
+request over the limit blocks the client for ``block_s``, which replaces the rest of the window;
+requests refused during the block do not extend it; the first request after it starts a new window.
 
 A client is its ``X-Client-Id`` header when it sends one (load tests give each simulated browser its
 own, as each real browser has its own IP), else its IP address.
@@ -39,7 +44,8 @@ class RateLimiter:
         window.count += 1
         if window.count > self.rule.requests:
             window.blocked_until = now + self.rule.block_s
-            window.started, window.count = window.blocked_until, 0
+            # the block ends the window: the first request after it opens the next one
+            window.started, window.count = window.blocked_until - self.rule.window_s, 0
             return self.rule.block_s
         return None
 

@@ -14,28 +14,54 @@ from typing import Any
 
 from bulkbench.results import Cause, ImageRecord, RunSummary, percentiles
 from bulkbench.strategies.common import Drop
+from bulkbench.target import TruthSpec, dig
+
+DEFAULT_TRUTH = TruthSpec()
 
 
-def judge(drop: Drop, canvas: dict[str, Any], stored: Callable[[str], bool]) -> list[ImageRecord]:
-    nodes = {node["id"]: node for node in canvas.get("nodes", [])}
+def judge(drop: Drop, canvas: dict[str, Any], stored: Callable[[str], bool],
+          truth: TruthSpec = DEFAULT_TRUTH) -> list[ImageRecord]:
+    """Each image of ``drop`` against the server's ``canvas`` (read as ``truth`` says: where its nodes
+    are, what names a node's image, where it keeps its file); ``stored(name)``: is that file there."""
+    nodes = server_nodes(canvas, truth)
+    by_hash = truth.node_key != "id"
     records = []
     for track in drop.log.tracks.values():
-        node = nodes.get(track.image.id)
-        props = node["properties"] if node else {}
-        filename = props.get("serverFilename")
-        if node is not None and props.get("serverUrl") and filename and stored(filename):
+        node = nodes.get((track.digest or "") if by_hash else track.image.id)
+        server_url = dig(node, truth.server_url) if node is not None else None
+        filename = dig(node, truth.server_filename) if node is not None else None
+        if node is not None and server_url and filename and stored(filename):
             records.append(ImageRecord(track.image.id, "ok", None, track.timings()))
             continue
         if track.failure is not None:
             cause = track.failure
         elif node is None:
             cause = Cause.NEVER_SENT if track.node_sent_at is None else Cause.NOT_ON_SERVER
-        elif not props.get("serverUrl"):
+        elif not server_url:
             cause = Cause.NEVER_SENT if track.complete_sent_at is None else Cause.NOT_ON_SERVER
         else:
             cause = Cause.NOT_ON_SERVER
         records.append(ImageRecord(track.image.id, "failed", str(cause), track.timings()))
     return records
+
+
+class TruthError(RuntimeError):
+    """The server's state could not be read: the run has no judgement, so it has no figures."""
+
+
+def server_nodes(canvas: Any, truth: TruthSpec = DEFAULT_TRUTH) -> dict[str, dict[str, Any]]:
+    """The canvas's nodes by what names their image; ``TruthError`` if the answer is not a canvas."""
+    nodes = dig(canvas, truth.nodes)
+    if nodes is None and isinstance(canvas, dict) and dig(canvas, truth.nodes.rsplit(".", 1)[0]) == {}:
+        nodes = []  # ImageCanvas stores a canvas nothing was ever saved to as {}
+    if not isinstance(nodes, list):
+        raise TruthError(f"the server's answer has no list of nodes at {truth.nodes!r}")
+    out: dict[str, dict[str, Any]] = {}
+    for node in nodes:
+        key = dig(node, truth.node_key)
+        if key is not None:
+            out.setdefault(str(key), node)
+    return out
 
 
 @dataclass(slots=True)

@@ -21,7 +21,8 @@ import urllib3
 from urllib3.exceptions import HTTPError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST, HttpResult
+from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST, HttpResult, parse_retry_after
+from bulkbench.target import UploadSpec, fill
 
 
 class FairGate:
@@ -52,16 +53,27 @@ class FairGate:
 
 
 class Browser:
-    def __init__(self, base_url: str, client_id: str, emulated_rtt_s: float = 0.0,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(self, base_url: str, emulated_rtt_s: float = 0.0, headers: dict[str, str] | None = None,
+                 source_address: str | None = None, upload: UploadSpec | None = None,
+                 form_values: dict[str, Any] | None = None) -> None:
+        """``source_address``: the loopback address this browser sends from (a per-IP limiter tells
+        browsers apart by it); ``upload``: the target's upload route and form; ``form_values``: what
+        its form-field templates are filled with."""
         parts = urlsplit(base_url)
+        extra = {"source_address": (source_address, 0)} if source_address else {}
         self.pool = urllib3.HTTPConnectionPool(
-            parts.hostname, parts.port, maxsize=BROWSER_CONNECTIONS_PER_HOST, block=True, retries=False
+            parts.hostname, parts.port, maxsize=BROWSER_CONNECTIONS_PER_HOST, block=True, retries=False, **extra
         )
         self.gate = FairGate(BROWSER_CONNECTIONS_PER_HOST)
-        self.headers = {**(headers or {}), "X-Client-Id": client_id}
+        self.headers = dict(headers or {})
+        self.upload_spec = upload or UploadSpec()
+        self.form = {key: str(value) for key, value in fill(dict(self.upload_spec.fields), form_values or {}).items()}
         self.emulated_rtt_s = emulated_rtt_s
         self.requests = 0
+        self.uploads = 0
+        """Upload attempts (every POST of a file, refused or not)."""
+        self.by_status: dict[str, int] = {}
+        """Answers by status ("0": none, a timeout or a broken connection)."""
         self.bytes_uploaded = 0
 
     def _call(self, method: str, path: str, timeout_s: float, **kw: Any) -> tuple[HttpResult, int]:
@@ -69,6 +81,13 @@ class Browser:
             gevent.sleep(self.emulated_rtt_s)
         self.requests += 1
         started = time.perf_counter()
+        result, length = self._request(method, path, timeout_s, started, **kw)
+        key = str(result.status)
+        self.by_status[key] = self.by_status.get(key, 0) + 1
+        return result, length
+
+    def _request(self, method: str, path: str, timeout_s: float, started: float,
+                 **kw: Any) -> tuple[HttpResult, int]:
         if not self.gate.acquire(timeout_s):  # the browser's timeout counts from send(), queueing included
             return HttpResult(0, latency_s=time.perf_counter() - started, timed_out=True), 0
         try:
@@ -89,15 +108,24 @@ class Browser:
                 body = orjson.loads(response.data)
             except orjson.JSONDecodeError:
                 body = {}
-        retry_after = response.headers.get("retry-after")
-        return HttpResult(response.status, body, latency,
-                          retry_after_s=float(retry_after) if retry_after else None), len(response.data)
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return HttpResult(response.status, self._canonical(body), latency, retry_after_s=retry_after), \
+            len(response.data)
+
+    def _canonical(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An upload's answer with the target's field names as bulkbench's (``url``, ``serverFilename``)."""
+        spec = self.upload_spec
+        if spec.url_field not in body or spec.server_filename_field not in body:
+            return body
+        return {**body, "url": body[spec.url_field], "serverFilename": body[spec.server_filename_field]}
 
     def upload(self, data: bytes, filename: str, digest: str, timeout_s: float) -> tuple[HttpResult, int]:
+        spec = self.upload_spec
         body, content_type = urllib3.encode_multipart_formdata(
-            {"hash": digest, "file": (filename, data, "image/png")})
+            {**self.form, spec.hash_field: digest, spec.file_field: (filename, data, "image/png")})
         self.bytes_uploaded += len(data)
-        return self._call("POST", "/api/upload", timeout_s, body=body, headers={"Content-Type": content_type})
+        self.uploads += 1
+        return self._call("POST", spec.route, timeout_s, body=body, headers={"Content-Type": content_type})
 
     def get(self, path: str, timeout_s: float = 30.0) -> tuple[HttpResult, int]:
         return self._call("GET", path, timeout_s)

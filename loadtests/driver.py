@@ -34,7 +34,7 @@ from bulkbench.effects import (
 )
 from bulkbench.workload import ImageSpec
 from loadtests.browser import Browser
-from loadtests.wsclient import DropSocket
+from loadtests.dropsocket import DropSocket
 
 Report = Callable[..., None]
 """Called as ``report(request_type, name, response_time_ms, response_length, exception)``."""

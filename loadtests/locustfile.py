@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import os
 import time
 from pathlib import Path
@@ -32,8 +33,11 @@ from locust.runners import WorkerRunner
 from bulkbench.auth import DEFAULT_TTL_S, TokenAuthority, read_secret
 from bulkbench.profile import load_profile
 from bulkbench.strategies import STRATEGIES, strategy_params
+from bulkbench.target import REFERENCE, TargetError, load_target, with_socket
+from bulkbench.truth import TruthError
 from bulkbench.workload import draw_images, load_workload
 from loadtests.drop import run_drop
+from loadtests.dropsocket import SocketLost
 from loadtests.imagecache import ImageCache
 from loadtests.sampler import sample_metrics, save_stage_samples
 
@@ -46,6 +50,10 @@ def add_options(parser: Any) -> None:
     parser.add_argument("--bb-strategy", choices=sorted(STRATEGIES), default="individual",
                        help="client strategy of every user")
     parser.add_argument("--bb-images", type=int, default=200, help="images per drop")
+    parser.add_argument("--bb-target-profile", default=REFERENCE,
+                        help="target description (scenarios/targets/NAME.toml or a path): how to drive the server")
+    parser.add_argument("--bb-transport", choices=["", "websocket", "socketio"], default="",
+                        help="the reference server's socket: raw WebSocket (default) or Socket.IO")
     parser.add_argument("--bb-profile", default="legacy",
                        help="server profile the client is built for (its operation cap); a label in results")
     parser.add_argument("--bb-workload", default="", help="workload TOML (default scenarios/workload.toml)")
@@ -86,8 +94,10 @@ def _on_drop_done(environment: Any, msg: Any, **_: Any) -> None:
     """Count finished drops; a headless run ends when every user has done its one drop."""
     state = environment.bulkbench
     state["done"] += 1
+    outcome = f"failed: {msg.data['error']}" if msg.data.get("error") else \
+        f"{msg.data['ok']}/{msg.data['images']} images ok"
     print(f"[bulkbench] drop {state['done']}/{environment.parsed_options.num_users} done: "
-          f"user {msg.data['user']}, {msg.data['ok']}/{msg.data['images']} images ok", flush=True)
+          f"user {msg.data['user']}, {outcome}", flush=True)
     if environment.parsed_options.bb_out and state["done"] >= environment.parsed_options.num_users:
         gevent.spawn_later(0.1, environment.runner.quit)
 
@@ -104,6 +114,9 @@ class DropUser(User):
         self.user_index = worker * 10_000 + next(_local_users)
         self.iteration = 0
         self.profile = load_profile(options.bb_profile)
+        self.target = load_target(options.bb_target_profile)
+        if options.bb_transport:
+            self.target = with_socket(self.target, options.bb_transport)
         self.params = strategy_params(options.bb_strategy)
         self.workload = dataclasses.replace(load_workload(options.bb_workload or None),
                                             images=options.bb_images, seed=options.bb_seed)
@@ -126,13 +139,23 @@ class DropUser(User):
         if options.bb_auth_secret_file:
             authority = TokenAuthority(read_secret(options.bb_auth_secret_file))
             token = authority.mint([canvas_id], time.time() + DEFAULT_TTL_S)
-        result = run_drop(self.host, options.bb_strategy, self.params, self.profile.limits, images, canvas_id,
-                          self.user_index, self.cache, self._report, options.bb_emulated_rtt_ms / 1000.0,
-                          client_id=f"user-{label}", token=token)
+        folder = Path(options.bb_out) / "drops"
+        try:
+            result = run_drop(self.target, self.host, options.bb_strategy, self.params, self.profile.limits,
+                              images, canvas_id, self.user_index, self.cache, self._report,
+                              options.bb_emulated_rtt_ms / 1000.0, client_id=f"user-{label}", token=token)
+        except Exception as exc:  # no judgement (a truth read failed, a join refused...): an error, never a figure
+            if not isinstance(exc, TruthError | TargetError | SocketLost):
+                logging.exception("drop of user %s failed", label)
+            if options.bb_out:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"user-{label}.error").write_text(f"{type(exc).__name__}: {exc}\n")
+            self.environment.runner.send_message(DROP_DONE, {"user": label, "ok": 0, "images": len(images),
+                                                             "pid": os.getpid(), "error": str(exc)})
+            raise StopUser() from exc
         self.iteration += 1
         ok = sum(1 for r in result.records if r.outcome == "ok")
         if options.bb_out:
-            folder = Path(options.bb_out) / "drops"
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"user-{label}.json").write_bytes(orjson.dumps(result.to_json()))
         self.environment.runner.send_message(DROP_DONE, {"user": label, "ok": ok, "images": len(images),

@@ -26,7 +26,9 @@ from bulkbench.config import ConfigError
 from bulkbench.network import load_network
 from bulkbench.profile import load_profile
 from bulkbench.results import RunSummary, table
-from bulkbench.truth import DropResult, summarize
+from bulkbench.strategies import STRATEGY_NEEDS
+from bulkbench.target import REFERENCE, Target, TargetError, load_target, with_socket
+from bulkbench.truth import DropResult, TruthError, summarize
 from bulkbench.workload import draw_images, load_workload
 from loadtests.imagecache import ImageCache
 from loadtests.network import ShapedNamespace
@@ -57,6 +59,10 @@ class RunOptions:
     """Start the server with token auth on; each simulated user mints a token for its own canvas."""
     token: str = ""
     """A token every user sends (for a ``--target`` server with auth on)."""
+    target_profile: str = REFERENCE
+    """The target description (``scenarios/targets/``): how to drive the server and read its truth."""
+    transport: str = ""
+    """Our server's socket when ``run`` starts it: ``websocket`` (default) or ``socketio``."""
 
 
 def _say(options: RunOptions, text: str) -> None:
@@ -70,9 +76,30 @@ def _exit_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
+def check_target(options: RunOptions) -> Target:
+    """The run's target, refused before anything starts if it cannot serve the strategy."""
+    target = load_target(options.target_profile)
+    if options.transport:
+        if options.target and target.name != REFERENCE:
+            raise TargetError(f"--transport chooses our own server's socket; target {target.name!r} has its own")
+        target = with_socket(target, options.transport)  # type: ignore[arg-type]
+    missing = target.operations.missing(STRATEGY_NEEDS[options.strategy])
+    if missing:
+        raise TargetError(f"strategy {options.strategy!r} needs operations target {target.name!r} does not have: "
+                          f"{', '.join(missing)} (it supports {', '.join(target.operations.supported)}); "
+                          f"a run would lose every image to it. Choose a strategy that uses only those.")
+    if options.canvas == "shared" and target.canvas.create != "join":
+        raise TargetError(f"--canvas shared: target {target.name!r} makes a canvas per browser (POST "
+                          f"{target.canvas.route}); one canvas for every user is not supported there")
+    if not options.target and target.name != REFERENCE:
+        raise TargetError(f"--target-profile {target.name}: give the server's address with --target URL")
+    return target
+
+
 def run(options: RunOptions) -> RunSummary:
     _exit_on_sigterm()
     profile = load_profile(options.profile)
+    target = check_target(options)
     network = load_network(options.network, options.uplink_mbit, options.emulated_rtt_ms)
     if network.shaped and options.target:
         raise ConfigError("a shaped network runs the server and Locust in one namespace: it cannot use --target; "
@@ -120,6 +147,9 @@ def run(options: RunOptions) -> RunSummary:
             command += ["--bb-auth-secret-file", options.auth_secret_file]
         if options.token:
             command += ["--bb-token", options.token]
+        command += ["--bb-target-profile", options.target_profile]
+        if options.transport:
+            command += ["--bb-transport", options.transport]
         if options.processes:
             command += ["--processes", str(options.processes)]
         _say(options, f"[bulkbench] locust: {options.users} user(s), strategy {options.strategy!r}, "
@@ -133,16 +163,37 @@ def run(options: RunOptions) -> RunSummary:
         _say(options, f"[bulkbench] locust finished in {time.perf_counter() - started:.1f} s "
                       f"(exit {finished.returncode})")
 
+    errors = [p.read_text().strip() for p in sorted((out / "drops").glob("*.error"))]
+    if errors:
+        raise TruthError(f"{len(errors)} of {options.users} drops could not be judged: {errors[0]}"
+                         f"{' (and more)' if len(errors) > 1 else ''}; see {out}/drops")
     results = [DropResult.from_json(orjson.loads(p.read_bytes())) for p in sorted((out / "drops").glob("*.json"))]
     if len(results) != options.users:
-        raise RuntimeError(f"{len(results)} of {options.users} drops reported; see {out}")
+        raise RuntimeError(f"{len(results)} of {options.users} drops reported; see {out}/locust.log")
     summary = summarize("real", options.strategy, profile.name, options.seed, results, extra={
         "network": network.to_json(), "canvas": options.canvas, "target": options.target or "spawned",
+        "target_profile": target.name, "transport": target.socket.transport,
+        **target_figures(results),
         "processes": options.processes, "emulation": options.emulation,
         "workload": {"median_bytes": workload.median_bytes, "sigma": workload.sigma},
     })
     write_results(out, [summary], results)
     return summary
+
+
+def target_figures(results: list[DropResult]) -> dict[str, Any]:
+    """What a target's rules did, summed over drops: answers by status, upload attempts, events by name."""
+    def total(key: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for result in results:
+            for name, count in result.extra.get(key, {}).items():
+                out[name] = out.get(name, 0) + count
+        return dict(sorted(out.items()))
+
+    return {"http_by_status": total("http_by_status"), "frames_sent": total("frames_sent"),
+            "frames_received": total("frames_received"),
+            "upload_attempts": sum(r.extra.get("upload_attempts", 0) for r in results),
+            "transport_pings": sum(r.extra.get("transport_pings", 0) for r in results)}
 
 
 def write_results(out: Path, summaries: list[RunSummary], results: list[DropResult]) -> None:
@@ -160,6 +211,7 @@ def main(args: Any) -> int:
         emulated_rtt_ms=args.emulated_rtt_ms, canvas=args.canvas, processes=args.processes,
         workload=args.workload or "", emulation=not args.no_emulation, max_seconds=args.max_seconds,
         auth_secret_file=args.auth_secret_file or "", token=args.token or "",
+        target_profile=args.target_profile or REFERENCE, transport=args.transport or "",
     )
     summary = run(options)
     print()

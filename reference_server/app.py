@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import socketio
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -33,7 +34,7 @@ from reference_server.metrics import Metrics
 from reference_server.service import CanvasService
 from reference_server.stages import Stage
 from reference_server.storage import Storage
-from reference_server.ws import websocket_endpoint
+from reference_server.ws import SOCKETIO_PATH, socketio_server, websocket_endpoint
 
 log = logging.getLogger("bulkbench.server")
 
@@ -120,7 +121,7 @@ class HttpGuard:
                 metrics.http_responses_total.labels(route, "429").inc()
                 response = http.error_response(ProtocolError(
                     ErrorCode.RATE_LIMITED, f"rate limit exceeded; retry after {wait_s:.1f} s",
-                    retry_after_s=wait_s))
+                    retry_after_s=wait_s if limiter.rule.retry_after_header else None))
                 await response(scope, receive, send)
                 return
 
@@ -157,7 +158,10 @@ async def _internal(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": {"code": ErrorCode.INTERNAL.value, "message": "internal error"}}, status_code=500)
 
 
-def create_app(profile: Profile, data_dir: Path, auth: TokenAuthority | None = None) -> Starlette:
+def create_app(profile: Profile, data_dir: Path, auth: TokenAuthority | None = None) -> ASGIApp:
+    """The server's one ASGI app: Socket.IO on ``/socket.io/`` in front (it passes everything else on,
+    and the HTTP guard never sees it: ImageCanvas's limiter does not count Socket.IO either), then the
+    Starlette app with ``/ws`` and the HTTP routes."""
     server = Server(profile, data_dir, auth)
 
     @contextlib.asynccontextmanager
@@ -186,7 +190,7 @@ def create_app(profile: Profile, data_dir: Path, auth: TokenAuthority | None = N
     )
     app.state.server = server
     app.add_middleware(HttpGuard, server=server)
-    return app
+    return socketio.ASGIApp(socketio_server(server), other_asgi_app=app, socketio_path=SOCKETIO_PATH)
 
 
 TCP_USER_TIMEOUT_MS = 60_000

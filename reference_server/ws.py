@@ -1,10 +1,13 @@
-"""The WebSocket transport: read frames, hand typed messages to the service, write its frames.
+"""The server's sockets: raw WebSocket JSON frames on ``/ws``, Socket.IO 4 on ``/socket.io/``.
 
-One reader loop per connection and one writer task draining a bounded outbox, so a slow reader
-cannot make the server buffer without end: over ``max_pending_frames`` or ``max_pending_bytes``
-queued, or when one frame waits ``send_stall_s`` for the reader, the connection is dropped (1008)
-and its reader loop cancelled, so a client that stops reading holds nothing for long.
-Operations run as tasks, so one client may pipeline; the ``ops`` stage's FIFO keeps their order.
+``Connection`` is one client socket whatever carries it: it reads typed messages (``handle``), hands
+operations to the service, and writes frames through one writer task draining a bounded outbox, so a
+slow reader cannot make the server buffer without end: over ``max_pending_frames`` or
+``max_pending_bytes`` queued, or when one frame waits ``send_stall_s`` for the reader, the connection
+is dropped (1008) and its reader cancelled. The two transports are thin: ``websocket_endpoint``
+moves frames, ``socketio_server`` moves events (python-socketio's ASGI server, beside ``/ws``, as
+ImageCanvas runs Socket.IO beside Express). Operations run as tasks, so one client may pipeline; the
+``ops`` stage's FIFO keeps their order.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+import socketio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bulkbench.profile import Overloaded
 from bulkbench.protocol import (
+    ClientMessage,
     ErrorCode,
     Event,
     ExecuteOperation,
@@ -29,6 +35,7 @@ from bulkbench.protocol import (
     RequestUndoState,
     encode,
     event_of,
+    loads,
     parse_client_frame,
 )
 from reference_server.http import scope_token
@@ -39,14 +46,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bulkbench.server")
 CLOSE_POLICY = 1008
+SOCKETIO_PATH = "socket.io"
+
+Deliver = Callable[[str], Awaitable[None]]
+"""Writes one frame's text to the client (raw: as it is; Socket.IO: as its event)."""
+Hangup = Callable[[int, str], Awaitable[None]]
 
 
 class Connection:
     """One client socket as a room member: frames queue in ``outbox`` and a writer sends them."""
 
-    def __init__(self, websocket: WebSocket, server: Server) -> None:
-        self.websocket = websocket
+    def __init__(self, server: Server, deliver: Deliver, hangup: Hangup, handshake_token: str | None) -> None:
         self.server = server
+        self.deliver = deliver
+        self.hangup = hangup
+        self.handshake_token = handshake_token
         self.user_id = server.service.new_session_id()
         self.room: Room | None = None
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
@@ -54,6 +68,9 @@ class Connection:
         self.overflowed = False
         self.reader: asyncio.Task[object] | None = None
         """The task reading this socket: cancelled when the client is dropped for not reading."""
+        self.running: set[asyncio.Task[None]] = set()
+        self.count_in = server.metrics.ws_frame_counter("in")
+        self.writer = asyncio.create_task(self.write_loop())
 
     def send(self, text: str) -> None:
         if self.overflowed:
@@ -87,7 +104,7 @@ class Connection:
             while (text := await self.outbox.get()) is not None:
                 self.pending_bytes -= len(text)
                 try:
-                    await asyncio.wait_for(self.websocket.send_text(text), stall_s)
+                    await asyncio.wait_for(self.deliver(text), stall_s)
                 except TimeoutError:
                     self._drop("stalled", f"a frame waited send_stall_s={stall_s:g} for the reader")
                     return
@@ -95,14 +112,65 @@ class Connection:
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
         if self.overflowed:
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-                await asyncio.wait_for(self.websocket.close(CLOSE_POLICY, "too many frames waiting for a slow reader"),
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
+                await asyncio.wait_for(self.hangup(CLOSE_POLICY, "too many frames waiting for a slow reader"),
                                        stall_s)
 
-    async def execute(self, message: ExecuteOperation, frame: str) -> None:
+    def handle(self, message: ClientMessage | ProtocolError) -> None:
+        """One message from the client: answered here, or (operations) by a task of the service."""
+        server, service = self.server, self.server.service
+        match message:
+            case ExecuteOperation():
+                self.count_in(Event.EXECUTE_OPERATION)
+                if self.room is None:
+                    self.send(service.rejection(ProtocolError(
+                        ErrorCode.NOT_JOINED, "join_canvas first", message.operation_id)))
+                    return
+                task = asyncio.create_task(self.execute(message))
+                self.running.add(task)
+                task.add_done_callback(self.running.discard)
+            case JoinCanvas(canvas_id, token):
+                self.count_in(Event.JOIN_CANVAS)
+                if server.auth is not None:
+                    try:
+                        server.auth.authorize(token or self.handshake_token, canvas_id, time.time())
+                    except ProtocolError as refused:
+                        self.send(service.rejection(refused))
+                        return
+                self.leave()
+                self.room = service.open(canvas_id)
+                self.room.members.add(self)
+                canvas = self.room.canvas
+                self.send(encode(Event.CANVAS_JOINED, {
+                    "canvas": canvas.to_json(),
+                    "session": {"sessionId": self.user_id, "userId": self.user_id},
+                    "stateVersion": canvas.version,
+                }))
+            case RequestFullSync():
+                self.count_in(Event.REQUEST_FULL_SYNC)
+                if self.room is None:
+                    self.send(service.rejection(ProtocolError(ErrorCode.NOT_JOINED, "join_canvas first")))
+                    return
+                canvas = self.room.canvas
+                self.send(encode(Event.FULL_STATE_SYNC, {
+                    "state": {"nodes": list(canvas.nodes.values()), "version": canvas.version},
+                    "stateVersion": canvas.version,
+                }))
+            case RequestUndoState():
+                self.count_in(Event.REQUEST_UNDO_STATE)
+                if self.room is not None:
+                    self.send(encode(Event.UNDO_STATE_UPDATE, service.undo_state(self.room)))
+            case Ping(data):
+                self.count_in(Event.PING)
+                self.send(encode(Event.PONG, data))
+            case ProtocolError():
+                self.count_in("invalid")
+                self.send(service.rejection(message))
+
+    async def execute(self, message: ExecuteOperation) -> None:
         assert self.room is not None
         try:
-            await self.server.service.execute(self.room, message, frame, self)
+            await self.server.service.execute(self.room, message, message.frame, self)
         except Overloaded as exc:
             self.send(
                 self.server.service.rejection(
@@ -122,81 +190,78 @@ class Connection:
             self.room.members.discard(self)
             self.room = None
 
+    async def finish(self) -> None:
+        """The client is gone: leave the room, let running operations end, flush and stop the writer."""
+        self.leave()
+        if self.running:
+            await asyncio.gather(*self.running, return_exceptions=True)
+        self.outbox.put_nowait(None)
+        await asyncio.gather(self.writer, return_exceptions=True)
+
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
     server: Server = websocket.app.state.server
-    service, limits = server.service, server.profile.limits
-    count_in = server.metrics.ws_frame_counter("in")
+    limits = server.profile.limits
     handshake_token = scope_token(websocket.scope) if server.auth else None
     await websocket.accept()
     server.metrics.ws_connections.inc()
-    conn = Connection(websocket, server)
+    conn = Connection(server, websocket.send_text, lambda code, reason: websocket.close(code, reason),
+                      handshake_token)
     conn.reader = asyncio.current_task()
-    writer = asyncio.create_task(conn.write_loop())
-    running: set[asyncio.Task[None]] = set()
     try:
         while not conn.overflowed:
             received = await websocket.receive()
             if received["type"] == "websocket.disconnect":
                 break
             frame = received.get("text")
-            message = parse_client_frame(frame if frame is not None else received.get("bytes", b""), limits)
-            match message:
-                case ExecuteOperation():
-                    count_in(Event.EXECUTE_OPERATION)
-                    if conn.room is None:
-                        conn.send(service.rejection(ProtocolError(
-                            ErrorCode.NOT_JOINED, "join_canvas first", message.operation_id)))
-                        continue
-                    task = asyncio.create_task(conn.execute(message, frame))
-                    running.add(task)
-                    task.add_done_callback(running.discard)
-                case JoinCanvas(canvas_id, token):
-                    count_in(Event.JOIN_CANVAS)
-                    if server.auth is not None:
-                        try:
-                            server.auth.authorize(token or handshake_token, canvas_id, time.time())
-                        except ProtocolError as refused:
-                            conn.send(service.rejection(refused))
-                            continue
-                    conn.leave()
-                    conn.room = service.open(canvas_id)
-                    conn.room.members.add(conn)
-                    canvas = conn.room.canvas
-                    conn.send(encode(Event.CANVAS_JOINED, {
-                        "canvas": canvas.to_json(),
-                        "session": {"sessionId": conn.user_id, "userId": conn.user_id},
-                        "stateVersion": canvas.version,
-                    }))
-                case RequestFullSync():
-                    count_in(Event.REQUEST_FULL_SYNC)
-                    if conn.room is None:
-                        conn.send(service.rejection(ProtocolError(ErrorCode.NOT_JOINED, "join_canvas first")))
-                        continue
-                    canvas = conn.room.canvas
-                    conn.send(encode(Event.FULL_STATE_SYNC, {
-                        "state": {"nodes": list(canvas.nodes.values()), "version": canvas.version},
-                        "stateVersion": canvas.version,
-                    }))
-                case RequestUndoState():
-                    count_in(Event.REQUEST_UNDO_STATE)
-                    if conn.room is not None:
-                        conn.send(encode(Event.UNDO_STATE_UPDATE, service.undo_state(conn.room)))
-                case Ping(data):
-                    count_in(Event.PING)
-                    conn.send(encode(Event.PONG, data))
-                case ProtocolError():
-                    count_in("invalid")
-                    conn.send(service.rejection(message))
+            conn.handle(parse_client_frame(frame if frame is not None else received.get("bytes", b""), limits))
     except WebSocketDisconnect:
         pass
     except asyncio.CancelledError:
         if not conn.overflowed:
             raise  # the server is stopping: not ours to swallow
     finally:
-        conn.leave()
         server.metrics.ws_connections.dec()
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
-        conn.outbox.put_nowait(None)
-        await asyncio.gather(writer, return_exceptions=True)
+        await conn.finish()
+
+
+def socketio_server(server: Server) -> socketio.AsyncServer:
+    """The same connections over Socket.IO 4: each event's data is the frame's ``data``, so an event
+    is parsed, limited and answered exactly as the raw frame ``{"event": NAME, "data": DATA}`` is."""
+    limits = server.profile.limits
+    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*", max_http_buffer_size=limits.max_frame_bytes,
+                               async_handlers=False)  # events handled in arrival order, as frames are
+    connections: dict[str, Connection] = {}
+
+    @sio.event
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = scope_token(environ["asgi.scope"]) if server.auth else None
+        if isinstance(auth, dict) and isinstance(auth.get("token"), str):
+            token = auth["token"]
+
+        async def deliver(text: str) -> None:
+            frame = loads(text)
+            await sio.emit(frame["event"], frame["data"], to=sid)
+
+        async def hangup(code: int, reason: str) -> None:
+            await sio.disconnect(sid)
+
+        server.metrics.ws_connections.inc()
+        connections[sid] = Connection(server, deliver, hangup, token)
+
+    @sio.event
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        conn = connections.pop(sid, None)
+        if conn is not None:
+            server.metrics.ws_connections.dec()
+            await conn.finish()
+
+    @sio.on("*")
+    async def any_event(event: str, sid: str, data: Any = None) -> None:
+        conn = connections.get(sid)
+        if conn is None or conn.overflowed:
+            return
+        frame = encode(event, data if data is not None else {})
+        conn.handle(parse_client_frame(frame, limits))
+
+    return sio

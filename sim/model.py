@@ -417,7 +417,8 @@ class ModelWorld:
         def arrived(_event: Any) -> None:
             wait_s = server.rate_limited(client)
             if wait_s is not None:
-                respond(HttpResult(429, retry_after_s=max(1.0, round(wait_s))), p.answer_bytes, release)
+                retry_after = max(1.0, round(wait_s)) if server.profile.rate_limit.retry_after_header else None
+                respond(HttpResult(429, retry_after_s=retry_after), p.answer_bytes, release)
                 return
             try:
                 server.stages["upload"].check_admission()

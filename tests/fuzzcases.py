@@ -223,10 +223,10 @@ class Outcome:
     """For each attached upload item (by index): the ids of the nodes it updated."""
 
 
-def stored_node(raw: dict[str, Any]) -> dict[str, Any]:
+def stored_node(raw: dict[str, Any], node_id: str) -> dict[str, Any]:
     """The node a valid ``node_create`` item becomes on the canvas."""
     size = raw.get("size", [150.0, 100.0])
-    return {"id": raw["id"], "type": raw["type"], "pos": [float(v) for v in raw["pos"]],
+    return {"id": node_id, "type": raw["type"], "pos": [float(v) for v in raw["pos"]],
             "size": [float(v) for v in size], "properties": raw.get("properties", {})}
 
 
@@ -238,10 +238,13 @@ def expected_outcome(expect: Applied, canvas: dict[str, Any], stored_files: set[
         if not item.valid:
             outcome.results.append((False, "invalid_params"))
         elif isinstance(item, NodeItem):
-            if item.raw["id"] in nodes:
+            # no id (or null): the server names it after the version the operation makes and the item's place
+            node_id = item.raw.get("id")
+            node_id = f"v{canvas['version'] + 1}.{index}" if node_id is None else node_id
+            if node_id in nodes:
                 outcome.results.append((False, "duplicate_node"))
             else:
-                nodes[item.raw["id"]] = stored_node(item.raw)
+                nodes[node_id] = stored_node(item.raw, node_id)
                 outcome.results.append((True, None))
         else:
             raw = item.raw
@@ -350,15 +353,15 @@ properties = st.one_of(
 
 
 def _node(id: Any, type: Any, pos: Any, size: Any, props: Any, extra: Any) -> dict[str, Any]:
-    node = {"id": id, "type": type, "pos": pos}
-    for key, value in (("size", size), ("properties", props), ("extra", extra)):
+    node = {"type": type, "pos": pos}
+    for key, value in (("id", id), ("size", size), ("properties", props), ("extra", extra)):
         if value is not DELETE:
             node[key] = value
     return node
 
 
 def good_nodes(limits: Limits) -> st.SearchStrategy[dict[str, Any]]:
-    return st.builds(_node, node_ids, idents(limits), pairs, st.just(DELETE) | pairs,
+    return st.builds(_node, node_ids | st.just(DELETE) | st.none(), idents(limits), pairs, st.just(DELETE) | pairs,
                      st.just(DELETE) | properties, st.just(DELETE) | json_values(4))
 
 
@@ -374,7 +377,8 @@ def _break(node: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
 def bad_nodes(limits: Limits) -> st.SearchStrategy[Any]:
     """Nodes malformed in one way: not an object, or one field missing or of the wrong kind."""
     defects = st.one_of(
-        st.tuples(st.sampled_from(["id", "type"]), bad_idents(limits)),
+        st.tuples(st.just("id"), bad_idents(limits).filter(lambda v: v is not DELETE and v is not None)),
+        st.tuples(st.just("type"), bad_idents(limits)),
         st.tuples(st.just("pos"), st.just(DELETE) | bad_pairs),
         st.tuples(st.just("size"), bad_pairs),
         st.tuples(st.just("properties"), st.one_of(st.none(), st.booleans(), st.integers(), texts,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkbench.config import ConfigError, from_table, scenarios_dir, table_of
+from bulkbench.protocol import OpType
 from bulkbench.strategies import batched, chunked, individual
 from bulkbench.strategies.common import Drop, DropLog, ImageTrack
 
@@ -19,6 +20,15 @@ STRATEGIES: dict[str, tuple[Callable[[Drop, Any], Generator[Any, Any, None]], ty
     "batched": (batched.run, batched.BatchedParams),
     "chunked": (chunked.run, chunked.ChunkedParams),
 }
+
+NODE_OPS = frozenset({str(OpType.NODE_CREATE), str(OpType.IMAGE_UPLOAD_COMPLETE)})
+BATCH_OPS_NEEDED = frozenset({str(OpType.BATCH_NODE_CREATE), str(OpType.BATCH_UPLOAD_COMPLETE)})
+STRATEGY_NEEDS: dict[str, frozenset[str]] = {
+    "individual": NODE_OPS,
+    "batched": BATCH_OPS_NEEDED,
+    "chunked": NODE_OPS,
+}
+"""The operations each strategy sends: a target without them cannot serve it (checked before a run)."""
 
 
 def strategy_params(name: str, overrides: dict[str, Any] | None = None, path: Path | None = None) -> Any:
@@ -35,4 +45,4 @@ def start(name: str, drop: Drop, params: Any = None) -> Generator[Any, Any, None
     return run(drop, params if params is not None else strategy_params(name))
 
 
-__all__ = ["STRATEGIES", "Drop", "DropLog", "ImageTrack", "start", "strategy_params"]
+__all__ = ["STRATEGIES", "STRATEGY_NEEDS", "Drop", "DropLog", "ImageTrack", "start", "strategy_params"]

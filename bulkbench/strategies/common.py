@@ -112,7 +112,7 @@ def node_params(image: ImageSpec, digest: str) -> dict[str, Any]:
         "pos": [(image.index % GRID_COLUMNS) * 170, (image.index // GRID_COLUMNS) * 130],
         "size": [150, 100],
         "properties": {"hash": digest, "filename": image.filename, "width": image.width,
-                       "height": image.height, "temporary": True},
+                       "height": image.height, "bytes": image.size_bytes, "temporary": True},
     }
 
 

@@ -1,0 +1,144 @@
+"""The real ImageCanvas app (``../shared/imagecanvas``), set up once and run on a loopback port.
+
+Its own ``setup.sh`` installs it (npm packages, better-sqlite3 built against Node's headers) into
+``.cache/imagecanvas/today`` or ``.cache/imagecanvas/as-reported`` (without its rate limiter). Every
+start begins from the empty database ``setup.sh`` made and empty ``uploads/`` and ``thumbnails/``, as
+its README asks of a measurement. The app listens on every interface when asked for a port; a
+preload (``listen_loopback.js``) binds it to loopback instead, without touching its code. Its very
+chatty stdout (every session on every operation) goes to a file, never a pipe a full buffer stalls.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from bulkbench.config import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+PRELOAD = Path(__file__).resolve().parent / "listen_loopback.js"
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+SETUP_TIMEOUT_S = 900.0
+STATES = ("today", "as-reported")
+READY_MARK = ".bulkbench-ready"
+
+
+def fixture_dir() -> Path:
+    """Where the app's fixture is: ``$BULKBENCH_IMAGECANVAS`` or ``../shared/imagecanvas`` beside the repo."""
+    return Path(os.environ.get("BULKBENCH_IMAGECANVAS", REPO.parent / "shared" / "imagecanvas"))
+
+
+def missing_reason() -> str | None:
+    """Why the real app cannot run here (None if it can): for tests that say so when they skip."""
+    fixture = fixture_dir()
+    if not (fixture / "setup.sh").exists():
+        return f"the real ImageCanvas fixture is not at {fixture} (set BULKBENCH_IMAGECANVAS)"
+    for tool in ("node", "npm", "g++", "make"):
+        if shutil.which(tool) is None:
+            return f"the real ImageCanvas needs {tool!r} on PATH"
+    return None
+
+
+def install(state: str = "today", cache: Path | None = None) -> Path:
+    """The app installed for ``state`` (``today`` or ``as-reported``), set up now if it is not yet."""
+    if state not in STATES:
+        raise ConfigError(f"ImageCanvas state {state!r}: one of {list(STATES)}")
+    reason = missing_reason()
+    if reason:
+        raise ConfigError(reason)
+    dest = (cache or REPO / ".cache" / "imagecanvas") / state
+    if (dest / READY_MARK).exists():
+        return dest
+    command = ["bash", str(fixture_dir() / "setup.sh"), str(dest)] + (["--as-reported"] if state != "today" else [])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=SETUP_TIMEOUT_S)
+    if done.returncode != 0:
+        raise ConfigError(f"ImageCanvas setup failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
+    shutil.copy2(dest / "server" / "database" / "canvas.db", dest / "server" / "database" / "canvas.db.empty")
+    (dest / READY_MARK).write_text(done.stdout)
+    return dest
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+class ImageCanvasApp:
+    """``with ImageCanvasApp("today") as app: app.url`` -- a fresh instance of the real server."""
+
+    def __init__(self, state: str = "today", port: int = 0, host: str = "127.0.0.1",
+                 prefix: list[str] | None = None, log_path: Path | None = None) -> None:
+        """``prefix``: run it inside something (``ip netns exec NAME``); ``log_path``: its stdout."""
+        self.state = state
+        self.host = host
+        self.port = port
+        self.prefix = prefix or []
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.dir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def reset(self) -> None:
+        """An empty database and no stored files: where every measurement starts."""
+        assert self.dir is not None
+        server = self.dir / "server"
+        for name in ("canvas.db-wal", "canvas.db-shm"):
+            (server / "database" / name).unlink(missing_ok=True)
+        shutil.copy2(server / "database" / "canvas.db.empty", server / "database" / "canvas.db")
+        for folder in ("uploads", "thumbnails"):
+            shutil.rmtree(server / folder, ignore_errors=True)
+            (server / folder).mkdir()
+
+    def start(self) -> ImageCanvasApp:
+        self.dir = install(self.state)
+        self.reset()
+        if not self.port:
+            self.port = free_port(self.host)
+        log_path = self.log_path or self.dir / "server.log"
+        env = {**os.environ, "PORT": str(self.port), "BULKBENCH_LISTEN_HOST": self.host}
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen([*self.prefix, "node", "-r", str(PRELOAD), "server/index.js"],
+                                            cwd=self.dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"ImageCanvas did not start on {self.url}; its log: {log_path}\n"
+                           f"{log_path.read_text(errors='replace')[-3000:]}")
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def __enter__(self) -> ImageCanvasApp:
+        return self.start()
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.stop()
