@@ -45,6 +45,15 @@ MATRICES: dict[str, list[dict]] = {
           for s, n in (("individual", 200), ("batched", 200), ("individual", 500), ("batched", 500),
                        ("batched", 1000))),
     ],
+    # the real ImageCanvas against our server under the same client (issue 11): today's code beside
+    # legacy-ratelimit, as reported (no rate limiter) beside legacy; 1 user at 50/200/500 images and
+    # 5 users (each from its own loopback address) at 200; unshaped loopback, the default workload
+    "imagecanvas": [
+        *({"strategy": "individual", "images": n, "users": users, **side}
+          for app, profile in (("today", "legacy-ratelimit"), ("as-reported", "legacy"))
+          for n, users in ((50, 1), (200, 1), (500, 1), (200, 5))
+          for side in ({"app": app}, {"profile": profile})),
+    ],
     "smoke": [
         {"strategy": "individual", "images": 20},
         {"strategy": "batched", "images": 20},
@@ -85,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.again:
             log.write_text("".join(f"{line}\n" for line in kept))
     for number, spec in enumerate(MATRICES[args.matrix], 1):
-        spec = {"profile": args.profile, **spec}
+        spec = spec if "app" in spec else {"profile": args.profile, **spec}
         name = key(spec)
         if name in done or not selected(spec):
             continue

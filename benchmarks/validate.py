@@ -15,8 +15,16 @@ from pathlib import Path
 import orjson
 
 from bulkbench.network import load_network
-from sim.accuracy import DROP_SECONDS_TOLERANCE, FAILURE_RATE_TOLERANCE, within
+from bulkbench.target import APP_TARGETS, load_target
+from sim.accuracy import COUNT_TOLERANCE, DROP_SECONDS_TOLERANCE, FAILURE_RATE_TOLERANCE, count_within, within
 from sim.run import SimOptions, run_sim
+
+
+def model_profile_of(spec: dict) -> str:
+    """The profile that stands for a matrix row's server: its own, or the real app's target's."""
+    if "app" in spec:
+        return load_target(APP_TARGETS[spec["app"]]).model_profile
+    return spec.get("profile", "legacy")
 
 
 def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[str, str] | None = None,
@@ -28,7 +36,7 @@ def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[st
         entry = orjson.loads(line)
         spec, real = entry["spec"], entry["summary"]
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
-        profile = spec.get("profile", "legacy")
+        profile = model_profile_of(spec)
         predicted = run_sim(SimOptions(
             strategy=spec["strategy"], images=spec["images"], users=spec.get("users", 1),
             profile=substitutes.get(profile, profile), seed=real["seed"], replications=replications,
@@ -42,11 +50,68 @@ def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[st
             "real_drop_s": real["drop_seconds"], "sim_drop_s": predicted.drop_seconds, "drop_error": drop_error,
             "real_ws_sent": real["ws_messages_sent"], "sim_ws_sent": predicted.ws_messages_sent,
             "real_http": real["http_requests"], "sim_http": predicted.http_requests,
+            "real_429": real["extra"].get("http_by_status", {}).get("429", 0),
+            "sim_429": predicted.extra["http_by_status"].get("429", 0),
+            "real_upload_attempts": real["extra"].get("upload_attempts", real["images"] * real["users"]),
+            "sim_upload_attempts": predicted.extra["upload_attempts"],
+            "target": real["profile"],
             "sim_failure_ci95": predicted.extra["ci95"]["failure_rate"],
-            "within": within(predicted.failure_rate, real["failure_rate"], predicted.drop_seconds,
-                             real["drop_seconds"]),
         })
+        row = rows[-1]
+        row["counts_within"] = (count_within(row["sim_429"], row["real_429"])
+                                and count_within(row["sim_upload_attempts"], row["real_upload_attempts"]))
+        row["within"] = within(predicted.failure_rate, real["failure_rate"], predicted.drop_seconds,
+                               real["drop_seconds"]) and row["counts_within"]
     return rows
+
+
+def _figures(summary: dict) -> dict:
+    extra = summary["extra"]
+    return {"failure_rate": summary["failure_rate"], "drop_s": summary["drop_seconds"],
+            "http_429": extra.get("http_by_status", {}).get("429", 0),
+            "upload_attempts": extra.get("upload_attempts", summary["images"] * summary["users"]),
+            "frames_sent": extra.get("frames_sent", {}), "causes": summary["failures_by_cause"]}
+
+
+def compare_servers(matrix_dir: Path) -> list[dict]:
+    """Each real-app row of a matrix beside our server's row with the same scenario under the profile
+    that stands for the app: the server's part of the difference (one client, two servers)."""
+    entries = [orjson.loads(line) for line in (Path(matrix_dir) / "matrix.jsonl").read_text().splitlines()]
+    ours = {(e["spec"].get("profile"), e["spec"]["strategy"], e["spec"]["images"], e["spec"].get("users", 1)): e
+            for e in entries if "app" not in e["spec"]}
+    rows = []
+    for entry in (e for e in entries if "app" in e["spec"]):
+        spec = entry["spec"]
+        profile = model_profile_of(spec)
+        twin = ours.get((profile, spec["strategy"], spec["images"], spec.get("users", 1)))
+        if twin is None:
+            continue
+        app, server = _figures(entry["summary"]), _figures(twin["summary"])
+        drop_error = (server["drop_s"] - app["drop_s"]) / app["drop_s"]
+        rows.append({"app": spec["app"], "profile": profile, "strategy": spec["strategy"], "images": spec["images"],
+                     "users": spec.get("users", 1), "real_app": app, "ours": server, "drop_error": drop_error,
+                     "within": within(server["failure_rate"], app["failure_rate"], server["drop_s"], app["drop_s"])
+                     and count_within(server["http_429"], app["http_429"])
+                     and count_within(server["upload_attempts"], app["upload_attempts"])})
+    return rows
+
+
+def print_servers(rows: list[dict]) -> int:
+    head = (f"{'app':<12} {'profile':<17} {'imgs':>5} {'users':>5} | {'fail app':>8} {'ours':>6} | "
+            f"{'drop app':>8} {'ours':>7} {'err':>6} | {'429 app':>7} {'ours':>6} | {'uploads app':>11} {'ours':>6}")
+    print(head)
+    print("-" * len(head))
+    misses = 0
+    for r in rows:
+        a, o = r["real_app"], r["ours"]
+        misses += not r["within"]
+        print(f"{r['app']:<12} {r['profile']:<17} {r['images']:>5} {r['users']:>5} | {a['failure_rate']:>8.3f} "
+              f"{o['failure_rate']:>6.3f} | {a['drop_s']:>8.1f} {o['drop_s']:>7.1f} {r['drop_error']:>+6.0%} | "
+              f"{a['http_429']:>7} {o['http_429']:>6} | {a['upload_attempts']:>11} {o['upload_attempts']:>6}"
+              f"{'' if r['within'] else '  *'}")
+    print(f"\n{len(rows) - misses}/{len(rows)} agree (failure rate +-{FAILURE_RATE_TOLERANCE}, drop time "
+          f"+-{DROP_SECONDS_TOLERANCE:.0%}, 429s and upload attempts +-{COUNT_TOLERANCE:.0%}); * marks a miss")
+    return misses
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,27 +121,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replications", type=int, default=5)
     parser.add_argument("--out", default="", help="write the rows as JSON here")
     parser.add_argument("--model", default="", help="model parameters TOML (default scenarios/model.toml)")
+    parser.add_argument("--servers", action="store_true",
+                        help="hold our server's rows to the real app's rows of the same matrix (no model)")
     args = parser.parse_args(argv)
+    if args.servers:
+        return 1 if print_servers(compare_servers(Path(args.matrix_dir))) else 0
     substitutes = dict(item.split("=", 1) for item in args.profile)
     rows = compare_matrix(Path(args.matrix_dir), args.replications, substitutes, args.model)
-    head = (f"{'profile':<10} {'strategy':<10} {'imgs':>5} {'users':>5} {'Mbit':>5} | {'fail real':>9} {'sim':>6} | "
-            f"{'drop real':>9} {'sim':>7} {'err':>6} | {'ws real':>8} {'sim':>8} | {'http real':>9} {'sim':>8}")
+    head = (f"{'server':<17} {'strategy':<10} {'imgs':>5} {'users':>5} {'Mbit':>5} | {'fail real':>9} {'sim':>6} | "
+            f"{'drop real':>9} {'sim':>7} {'err':>6} | {'ws real':>8} {'sim':>8} | {'http real':>9} {'sim':>8} | "
+            f"{'429 real':>8} {'sim':>7} | {'uploads real':>12} {'sim':>7}")
     print(head)
     print("-" * len(head))
     misses = 0
     for r in rows:
         fail_miss = abs(r["sim_failure_rate"] - r["real_failure_rate"]) > FAILURE_RATE_TOLERANCE
         drop_miss = abs(r["drop_error"]) > DROP_SECONDS_TOLERANCE
-        misses += fail_miss or drop_miss
-        print(f"{r['profile']:<10} {r['strategy']:<10} {r['images']:>5} {r['users']:>5} {r['uplink_mbit']:>5g} | "
+        misses += not r["within"]
+        print(f"{r['target']:<17} {r['strategy']:<10} {r['images']:>5} {r['users']:>5} {r['uplink_mbit']:>5g} | "
               f"{r['real_failure_rate']:>9.3f} {r['sim_failure_rate']:>6.3f}{'*' if fail_miss else ' '}| "
               f"{r['real_drop_s']:>9.1f} {r['sim_drop_s']:>7.1f} {r['drop_error']:>+6.0%}{'*' if drop_miss else ' '}| "
-              f"{r['real_ws_sent']:>8.0f} {r['sim_ws_sent']:>8.0f} | {r['real_http']:>9.0f} {r['sim_http']:>8.0f}")
+              f"{r['real_ws_sent']:>8.0f} {r['sim_ws_sent']:>8.0f} | {r['real_http']:>9.0f} {r['sim_http']:>8.0f} | "
+              f"{r['real_429']:>8.0f} {r['sim_429']:>7.0f} | {r['real_upload_attempts']:>12.0f} "
+              f"{r['sim_upload_attempts']:>7.0f}{' ' if r['counts_within'] else '*'}")
     print(f"\n{len(rows) - misses}/{len(rows)} within tolerance (failure rate +-{FAILURE_RATE_TOLERANCE}, "
-          f"drop time +-{DROP_SECONDS_TOLERANCE:.0%}); * marks a miss")
+          f"drop time +-{DROP_SECONDS_TOLERANCE:.0%}, 429s and upload attempts +-{COUNT_TOLERANCE:.0%}); "
+          "* marks a miss")
     if args.out:
         Path(args.out).write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
-    return 0
+    return 1 if misses else 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 from bulkbench import __version__
 from bulkbench.auth import DEFAULT_TTL_S, TokenAuthority, read_secret
 from bulkbench.profile import ProfileError, load_profile
+from bulkbench.target import APP_TARGETS, load_target
 from bulkbench.truth import TruthError
 
 EXIT_USAGE = 2
@@ -76,32 +77,51 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """The main job: each strategy for real and in the model, side by side, one report."""
+    """The main job: each strategy for real and in the model, side by side, one report. The real side
+    may be a target (``--target URL`` or ``--app``); the model then runs the profile that stands for it."""
     run_options, run = _load("loadtests.run:RunOptions"), _load("loadtests.run:run")
     sim_options, run_sim = _load("sim.run:SimOptions"), _load("sim.run:run_sim")
     namespaces_allowed = _load("loadtests.network:namespaces_allowed")
     network_of = _load("bulkbench.network:load_network")
     network = network_of(args.network, args.uplink_mbit)
+    if network.shaped and args.target:
+        print(f"bulkbench: --target {args.target} is outside any namespace bulkbench makes; comparing on unshaped "
+              "loopback", file=sys.stderr)
+        network = network_of("loopback")
     if network.shaped and not namespaces_allowed():
         print("bulkbench: no permission for network namespaces here; comparing on unshaped loopback", file=sys.stderr)
         network = network_of("loopback")
+    target_profile = args.target_profile
+    if args.app and target_profile == "reference":
+        target_profile = APP_TARGETS[args.app]
+    target = load_target(target_profile)
+    model_profile = args.model_profile or (args.profile if target.name == "reference" else target.model_profile)
     out = Path(args.out)
     summaries, dirs = [], []
-    for strategy in args.strategies.split(","):
-        common = dict(strategy=strategy, images=args.images, users=args.users, profile=args.profile, seed=args.seed,
+    strategies = args.strategies.split(",")
+    for strategy in strategies:  # refuse what the target cannot serve before anything runs
+        _load("loadtests.run:check_target")(run_options(strategy=strategy, target=args.target, app=args.app,
+                                                         target_profile=target_profile, canvas=args.canvas,
+                                                         transport=args.transport))
+    for strategy in strategies:
+        common = dict(strategy=strategy, images=args.images, users=args.users, seed=args.seed,
                       workload=args.workload, canvas=args.canvas)
         for number in range(1, args.real_runs + 1):  # the same drop again: what the real system varies by
             name = f"real-{strategy}" if number == 1 else f"real-{strategy}-{number}"
             print(f">>> {strategy}: real run {number}/{args.real_runs} ({network.name}) ...", flush=True)
-            summaries.append(run(run_options(**common, out=out / name, uplink_mbit=network.uplink_mbit,
-                                             quiet=True, max_seconds=args.max_seconds)))
+            summaries.append(run(run_options(**common, profile=args.profile, out=out / name,
+                                             uplink_mbit=network.uplink_mbit, quiet=True,
+                                             max_seconds=args.max_seconds, target=args.target, app=args.app,
+                                             target_profile=target_profile, transport=args.transport)))
             dirs.append(out / name)
-        print(f">>> {strategy}: model ({args.replications} replications) ...", flush=True)
-        summaries.append(run_sim(sim_options(**common, out=out / f"sim-{strategy}", uplink_mbit=network.uplink_mbit,
-                                             queue_ms=network.queue_ms, replications=args.replications)))
+        print(f">>> {strategy}: model of {model_profile} ({args.replications} replications) ...", flush=True)
+        summaries.append(run_sim(sim_options(**common, profile=model_profile, out=out / f"sim-{strategy}",
+                                             uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms,
+                                             replications=args.replications)))
         dirs.append(out / f"sim-{strategy}")
+    against = target.name if target.name != "reference" else f"{args.profile} profile"
     report = _load("reports.render:build")(dirs, out / "report", f"bulkbench compare: {args.images} images, "
-                                           f"{args.profile} profile, {network.name}")
+                                           f"{against}, {network.name}")
     print()
     print(_load("bulkbench.results:table")(summaries))
     print(f"\nreport: {report['html']}")
@@ -129,7 +149,8 @@ def _positive_int(text: str) -> int:
 
 def _add_scenario_options(command: argparse.ArgumentParser) -> None:
     """The options a scenario is made of, shared by ``run`` (and the model's ``sim``)."""
-    command.add_argument("--strategy", default="individual", help="individual | batched | chunked")
+    command.add_argument("--strategy", default="individual",
+                         help="individual | batched | chunked | probe (one thing at a time, for calibrate)")
     command.add_argument("--images", type=int, default=200, help="images per drop")
     command.add_argument("--users", type=int, default=1, help="users dropping at once")
     command.add_argument("--profile", default="legacy", help="server profile name in scenarios/ or a TOML path")
@@ -149,6 +170,9 @@ def _add_target_options(command: argparse.ArgumentParser) -> None:
                               "(reference, imagecanvas) or a TOML path")
     command.add_argument("--transport", choices=["websocket", "socketio"], default="",
                          help="our own server's socket when run starts it (default websocket)")
+    command.add_argument("--app", choices=["today", "as-reported"], default="",
+                         help="start the real ImageCanvas (../shared/imagecanvas) fresh for the run and drive it: "
+                              "today's code, or as reported (without its rate limiter)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="real runs of each strategy, one after another (near the orphan cliff one run "
                               "can land on either side)")
     compare.add_argument("--out", default="results/compare")
+    compare.add_argument("--target", default="", help="compare against this running server (URL) instead")
+    compare.add_argument("--model-profile", default="", help="the model's profile (default: the target's own, "
+                                                             "e.g. a calibrated one)")
+    _add_target_options(compare)
     compare.add_argument("--max-seconds", type=float, default=900.0)
     compare.set_defaults(func=cmd_compare)
 

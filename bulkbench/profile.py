@@ -94,6 +94,9 @@ class Profile:
     thumbnails: ThumbnailMode = "sync"
     """sync: before the upload answer (the reference); async: after it; off: none."""
     thumbnail_sizes: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)
+    thumbnail_always_up_to: int = 0
+    """Sizes up to this many pixels are always made; a larger one only when the image's longest side
+    reaches it (ImageCanvas: 512, ``index.js:2457``). 0: every size is made, never enlarged."""
     dedup_by_hash: bool = False
     admission_control: bool = False
     """When a stage queue is full, refuse with 503/overloaded + Retry-After instead of queueing."""
@@ -110,6 +113,17 @@ class Profile:
 
     def stage(self, name: str) -> StageSpec:
         return self.stages.get(name, NO_STAGE)
+
+    def thumbnail_plan(self, width: int, height: int) -> tuple[int, ...]:
+        """The thumbnail sizes an upload of this many pixels gets (the server makes them, the model prices them)."""
+        if not self.thumbnail_always_up_to:
+            return self.thumbnail_sizes
+        longest = max(width, height)
+        return tuple(s for s in self.thumbnail_sizes if s <= self.thumbnail_always_up_to or longest >= s)
+
+    def thumbnail_items(self, width: int, height: int) -> float:
+        """What a thumbnail job's cost grows with: megapixels times the sizes made."""
+        return width * height / 1e6 * len(self.thumbnail_plan(width, height))
 
     def check_upload_slots(self, uploads_in_flight: int) -> None:
         """Admission control's rule for one more upload body, the same in the server and the model."""

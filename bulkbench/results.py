@@ -50,6 +50,10 @@ class ImageRecord:
     outcome: Literal["ok", "failed"]
     cause: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    size_bytes: int = 0
+    width: int = 0
+    height: int = 0
+    """What the image is (what its upload and thumbnails cost grows with: ``calibrate`` fits by them)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -245,16 +245,35 @@ def target_from_dict(raw: dict[str, Any], where: str) -> Target:
     return target
 
 
-def load_target(name_or_path: str | os.PathLike[str]) -> Target:
-    """A target by name (``imagecanvas``) or by path (``my-server.toml``)."""
-    path = _resolve(name_or_path)
+def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A target file's tables, on top of the one it ``extends`` (table by table, key by key)."""
+    if path in seen:
+        raise TargetError(f"target {path} extends itself through {[str(p) for p in seen]}")
     raw = read_toml(path)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    sibling = path.parent / (parent if str(parent).endswith(".toml") else f"{parent}.toml")
+    base = _load_raw(sibling if sibling.exists() else _resolve(parent), (*seen, path))
+    for key in ("name", "description"):
+        base.pop(key, None)
+    for key, value in raw.items():
+        base[key] = {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return base
+
+
+def load_target(name_or_path: str | os.PathLike[str]) -> Target:
+    """A target by name (``imagecanvas``) or by path (``my-server.toml``); it may ``extends`` another."""
+    path = _resolve(name_or_path)
+    raw = _load_raw(path)
     raw.setdefault("name", path.stem)
     return target_from_dict(raw, str(path))
 
 
 REFERENCE = "reference"
 """The target our own reference server is: what ``run`` drives when it starts the server itself."""
+APP_TARGETS = {"today": "imagecanvas", "as-reported": "imagecanvas-as-reported"}
+"""The target description of each state of the real ImageCanvas (``run --app STATE`` starts it)."""
 
 
 def with_socket(target: Target, transport: Transport) -> Target:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from bulkbench.results import Cause, ImageRecord, RunSummary, percentiles
-from bulkbench.strategies.common import Drop
+from bulkbench.strategies.common import Drop, ImageTrack
 from bulkbench.target import TruthSpec, dig
 
 DEFAULT_TRUTH = TruthSpec()
@@ -31,7 +31,7 @@ def judge(drop: Drop, canvas: dict[str, Any], stored: Callable[[str], bool],
         server_url = dig(node, truth.server_url) if node is not None else None
         filename = dig(node, truth.server_filename) if node is not None else None
         if node is not None and server_url and filename and stored(filename):
-            records.append(ImageRecord(track.image.id, "ok", None, track.timings()))
+            records.append(_record(track, "ok", None))
             continue
         if track.failure is not None:
             cause = track.failure
@@ -41,8 +41,13 @@ def judge(drop: Drop, canvas: dict[str, Any], stored: Callable[[str], bool],
             cause = Cause.NEVER_SENT if track.complete_sent_at is None else Cause.NOT_ON_SERVER
         else:
             cause = Cause.NOT_ON_SERVER
-        records.append(ImageRecord(track.image.id, "failed", str(cause), track.timings()))
+        records.append(_record(track, "failed", str(cause)))
     return records
+
+
+def _record(track: ImageTrack, outcome: Literal["ok", "failed"], cause: str | None) -> ImageRecord:
+    image = track.image
+    return ImageRecord(image.id, outcome, cause, track.timings(), image.size_bytes, image.width, image.height)
 
 
 class TruthError(RuntimeError):

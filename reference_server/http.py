@@ -16,6 +16,7 @@ from bulkbench.limits import MIB
 from bulkbench.profile import Overloaded
 from bulkbench.protocol import ErrorCode, ProtocolError
 from reference_server.uploads import (
+    ImageFacts,
     ReceivedUpload,
     check_upload,
     make_thumbnails,
@@ -85,11 +86,11 @@ async def _store(server: Server, received: ReceivedUpload) -> dict[str, Any]:
         return _upload_answer(existing, received.sha256, deduplicated=True)
     name = stored_name(received.sha256, facts.extension)
     if profile.thumbnails == "sync":
-        await _thumbnails(server, received.path, name, facts.megapixels)
+        await _thumbnails(server, received.path, name, facts)
     os.replace(received.path, storage.uploads_dir / name)
     storage.record_upload(name, received.sha256, received.size, received.content_type)
     if profile.thumbnails == "async":
-        server.spawn(_thumbnails_later(server, name, facts.megapixels))
+        server.spawn(_thumbnails_later(server, name, facts))
     return _upload_answer(name, received.sha256)
 
 
@@ -104,13 +105,14 @@ def _upload_answer(name: str, sha256: str, deduplicated: bool = False) -> dict[s
     }
 
 
-async def _thumbnails(server: Server, source: Any, name: str, megapixels: float) -> None:
-    """Items of the thumbnail stage: megapixels x sizes (what its cost grows with)."""
-    sizes = server.profile.thumbnail_sizes
+async def _thumbnails(server: Server, source: Any, name: str, facts: ImageFacts) -> None:
+    """The profile's thumbnail plan for this image, as one job of the thumbnail stage."""
+    profile = server.profile
+    sizes = profile.thumbnail_plan(facts.width, facts.height)
     try:
         await server.stages["thumbnail"].run(
             lambda: make_thumbnails(source, name, sizes, server.storage.thumbnails_dir),
-            items=megapixels * len(sizes),
+            items=profile.thumbnail_items(facts.width, facts.height),
             in_thread=True,
         )
     except (Overloaded, ProtocolError):
@@ -119,9 +121,9 @@ async def _thumbnails(server: Server, source: Any, name: str, megapixels: float)
         raise ProtocolError(ErrorCode.INVALID_IMAGE, f"image could not be decoded: {exc}") from exc
 
 
-async def _thumbnails_later(server: Server, name: str, megapixels: float) -> None:
+async def _thumbnails_later(server: Server, name: str, facts: ImageFacts) -> None:
     try:
-        await _thumbnails(server, server.storage.uploads_dir / name, name, megapixels)
+        await _thumbnails(server, server.storage.uploads_dir / name, name, facts)
     except Overloaded:
         server.metrics.operations_total.labels("thumbnail", "skipped").inc()
     except Exception:

@@ -249,10 +249,6 @@ class ImageFacts:
     width: int
     height: int
 
-    @property
-    def megapixels(self) -> float:
-        return self.width * self.height / 1e6
-
 
 def check_upload(upload: ReceivedUpload, limits: Limits) -> ImageFacts:
     """Check a received file is a whole image within the limits; return what the server needs of it."""

@@ -17,3 +17,13 @@ def within(predicted_failure_rate: float, measured_failure_rate: float, predicte
     """Whether a prediction is within the stated error of what was measured."""
     return (abs(predicted_failure_rate - measured_failure_rate) <= FAILURE_RATE_TOLERANCE
             and abs(predicted_drop_s - measured_drop_s) <= DROP_SECONDS_TOLERANCE * measured_drop_s)
+
+
+COUNT_TOLERANCE = 0.20
+"""Relative difference in counts a server's rules cause (HTTP 429 answers, upload attempts), where one
+server is held to another (our profile to the real app) or the model to either."""
+
+
+def count_within(predicted: float, measured: float) -> bool:
+    """Whether a count is within COUNT_TOLERANCE of the measured one (a count of 0 allows 0.2)."""
+    return abs(predicted - measured) <= COUNT_TOLERANCE * max(measured, 1.0)

@@ -107,6 +107,9 @@ class SimClient:
         self.frames_arriving: list[float] = []
         """Arrival times of frames that are only counted (see ``receive_frame_at``)."""
         self.http_requests = 0
+        self.upload_attempts = 0
+        self.http_by_status: dict[str, int] = {}
+        """Answers by status, as the real engine counts them ("0": none)."""
         self.bytes_uploaded = 0
         self.deadlines = Deadlines(env)
         """When this browser gives up waiting (for an answer, an upload)."""
@@ -138,6 +141,10 @@ class SimClient:
         """At the end of a run: the frames of ``receive_frame_at`` that arrived by ``now`` are received."""
         self.ws_messages_received += sum(1 for arrival in self.frames_arriving if arrival <= now)
         self.frames_arriving.clear()
+
+    def _count_status(self, status: int) -> None:
+        key = str(status)
+        self.http_by_status[key] = self.http_by_status.get(key, 0) + 1
 
     # ------------------------------------------------------------------ running a strategy
 
@@ -244,10 +251,15 @@ class SimClient:
                 return out
             case Upload(image, digest, timeout_s):
                 self.http_requests += 1
+                self.upload_attempts += 1
                 self.note_first_byte()
                 result: HttpResult = yield from self.world.upload(self, image, digest, timeout_s)
+                self._count_status(result.status)
                 return result
             case Fetch(paths, timeout_s):
                 self.http_requests += len(paths)
-                return (yield from self.world.fetch(self, paths, timeout_s))
+                results = yield from self.world.fetch(self, paths, timeout_s)
+                for fetched in results:
+                    self._count_status(fetched.status)
+                return results
         raise TypeError(f"not an effect: {effect!r}")

@@ -236,7 +236,7 @@ class ServerModel:
             return
         self._names += 1
         name = f"{self._names:06d}-{image.id}.png"
-        thumbnail_items = image.width * image.height / 1e6 * len(self.profile.thumbnail_sizes)
+        thumbnail_items = self.profile.thumbnail_items(image.width, image.height)
         if self.profile.thumbnails == "sync":
             try:
                 self.serve("thumbnail", thumbnail_items, lambda: self._stored(name, digest, then))

@@ -115,8 +115,11 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
             bytes_uploaded=client.bytes_uploaded, started_at=client.started_at,
             first_byte_s=(client.first_byte_at or 0.0) - client.started_at,
             last_settled_s=last_settled_s(drop, ended[client.user]),
-            op_ack_s=drop.log.op_ack_s, upload_s=drop.log.upload_s, extra={"answers": drop.log.answers}))
-    summary = summarize("sim", options.strategy, profile.name, options.seed, results)
+            op_ack_s=drop.log.op_ack_s, upload_s=drop.log.upload_s,
+            extra={"answers": drop.log.answers, "http_by_status": client.http_by_status,
+                   "upload_attempts": client.upload_attempts}))
+    summary = summarize("sim", options.strategy, profile.name, options.seed, results,
+                        extra=http_figures(results))
     if keep is not None:
         keep["world"] = world
     return Replication(summary, results, series, events_scheduled(env))
@@ -161,6 +164,16 @@ def _monitor(env: simpy.Environment, world: ModelWorld, series: list[dict[str, f
         yield env.timeout(every_s)
 
 
+def http_figures(results: list[DropResult]) -> dict[str, Any]:
+    """Answers by status and upload attempts, summed over drops (the real engine writes the same)."""
+    by_status: dict[str, int] = {}
+    for result in results:
+        for status, count in result.extra.get("http_by_status", {}).items():
+            by_status[status] = by_status.get(status, 0) + count
+    return {"http_by_status": dict(sorted(by_status.items())),
+            "upload_attempts": sum(r.extra.get("upload_attempts", 0) for r in results)}
+
+
 NUMERIC_FIELDS = ("images_ok", "images_failed", "ws_messages_sent", "ws_messages_received", "http_requests",
                   "bytes_uploaded", "drop_seconds")
 
@@ -192,9 +205,14 @@ def combine(replications: list[Replication]) -> RunSummary:
     for r in replications:
         for cause, count in r.summary.failures_by_cause.items():
             causes[cause] = causes.get(cause, 0) + count / n
+    statuses = sorted({s for r in replications for s in r.summary.extra.get("http_by_status", {})})
+    by_status = {s: mean_and_ci(f"http_by_status.{s}", [r.summary.extra["http_by_status"].get(s, 0)
+                                                         for r in replications]) for s in statuses}
+    attempts = mean_and_ci("upload_attempts", [r.summary.extra.get("upload_attempts", 0) for r in replications])
     return dataclasses.replace(
         first, **fields, failures_by_cause=dict(sorted(causes.items())),
-        extra={**first.extra, "replications": n, "ci95": ci})
+        extra={**first.extra, "http_by_status": by_status, "upload_attempts": attempts,
+               "replications": n, "ci95": ci})
 
 
 def run_sim(options: SimOptions, profile_override: Profile | None = None) -> RunSummary:

@@ -12,6 +12,22 @@ from reference_server.process import ServerProcess
 from tests.helpers import WsClient
 
 ServerFactory = Callable[..., ServerProcess]
+SMALL_WORKLOAD = """kind = "workload"
+[workload]
+median_bytes = 60000
+sigma = 0.3
+min_bytes = 20000
+max_bytes = 200000
+dimensions = [[320, 240], [240, 320]]
+"""
+
+
+@pytest.fixture
+def small_workload(tmp_path: Path) -> str:
+    """Small images (about 60 KB, 320 x 240): real runs of a few seconds."""
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL_WORKLOAD)
+    return str(path)
 
 
 @pytest.fixture

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import random
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from PIL import Image
 from websockets.sync.client import ClientConnection, connect
 
@@ -17,6 +19,17 @@ from bulkbench.protocol import Event, OpType, encode, execute_operation_frame, p
 from reference_server.process import ServerProcess
 
 RECV_TIMEOUT_S = 20.0
+IN_CI = os.environ.get("BULKBENCH_CI") == "1"
+"""Set by ``.ci/run``: there, a test that cannot run is a failure, never a silent skip."""
+
+
+def needs(reason: str | None) -> None:
+    """Skip this test with ``reason`` when something it needs is missing here (fail instead in CI)."""
+    if reason is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must run this test, but: {reason}")
+    pytest.skip(reason)
 
 
 class WsClient:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,23 +20,6 @@ SUMMARY_FIELDS = {
     "failures_by_cause", "ws_messages_sent", "ws_messages_received", "http_requests", "bytes_uploaded",
     "drop_seconds", "op_ack_ms", "upload_ms", "seed", "version",
 }
-SMALL_WORKLOAD = """kind = "workload"
-[workload]
-median_bytes = 60000
-sigma = 0.3
-min_bytes = 20000
-max_bytes = 200000
-dimensions = [[320, 240], [240, 320]]
-"""
-
-
-@pytest.fixture
-def small_workload(tmp_path: Path) -> str:
-    path = tmp_path / "small.toml"
-    path.write_text(SMALL_WORKLOAD)
-    return str(path)
-
-
 def _metric(text: str, name: str, **labels: str) -> float:
     total = 0.0
     for family in text_string_to_metric_families(text):

@@ -12,13 +12,14 @@ from typing import Any
 
 from bulkbench.config import ConfigError, from_table, scenarios_dir, table_of
 from bulkbench.protocol import OpType
-from bulkbench.strategies import batched, chunked, individual
+from bulkbench.strategies import batched, chunked, individual, probe
 from bulkbench.strategies.common import Drop, DropLog, ImageTrack
 
 STRATEGIES: dict[str, tuple[Callable[[Drop, Any], Generator[Any, Any, None]], type]] = {
     "individual": (individual.run, individual.IndividualParams),
     "batched": (batched.run, batched.BatchedParams),
     "chunked": (chunked.run, chunked.ChunkedParams),
+    "probe": (probe.run, probe.ProbeParams),
 }
 
 NODE_OPS = frozenset({str(OpType.NODE_CREATE), str(OpType.IMAGE_UPLOAD_COMPLETE)})
@@ -27,6 +28,7 @@ STRATEGY_NEEDS: dict[str, frozenset[str]] = {
     "individual": NODE_OPS,
     "batched": BATCH_OPS_NEEDED,
     "chunked": NODE_OPS,
+    "probe": NODE_OPS,
 }
 """The operations each strategy sends: a target without them cannot serve it (checked before a run)."""
 

@@ -1,0 +1,63 @@
+"""The real ImageCanvas as a target: a live drop judged by the app's own state, its wire counted.
+
+Needs the app's fixture (``../shared/imagecanvas``) and Node; set up once into ``.cache/imagecanvas``
+(about 1.5 minutes). Skipped with the reason where it is missing; in CI it must run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import orjson
+import pytest
+
+from loadtests.imagecanvas import ImageCanvasApp, missing_reason
+from loadtests.run import RunOptions, run
+from tests.helpers import needs
+
+
+@pytest.fixture(scope="module")
+def real_app():
+    needs(missing_reason())
+    with ImageCanvasApp("today") as app:
+        yield app
+
+
+def test_a_live_drop_on_the_real_app_is_judged_by_its_own_state(real_app, tmp_path, small_workload) -> None:
+    summary = run(RunOptions(strategy="individual", images=20, out=tmp_path / "out", target=real_app.url,
+                             target_profile="imagecanvas", workload=small_workload, quiet=True, max_seconds=300))
+    assert summary.profile == "imagecanvas" and summary.extra["model_profile"] == "legacy-ratelimit"
+    assert summary.images_ok == 20 and summary.images_failed == 0
+    extra = summary.extra
+    assert extra["transport"] == "socketio"
+    # per image: node_create, image_upload_complete, and one request_undo_state after each ack
+    assert extra["frames_sent"] == {"join_canvas": 1, "request_full_sync": 1, "execute_operation": 40,
+                                    "request_undo_state": 40}
+    assert extra["frames_received"]["operation_ack"] == 40 and extra["frames_received"]["state_update"] == 40
+    assert extra["upload_attempts"] == 20 and extra["http_by_status"] == {"200": 20 * 20}
+
+    # the app's database agrees with the judgement: every node carries its stored file's URL
+    drop = orjson.loads((tmp_path / "out" / "drops" / "user-0.json").read_bytes())
+    db = sqlite3.connect(real_app.dir / "server" / "database" / "canvas.db")
+    try:
+        (data,) = db.execute("SELECT canvas_data FROM canvases WHERE id = ?", (drop["extra"]["canvas_id"],)).fetchone()
+        files = {row[0] for row in db.execute("SELECT filename FROM files")}
+    finally:
+        db.close()
+    nodes = orjson.loads(data)["nodes"]
+    assert sorted(n["id"] for n in nodes) == sorted(r["id"] for r in drop["records"])
+    assert all(n["properties"]["serverFilename"] in files for n in nodes)
+    assert {n["properties"]["hash"] for n in nodes} == {n["properties"]["hash"] for n in nodes if
+                                                        n["properties"].get("serverUrl")}
+
+
+def test_each_browser_is_its_own_address_to_the_real_apps_limiter(real_app, tmp_path, small_workload) -> None:
+    """Two users at 24 images each: 481 requests each (the canvas POST and 20 per image), under the
+    limiter's 500 per address; from one address the 962 would be refused from the 501st on."""
+    summary = run(RunOptions(strategy="individual", images=24, users=2, out=tmp_path / "out", target=real_app.url,
+                             target_profile="imagecanvas", workload=small_workload, quiet=True, max_seconds=300))
+    assert summary.extra["http_by_status"] == {"200": 2 * 24 * 20}
+    assert summary.images_ok == 48
+    drops = (tmp_path / "out" / "drops").glob("*.json")
+    addresses = {orjson.loads(path.read_bytes())["extra"]["source_address"] for path in drops}
+    assert len(addresses) == 2
