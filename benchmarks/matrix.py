@@ -61,6 +61,12 @@ MATRICES: dict[str, list[dict]] = {
 }
 
 
+def run_options(spec: dict, out: Path) -> RunOptions:
+    """A matrix row as a run: ``app`` names the state of the real ImageCanvas to start."""
+    options = {("start_app" if name == "app" else name): value for name, value in spec.items()}
+    return RunOptions(**options, out=out, quiet=True, max_seconds=1500)
+
+
 def key(spec: dict) -> str:
     return "-".join(f"{k}={spec[k]}" for k in sorted(spec))
 
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in done or not selected(spec):
             continue
         print(f"\n=== run {number}/{len(MATRICES[args.matrix])}: {name}", flush=True)
-        summary = run(RunOptions(**spec, out=out / f"run{number:02d}", quiet=True, max_seconds=1500))
+        summary = run(run_options(spec, out / f"run{number:02d}"))
         print(table([summary]), flush=True)
         with open(log, "ab") as handle:
             handle.write(orjson.dumps({"key": name, "spec": spec, "summary": summary.to_json()}) + b"\n")

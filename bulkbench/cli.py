@@ -92,15 +92,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print("bulkbench: no permission for network namespaces here; comparing on unshaped loopback", file=sys.stderr)
         network = network_of("loopback")
     target_profile = args.target_profile
-    if args.app and target_profile == "reference":
-        target_profile = APP_TARGETS[args.app]
+    if args.start_app and target_profile == "reference":
+        target_profile = APP_TARGETS[args.start_app]
     target = load_target(target_profile)
     model_profile = args.model_profile or (args.profile if target.name == "reference" else target.model_profile)
     out = Path(args.out)
     summaries, dirs = [], []
     strategies = args.strategies.split(",")
     for strategy in strategies:  # refuse what the target cannot serve before anything runs
-        _load("loadtests.run:check_target")(run_options(strategy=strategy, target=args.target, app=args.app,
+        _load("loadtests.run:check_target")(run_options(strategy=strategy, target=args.target, start_app=args.start_app,
                                                          target_profile=target_profile, canvas=args.canvas,
                                                          transport=args.transport))
     for strategy in strategies:
@@ -111,7 +111,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f">>> {strategy}: real run {number}/{args.real_runs} ({network.name}) ...", flush=True)
             summaries.append(run(run_options(**common, profile=args.profile, out=out / name,
                                              uplink_mbit=network.uplink_mbit, quiet=True,
-                                             max_seconds=args.max_seconds, target=args.target, app=args.app,
+                                             max_seconds=args.max_seconds, target=args.target, start_app=args.start_app,
                                              target_profile=target_profile, transport=args.transport)))
             dirs.append(out / name)
         print(f">>> {strategy}: model of {model_profile} ({args.replications} replications) ...", flush=True)
@@ -170,7 +170,7 @@ def _add_target_options(command: argparse.ArgumentParser) -> None:
                               "(reference, imagecanvas) or a TOML path")
     command.add_argument("--transport", choices=["websocket", "socketio"], default="",
                          help="our own server's socket when run starts it (default websocket)")
-    command.add_argument("--app", choices=["today", "as-reported"], default="",
+    command.add_argument("--start-app", choices=["today", "as-reported"], default="",
                          help="start the real ImageCanvas (../shared/imagecanvas) fresh for the run and drive it: "
                               "today's code, or as reported (without its rate limiter)")
 

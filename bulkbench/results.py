@@ -28,6 +28,8 @@ class Cause(StrEnum):
     CONNECTION_LOST = "connection_lost"
     NEVER_SENT = "never_sent"
     NOT_ON_SERVER = "not_on_server"
+    UNFINISHED = "unfinished"
+    """The page was still working on it when the run's hard cap ended the drop (browser engine)."""
 
 
 def percentiles(samples: Iterable[float]) -> dict[str, float | None]:

@@ -119,12 +119,23 @@ class ClientsSpec:
 
 @dataclass(frozen=True, slots=True)
 class AppSpec:
-    """The web app a real browser opens (``bulkbench browser-run``)."""
+    """The web app a real browser opens (``bulkbench browser-run``): where, when it can take a drop,
+    where to drop, and when it has finished. JavaScript, with ``{canvas}`` filled in."""
 
     url: str = ""
+    select_canvas: str = ""
+    """A script run before the page's own (an init script) that makes it open the drop's canvas."""
     ready: str = ""
-    """A JavaScript expression that is true once the page can take a drop."""
+    """An expression that is true once the page has joined the canvas and can take a drop."""
+    prepare: str = ""
+    """Statements run once the page is ready, before the drop (hooks the harness reads later)."""
     drop_on: str = ""
+    """The CSS selector of the element files are dropped on."""
+    idle: str = ""
+    """An expression that is true while the page has nothing left to send; held ``quiet_s``, the drop
+    has settled. Empty: the network's own quiet (no upload and no operation for ``quiet_s``)."""
+    claimed: str = ""
+    """An expression for what the page itself tells its user about the drop (its own count)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -66,6 +67,39 @@ def install(state: str = "today", cache: Path | None = None) -> Path:
     return dest
 
 
+def _answers(process: subprocess.Popen[bytes], url: str, prefix: list[str]) -> bool:
+    """Whether ``url`` answers 200 before START_TIMEOUT_S (asked from inside ``prefix``'s namespace)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        if prefix:  # the server is in a namespace this process is not in: ask from inside it
+            probe = subprocess.run([*prefix, sys.executable, "-c", PROBE, url], capture_output=True)
+            if probe.returncode == 0:
+                return True
+        else:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    if answer.status == 200:
+                        return True
+            except OSError:
+                pass
+        time.sleep(0.2)
+    return False
+
+
+PROBE = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)"
+
+
+def _end(process: subprocess.Popen[bytes]) -> int | None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
@@ -76,14 +110,17 @@ class ImageCanvasApp:
     """``with ImageCanvasApp("today") as app: app.url`` -- a fresh instance of the real server."""
 
     def __init__(self, state: str = "today", port: int = 0, host: str = "127.0.0.1",
-                 prefix: list[str] | None = None, log_path: Path | None = None) -> None:
-        """``prefix``: run it inside something (``ip netns exec NAME``); ``log_path``: its stdout."""
+                 prefix: list[str] | None = None, log_path: Path | None = None, client_port: int = 0) -> None:
+        """``prefix``: run it inside something (``ip netns exec NAME``); ``log_path``: its stdout;
+        ``client_port``: also serve its browser client (the page) there, as its README does."""
         self.state = state
         self.host = host
         self.port = port
         self.prefix = prefix or []
         self.log_path = log_path
+        self.client_port = client_port
         self.process: subprocess.Popen[bytes] | None = None
+        self.client: subprocess.Popen[bytes] | None = None
         self.dir: Path | None = None
 
     @property
@@ -111,31 +148,22 @@ class ImageCanvasApp:
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen([*self.prefix, "node", "-r", str(PRELOAD), "server/index.js"],
                                             cwd=self.dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"ImageCanvas did not start on {self.url}; its log: {log_path}\n"
-                           f"{log_path.read_text(errors='replace')[-3000:]}")
+        if self.client_port:
+            self.client = subprocess.Popen(
+                [*self.prefix, sys.executable, "-m", "http.server", str(self.client_port), "--bind", self.host,
+                 "--directory", str(self.dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for process, url in ((self.process, f"{self.url}/health"),
+                             *(((self.client, f"http://{self.host}:{self.client_port}/"),) if self.client else ())):
+            if not _answers(process, url, self.prefix):
+                self.stop()
+                raise RuntimeError(f"ImageCanvas did not start ({url}); its log: {log_path}\n"
+                                   f"{log_path.read_text(errors='replace')[-3000:]}")
+        return self
 
     def stop(self) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        if self.client is not None:
+            _end(self.client)
+        return _end(self.process) if self.process is not None else None
 
     def __enter__(self) -> ImageCanvasApp:
         return self.start()

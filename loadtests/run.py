@@ -62,7 +62,7 @@ class RunOptions:
     """A token every user sends (for a ``--target`` server with auth on)."""
     target_profile: str = REFERENCE
     """The target description (``scenarios/targets/``): how to drive the server and read its truth."""
-    app: str = ""
+    start_app: str = ""
     """Start the real ImageCanvas (``today`` or ``as-reported``) for the run, fresh, and drive it."""
     transport: str = ""
     """Our server's socket when ``run`` starts it: ``websocket`` (default) or ``socketio``."""
@@ -81,11 +81,12 @@ def _exit_on_sigterm() -> None:
 
 def check_target(options: RunOptions) -> Target:
     """The run's target, refused before anything starts if it cannot serve the strategy."""
-    if options.app:
-        if options.app not in APP_TARGETS:
-            raise TargetError(f"--app {options.app!r}: one of {sorted(APP_TARGETS)}")
+    if options.start_app:
+        if options.start_app not in APP_TARGETS:
+            raise TargetError(f"--start-app {options.start_app!r}: one of {sorted(APP_TARGETS)}")
         if options.target:
-            raise TargetError("--app starts the real ImageCanvas; --target points at a running server: not both")
+            raise TargetError("--start-app starts the real ImageCanvas; --target points at a running server: "
+                              "not both")
     target = load_target(options.target_profile)
     if options.transport:
         if options.target and target.name != REFERENCE:
@@ -99,22 +100,22 @@ def check_target(options: RunOptions) -> Target:
     if options.canvas == "shared" and target.canvas.create != "join":
         raise TargetError(f"--canvas shared: target {target.name!r} makes a canvas per browser (POST "
                           f"{target.canvas.route}); one canvas for every user is not supported there")
-    if not options.target and not options.app and target.name != REFERENCE:
+    if not options.target and not options.start_app and target.name != REFERENCE:
         raise TargetError(f"--target-profile {target.name}: give the server's address with --target URL")
     return target
 
 
 def run(options: RunOptions) -> RunSummary:
     _exit_on_sigterm()
-    if options.app and options.target_profile in ("", REFERENCE):
-        options = dataclasses.replace(options, target_profile=APP_TARGETS.get(options.app, options.app))
+    if options.start_app and options.target_profile in ("", REFERENCE):
+        options = dataclasses.replace(options, target_profile=APP_TARGETS.get(options.start_app, options.start_app))
     target = check_target(options)
     if target.name != REFERENCE:  # not our server: the client is built for the profile that stands for it
         options = dataclasses.replace(options, profile=target.model_profile)
     profile = load_profile(options.profile)
     label = profile.name if target.name == REFERENCE else target.name
     network = load_network(options.network, options.uplink_mbit, options.emulated_rtt_ms)
-    if network.shaped and options.target:  # (--app starts the real app inside the namespace)
+    if network.shaped and options.target:  # (--start-app starts the real app inside the namespace)
         raise ConfigError("a shaped network runs the server and Locust in one namespace: it cannot use --target; "
                           "shape the path to your server yourself, or drop --uplink-mbit/--network")
     workload = dataclasses.replace(load_workload(options.workload or None), images=options.images, seed=options.seed)
@@ -139,10 +140,10 @@ def run(options: RunOptions) -> RunSummary:
         else:
             _say(options, "[bulkbench] network: unshaped loopback")
         url = options.target
-        if options.app:
-            app = stack.enter_context(ImageCanvasApp(options.app, prefix=prefix, log_path=out / "app.log"))
+        if options.start_app:
+            app = stack.enter_context(ImageCanvasApp(options.start_app, prefix=prefix, log_path=out / "app.log"))
             url = app.url
-            _say(options, f"[bulkbench] server: the real ImageCanvas ({options.app}), fresh, at {url}")
+            _say(options, f"[bulkbench] server: the real ImageCanvas ({options.start_app}), fresh, at {url}")
         elif not url:
             server = stack.enter_context(ServerProcess(
                 options.profile, out / "server-data", emulation=options.emulation, prefix=prefix,
@@ -228,7 +229,7 @@ def main(args: Any) -> int:
         emulated_rtt_ms=args.emulated_rtt_ms, canvas=args.canvas, processes=args.processes,
         workload=args.workload or "", emulation=not args.no_emulation, max_seconds=args.max_seconds,
         auth_secret_file=args.auth_secret_file or "", token=args.token or "",
-        target_profile=args.target_profile or REFERENCE, transport=args.transport or "", app=args.app or "",
+        target_profile=args.target_profile or REFERENCE, transport=args.transport or "", start_app=args.start_app or "",
     )
     summary = run(options)
     print()

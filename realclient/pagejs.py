@@ -1,0 +1,88 @@
+"""What runs inside the page before the app's own scripts (Playwright init scripts).
+
+The console is counted inside the page, by message template with a bounded sample, never streamed
+over the DevTools protocol: ImageCanvas logs about 2,500 render-loop lines a second, and streaming
+them cost most of a core and delayed every other event by seconds. Uploads are recorded where the
+page makes them (``XMLHttpRequest`` and ``fetch`` with a ``FormData`` body: its ``hash`` field, its
+file's size, when it was sent and answered, its status), so each image's upload is known by its hash.
+Long tasks (over 50 ms) are summed: how much of the drop the page's main thread was blocked.
+"""
+
+from __future__ import annotations
+
+RECORDER = r"""
+(() => {
+  if (window.__bb) return;
+  const bb = window.__bb = {console: new Map(), sample: [], uploads: [], longTaskMs: 0, longTasks: 0};
+  const SAMPLE = 2000;
+  const template = s => s.replace(/[0-9a-f]{8,}/gi, '#').replace(/\d+(\.\d+)?/g, 'N').slice(0, 100);
+  for (const level of ['log', 'info', 'warn', 'error', 'debug']) {
+    console[level] = function (...args) {
+      let text;
+      try { text = args.map(a => typeof a === 'string' ? a : (a && a.message) || String(a)).join(' '); }
+      catch (e) { text = '?'; }
+      const key = level + ': ' + template(text);
+      bb.console.set(key, (bb.console.get(key) || 0) + 1);
+      if (bb.sample.length < SAMPLE && (level === 'error' || level === 'warn' || bb.console.get(key) <= 3))
+        bb.sample.push([Date.now(), level, text.slice(0, 300)]);
+    };
+  }
+  const formInfo = body => {
+    if (!(body instanceof FormData)) return null;
+    let bytes = 0;
+    for (const [, value] of body.entries()) if (value instanceof Blob) bytes += value.size;
+    return {hash: body.get('hash'), bytes};
+  };
+  const open = XMLHttpRequest.prototype.open, send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+    this.__bb = {method, url: String(url)};
+    return open.call(this, method, url, ...rest);
+  };
+  XMLHttpRequest.prototype.send = function (body) {
+    const info = formInfo(body);
+    if (info && this.__bb) {
+      const record = {...this.__bb, ...info, sent: Date.now(), done: null, status: null};
+      bb.uploads.push(record);
+      this.addEventListener('loadend', () => { record.done = Date.now(); record.status = this.status; });
+    }
+    return send.call(this, body);
+  };
+  const fetch0 = window.fetch;
+  window.fetch = function (input, init) {
+    const info = formInfo(init && init.body);
+    if (!info) return fetch0.apply(this, arguments);
+    const record = {method: (init && init.method) || 'GET', url: String(input && input.url || input), ...info,
+                    sent: Date.now(), done: null, status: null};
+    bb.uploads.push(record);
+    return fetch0.apply(this, arguments).then(
+      r => { record.done = Date.now(); record.status = r.status; return r; },
+      e => { record.done = Date.now(); record.status = 0; throw e; });
+  };
+  try {
+    new PerformanceObserver(list => {
+      for (const entry of list.getEntries()) { bb.longTaskMs += entry.duration; bb.longTasks += 1; }
+    }).observe({type: 'longtask', buffered: true});
+  } catch (e) {}
+  bb.dump = () => ({console: [...bb.console], sample: bb.sample.splice(0), uploads: bb.uploads,
+                    longTaskMs: bb.longTaskMs, longTasks: bb.longTasks,
+                    hardwareConcurrency: navigator.hardwareConcurrency});
+})();
+"""
+
+DROP = r"""
+async ([selector, inputId]) => {
+  const files = document.getElementById(inputId).files, transfer = new DataTransfer();
+  for (const file of files) transfer.items.add(file);
+  const target = document.querySelector(selector), box = target.getBoundingClientRect();
+  const at = {bubbles: true, cancelable: true, dataTransfer: transfer,
+              clientX: box.left + box.width / 2, clientY: box.top + box.height / 2};
+  for (const type of ['dragenter', 'dragover', 'drop']) target.dispatchEvent(new DragEvent(type, at));
+  return files.length;
+}
+"""
+"""Drop the files of a hidden ``<input type=file>`` on an element, as a user's drag and drop does."""
+
+FILE_INPUT = r"""
+(inputId) => { const input = document.createElement('input'); input.type = 'file'; input.multiple = true;
+               input.id = inputId; input.style.display = 'none'; document.body.appendChild(input); }
+"""

@@ -1,0 +1,308 @@
+"""One browser's drop: a child process (``python -m realclient.session SPEC.json``), started inside the
+run's network namespace when the uplink is shaped, so Chromium, the app and its page share that link.
+
+It makes the drop's canvas, opens the app's page in headless Chromium (Debian's binary, through
+Playwright) with the recorder of ``pagejs`` installed, waits until the page can take a drop, drops the
+files on the target's element, and lets the page work until it has settled (the target's idle test,
+held ``quiet_s``) or the hard cap ends it. Meanwhile it records every Socket.IO frame and every HTTP
+answer through Playwright (the DevTools protocol's network events), and samples the TCP connections
+open to the app's server. Then it judges each image by the target's truth and writes the drop's
+result (``drops/user-N.json``, as a Locust user writes it) or why there is none (``.error``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from bulkbench.protocol import Event, OpType
+from bulkbench.results import Cause
+from bulkbench.strategies.common import Drop
+from bulkbench.target import Target, fill, load_target
+from bulkbench.truth import DropResult, judge, last_settled_s
+from bulkbench.workload import ImageSpec
+from loadtests.targetio import Truth, create_canvas
+from realclient.pagejs import DROP, FILE_INPUT, RECORDER
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = (
+    "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-features=Translate,MediaRouter",
+    "--use-angle=swiftshader", "--enable-unsafe-swiftshader",  # WebGL on the CPU: the app's renderer needs it
+)
+"""Debian's Chromium, headless, on a machine whose network reaches nothing outside: without the
+background-networking flags it keeps trying Google's hosts."""
+READY_TIMEOUT_S = 90.0
+SETTLE_POLL_S = 0.5
+CONNECTION_SAMPLE_S = 0.25
+SOCKETIO_EVENT = "42"
+"""A Socket.IO event packet inside an Engine.IO message: ``42["name",{...}]``."""
+
+
+@dataclass
+class SessionSpec:
+    """What the orchestrator hands a session (as JSON)."""
+
+    target: str
+    base_url: str
+    page_url: str
+    user: int
+    images: list[dict[str, Any]]
+    paths: list[str]
+    out: str
+    max_seconds: float = 900.0
+    quiet_s: float = 3.0
+    viewport: tuple[int, int] = (1280, 800)
+    canvas_name: str = "browser"
+
+
+@dataclass
+class Wire:
+    """What crossed the network during the drop, as the browser saw it."""
+
+    sent: dict[str, int] = field(default_factory=dict)
+    received: dict[str, int] = field(default_factory=dict)
+    pings: int = 0
+    ops: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+    """operationId -> (type, image hash, sent at)."""
+    answers: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """operationId -> (event, at): the first answer."""
+    http: list[tuple[float, str, str, int]] = field(default_factory=list)
+    """(at, method, path, status) of every request to the app's server (status 0: failed)."""
+    last_activity: float = 0.0
+
+    def frame(self, payload: str | bytes, outgoing: bool) -> None:
+        now = time.time()
+        text = payload if isinstance(payload, str) else payload.decode("utf-8", "replace")
+        if not text.startswith(SOCKETIO_EVENT):
+            if text in ("2", "3"):  # Engine.IO's heartbeat: counted apart
+                self.pings += 1
+            return
+        try:  # 42, an optional ack id, then the JSON array [event, data]
+            event, *rest = json.loads(text[2:].lstrip("0123456789"))
+        except (ValueError, TypeError):
+            return
+        data = rest[0] if rest and isinstance(rest[0], dict) else {}
+        counts = self.sent if outgoing else self.received
+        counts[event] = counts.get(event, 0) + 1
+        op_id = data.get("operationId")
+        if outgoing and event == Event.EXECUTE_OPERATION and op_id:
+            params = data.get("params") or {}
+            image_hash = (params.get("properties") or {}).get("hash") or params.get("hash") or ""
+            self.ops[op_id] = (str(data.get("type")), image_hash, now)
+            self.last_activity = now
+        elif not outgoing and event in (Event.OPERATION_ACK, Event.OPERATION_REJECTED) and op_id:
+            self.answers.setdefault(op_id, (event, now))
+
+
+def sample_connections(port: int, stop: threading.Event, peak: list[int]) -> None:
+    """The most TCP connections open at once to the app's server (this namespace's /proc/net/tcp)."""
+    remote = f":{port:04X}"
+    while not stop.wait(CONNECTION_SAMPLE_S):
+        count = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                parts = line.split()
+                if parts[3] == "01" and parts[2].endswith(remote) and not parts[1].endswith(remote):
+                    count += 1
+        peak[0] = max(peak[0], count)
+
+
+def run_session(spec: SessionSpec) -> DropResult:
+    from playwright.sync_api import sync_playwright
+
+    target = load_target(spec.target)
+    app = target.app
+    images = [ImageSpec(**image) for image in spec.images]
+    canvas_id = create_canvas(target, spec.base_url, spec.canvas_name, f"user-{spec.user}", {}, None)
+    values = {"canvas": canvas_id}
+    server = urlsplit(spec.base_url)
+    wire = Wire()
+    peak = [0]
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample_connections, args=(server.port or 80, stop, peak), daemon=True)
+    page_info: dict[str, Any] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_FLAGS))
+        try:
+            context = browser.new_context(viewport={"width": spec.viewport[0], "height": spec.viewport[1]})
+            context.add_init_script(RECORDER)
+            if app.select_canvas:
+                context.add_init_script(fill(app.select_canvas, values))
+            page = context.new_page()
+
+            def on_response(response: Any) -> None:
+                _http(wire, spec.base_url, response.request.method, response.url, response.status)
+
+            page.on("response", on_response)
+            page.on("requestfailed", lambda request: _http(wire, spec.base_url, request.method, request.url, 0))
+            page.on("websocket", lambda ws: (ws.on("framesent", lambda p: wire.frame(p, True)),
+                                             ws.on("framereceived", lambda p: wire.frame(p, False))))
+            page.goto(spec.page_url, wait_until="load")
+            page.wait_for_function(fill(app.ready, values), timeout=READY_TIMEOUT_S * 1000, polling=250)
+            if app.prepare:
+                page.evaluate(f"() => {{ {fill(app.prepare, values)} }}")
+            page.evaluate(FILE_INPUT, "__bb_files")
+            page.set_input_files("#__bb_files", spec.paths)
+            sampler.start()
+            wire.http.clear()
+            started_at = time.time()
+            page.evaluate(DROP, [app.drop_on, "__bb_files"])
+            capped = settle(page, wire, fill(app.idle, values) if app.idle else "", spec, started_at)
+            ended = time.time()
+            page_info = page.evaluate("() => window.__bb.dump()")
+            page_info["claimed"] = page.evaluate(f"() => {fill(app.claimed, values)}") if app.claimed else None
+        finally:
+            stop.set()
+            browser.close()
+    truth = Truth(target, spec.base_url, canvas_id, {})
+    try:
+        return result(spec, target, images, wire, page_info, truth, started_at, ended, capped, peak[0], canvas_id)
+    finally:
+        truth.close()
+
+
+def _http(wire: Wire, base_url: str, method: str, url: str, status: int) -> None:
+    parts, base = urlsplit(url), urlsplit(base_url)
+    if (parts.hostname, parts.port) != (base.hostname, base.port) and not (
+            parts.port == base.port and parts.hostname in ("localhost", "127.0.0.1", "::1")):
+        return  # the page's own files, not the app's server
+    now = time.time()
+    wire.http.append((now, method, parts.path, status))
+    if parts.path.startswith("/api/upload"):
+        wire.last_activity = now
+
+
+def settle(page: Any, wire: Wire, idle: str, spec: SessionSpec, started_at: float) -> bool:
+    """Let the page work until it has been idle ``quiet_s`` (its own test, or no upload and no operation
+    sent for that long); True if the hard cap ended it first."""
+    quiet_since: float | None = None
+    while time.time() - started_at < spec.max_seconds:
+        page.wait_for_timeout(SETTLE_POLL_S * 1000)
+        now = time.time()
+        if not idle:  # no test of its own: the network's quiet (no upload, no operation) for quiet_s
+            quiet_since = max(wire.last_activity, started_at)
+        else:
+            quiet_since = (quiet_since or now) if page.evaluate(f"() => {idle}") else None
+        if quiet_since is not None and now - quiet_since >= spec.quiet_s:
+            return False
+    return True
+
+
+def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wire, page_info: dict[str, Any],
+           truth: Truth, started_at: float, ended: float, capped: bool, peak_connections: int,
+           canvas_id: Any) -> DropResult:
+    """The drop as the browser saw it, each image judged by the target's truth (found by its hash: the
+    page names nodes itself)."""
+    drop = Drop(str(canvas_id), images)
+    by_hash = {}
+    for image, path in zip(images, spec.paths, strict=True):
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        drop.track(image).digest = digest
+        drop.track(image).created_at = 0.0
+        by_hash[digest] = drop.track(image)
+    ack_s: list[float] = []
+    for op_id, (op_type, image_hash, sent) in sorted(wire.ops.items(), key=lambda item: item[1][2]):
+        answer = wire.answers.get(op_id)
+        track = by_hash.get(image_hash)
+        if answer is not None and answer[0] == Event.OPERATION_ACK:
+            ack_s.append(answer[1] - sent)
+        if track is None:
+            continue
+        at, acked = sent - started_at, (answer[1] - started_at) if answer else None
+        ok = answer is not None and answer[0] == Event.OPERATION_ACK
+        if op_type == OpType.NODE_CREATE and track.node_sent_at is None:
+            track.node_sent_at, track.node_acked_at = at, acked if ok else None
+        elif op_type == OpType.IMAGE_UPLOAD_COMPLETE and track.complete_sent_at is None:
+            track.complete_sent_at = at
+            if ok:
+                track.complete_acked_at = track.settled_at = acked
+    uploads = page_info.get("uploads", [])
+    upload_s = [(u["done"] - u["sent"]) / 1000 for u in uploads if u.get("done") and u.get("status")]
+    for upload in uploads:
+        track = by_hash.get(upload.get("hash") or "")
+        if track is None:
+            continue
+        if track.upload_started_at is None:
+            track.upload_started_at = upload["sent"] / 1000 - started_at
+        if upload.get("status") == 200 and track.upload_done_at is None and upload.get("done"):
+            track.upload_done_at = upload["done"] / 1000 - started_at
+    for track in by_hash.values():
+        _cause(track, uploads, wire, capped, ended - started_at)
+    records = judge(drop, truth.canvas, truth.stored, dataclasses.replace(target.truth, node_key="properties.hash"))
+    status: dict[str, int] = {}
+    routes: dict[str, int] = {}
+    for _at, method, path, code in wire.http:
+        status[str(code)] = status.get(str(code), 0) + 1
+        route = f"{method} {_route(path)}"
+        routes[route] = routes.get(route, 0) + 1
+    first = min([t for t, *_ in wire.http] + [sent for _t, _h, sent in wire.ops.values()], default=started_at)
+    return DropResult(
+        user=spec.user, records=records, ws_messages_sent=sum(wire.sent.values()),
+        ws_messages_received=sum(wire.received.values()), http_requests=len(wire.http),
+        bytes_uploaded=sum(u.get("bytes", 0) for u in uploads), started_at=started_at,
+        first_byte_s=max(0.0, first - started_at), last_settled_s=last_settled_s(drop, ended - started_at),
+        op_ack_s=ack_s, upload_s=upload_s,
+        extra={"frames_sent": wire.sent, "frames_received": wire.received, "transport_pings": wire.pings,
+               "http_by_status": dict(sorted(status.items())), "http_by_route": dict(sorted(routes.items())),
+               "upload_attempts": len(uploads), "peak_connections": peak_connections, "capped": capped,
+               "settle_s": round(ended - started_at, 3), "canvas_id": canvas_id,
+               "long_task_ms": round(page_info.get("longTaskMs", 0.0)), "long_tasks": page_info.get("longTasks", 0),
+               "hardware_concurrency": page_info.get("hardwareConcurrency"), "claimed": page_info.get("claimed"),
+               "console_top": sorted(page_info.get("console", []), key=lambda kv: -kv[1])[:25],
+               "console_lines": sum(count for _key, count in page_info.get("console", [])),
+               "console_sample": page_info.get("sample", [])[:200]},
+    )
+
+
+def _route(path: str) -> str:
+    for prefix, label in (("/api/upload", "/api/upload"), ("/api/thumbnails", "/api/thumbnails/generate"),
+                          ("/thumbnails/", "/thumbnails/[size]/[name]"), ("/uploads/", "/uploads/[name]"),
+                          ("/canvases", "/canvases")):
+        if path.startswith(prefix):
+            return label
+    return path
+
+
+def _cause(track: Any, uploads: list[dict[str, Any]], wire: Wire, capped: bool, ended_s: float) -> None:
+    """The client-side reason an image may have failed (the server's state decides whether it did)."""
+    mine = [u for u in uploads if u.get("hash") == track.digest]
+    if track.node_sent_at is not None and track.node_acked_at is None:
+        track.fail(Cause.ACK_TIMEOUT, ended_s)
+    elif mine and not any(u.get("status") == 200 for u in mine):
+        codes = {u.get("status") for u in mine}
+        track.fail(Cause.HTTP_429 if 429 in codes else Cause.HTTP_TIMEOUT if codes <= {0, None}
+                   else Cause.HTTP_ERROR, ended_s)
+    elif capped and track.settled_at is None:
+        track.fail(Cause.UNFINISHED, ended_s)
+
+
+def main(argv: list[str]) -> int:
+    spec = SessionSpec(**json.loads(Path(argv[0]).read_text()))
+    folder = Path(spec.out) / "drops"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        outcome = run_session(spec)
+    except Exception as exc:  # no judgement: an error, never a figure
+        (folder / f"user-{spec.user}.error").write_text(f"{type(exc).__name__}: {exc}\n")
+        raise
+    (folder / f"user-{spec.user}.json").write_bytes(orjson.dumps(outcome.to_json()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
