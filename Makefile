@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench hardening gate lint clean
+.PHONY: demo test bench hardening gate lint clean tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ gate: $(STAMP)  ## a small real run, gated by the project's thresholds (CI runs 
 	$(BIN)/bulkbench run --strategy batched --images 30 --profile legacy --workload scenarios/workload-light.toml \
 		--out results/ci-gate --max-seconds 300
 	$(BIN)/bulkbench gate results/ci-gate --thresholds scenarios/thresholds.toml
+
+tools: $(STAMP)  ## outside tools some tests need: Debian's Chromium (as root), the real ImageCanvas (../shared)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "make tools: no chromium; as root: apt-get install chromium (browser tests will skip)"
+	$(BIN)/python -c "from loadtests.imagecanvas import install, missing_reason; \
+		r = missing_reason(); print(r) if r else [print('ImageCanvas', s, 'in', install(s)) for s in ('today', 'as-reported')]"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

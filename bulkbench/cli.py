@@ -60,6 +60,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _load("loadtests.run:main")(args)
 
 
+def cmd_browser_run(args: argparse.Namespace) -> int:
+    return _load("realclient.run:main")(args)
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     return _load("sim.run:main")(args)
 
@@ -213,6 +217,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--token", help="a token every user sends (a --target server with auth on)")
     _add_target_options(run)
     run.set_defaults(func=cmd_run)
+
+    browser = commands.add_parser(
+        "browser-run", help="the real client: drop N files into a web app in headless Chromium (engine browser)")
+    browser.add_argument("--app", default="", help="the page's URL (default: the target's [app] url)")
+    browser.add_argument("--drop-on", default="", metavar="CSS", help="element to drop on (default: the target's)")
+    browser.add_argument("--target", default="", help="the app's server, for its truth (default: port 3000 of the "
+                                                      "page's host)")
+    browser.add_argument("--target-profile", default="imagecanvas", metavar="NAME|FILE",
+                         help="target description: how to open the app, when it is ready and idle, its truth")
+    browser.add_argument("--start-app", choices=["today", "as-reported"], default="",
+                         help="start the real ImageCanvas and its page (../shared/imagecanvas), fresh, for the run")
+    browser.add_argument("--images", type=int, default=50, help="files dropped at once")
+    browser.add_argument("--users", type=int, default=1, help="browsers, each dropping its own files")
+    browser.add_argument("--seed", type=int, default=1)
+    browser.add_argument("--workload", default="", help="workload TOML (default scenarios/workload.toml)")
+    browser.add_argument("--network", default="loopback", help="network in scenarios/networks.toml")
+    browser.add_argument("--uplink-mbit", type=float, default=None, help="shape the uplink (needs --start-app)")
+    browser.add_argument("--max-seconds", type=float, default=900.0, help="hard cap on the drop")
+    browser.add_argument("--quiet-s", type=float, default=3.0, help="the page idle this long: the drop settled")
+    browser.add_argument("--out", default="results/browser")
+    browser.set_defaults(func=cmd_browser_run)
 
     sim = commands.add_parser("sim", help="the SimPy model of the same scenario; writes the same schema")
     _add_scenario_options(sim)

@@ -65,7 +65,7 @@ class ImageRecord:
 class RunSummary:
     """One record per (engine, strategy, profile, images, users)."""
 
-    engine: Literal["sim", "real"]
+    engine: Literal["sim", "real", "browser"]
     strategy: str
     profile: str
     images: int

@@ -101,6 +101,7 @@ class TruthSpec:
     """Dotted path in a node that names its image: ``id`` or ``properties.hash``."""
     server_url: str = "properties.serverUrl"
     server_filename: str = "properties.serverFilename"
+    """Where the node keeps its stored file's name; where it has none, the URL's last segment is."""
     file_check: Literal["HEAD", "GET"] = "HEAD"
     file_route: str = "/uploads/{server_filename}"
 

@@ -30,6 +30,8 @@ def judge(drop: Drop, canvas: dict[str, Any], stored: Callable[[str], bool],
         node = nodes.get((track.digest or "") if by_hash else track.image.id)
         server_url = dig(node, truth.server_url) if node is not None else None
         filename = dig(node, truth.server_filename) if node is not None else None
+        if not filename and isinstance(server_url, str):  # a client that keeps only the URL (ImageCanvas's page)
+            filename = server_url.rstrip("/").rsplit("/", 1)[-1]
         if node is not None and server_url and filename and stored(filename):
             records.append(_record(track, "ok", None))
             continue

@@ -119,10 +119,7 @@ def run(options: RunOptions) -> RunSummary:
         raise ConfigError("a shaped network runs the server and Locust in one namespace: it cannot use --target; "
                           "shape the path to your server yourself, or drop --uplink-mbit/--network")
     workload = dataclasses.replace(load_workload(options.workload or None), images=options.images, seed=options.seed)
-    out = Path(options.out)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out = fresh_dir(Path(options.out))
 
     cache = ImageCache()
     wanted = [image for user in range(options.users) for image in draw_images(workload, user=user)]
@@ -197,6 +194,14 @@ def run(options: RunOptions) -> RunSummary:
     })
     write_results(out, [summary], results)
     return summary
+
+
+def fresh_dir(out: Path) -> Path:
+    """A results directory, emptied: a run's files never mix with an earlier run's."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    return out
 
 
 def target_figures(results: list[DropResult]) -> dict[str, Any]:

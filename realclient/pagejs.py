@@ -14,7 +14,7 @@ RECORDER = r"""
 (() => {
   if (window.__bb) return;
   const bb = window.__bb = {console: new Map(), sample: [], uploads: [], longTaskMs: 0, longTasks: 0};
-  const SAMPLE = 2000;
+  const SAMPLE = 5000, PER_TEMPLATE = 25;
   const template = s => s.replace(/[0-9a-f]{8,}/gi, '#').replace(/\d+(\.\d+)?/g, 'N').slice(0, 100);
   for (const level of ['log', 'info', 'warn', 'error', 'debug']) {
     console[level] = function (...args) {
@@ -23,7 +23,7 @@ RECORDER = r"""
       catch (e) { text = '?'; }
       const key = level + ': ' + template(text);
       bb.console.set(key, (bb.console.get(key) || 0) + 1);
-      if (bb.sample.length < SAMPLE && (level === 'error' || level === 'warn' || bb.console.get(key) <= 3))
+      if (bb.sample.length < SAMPLE && (level === 'error' || level === 'warn' || bb.console.get(key) <= PER_TEMPLATE))
         bb.sample.push([Date.now(), level, text.slice(0, 300)]);
     };
   }

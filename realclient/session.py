@@ -43,8 +43,10 @@ CHROMIUM_FLAGS = (
 """Debian's Chromium, headless, on a machine whose network reaches nothing outside: without the
 background-networking flags it keeps trying Google's hosts."""
 READY_TIMEOUT_S = 90.0
+SETTLE_BEFORE_DROP_S = 2.0
 SETTLE_POLL_S = 0.5
 CONNECTION_SAMPLE_S = 0.25
+TIMELINE_FRAMES = 5000
 SOCKETIO_EVENT = "42"
 """A Socket.IO event packet inside an Engine.IO message: ``42["name",{...}]``."""
 
@@ -80,6 +82,8 @@ class Wire:
     http: list[tuple[float, str, str, int]] = field(default_factory=list)
     """(at, method, path, status) of every request to the app's server (status 0: failed)."""
     last_activity: float = 0.0
+    timeline: list[tuple[float, str, str, str]] = field(default_factory=list)
+    """(at, "out"/"in", event, detail) of the first TIMELINE_FRAMES events: the drop's story, for reading."""
 
     def frame(self, payload: str | bytes, outgoing: bool) -> None:
         now = time.time()
@@ -95,6 +99,9 @@ class Wire:
         data = rest[0] if rest and isinstance(rest[0], dict) else {}
         counts = self.sent if outgoing else self.received
         counts[event] = counts.get(event, 0) + 1
+        if len(self.timeline) < TIMELINE_FRAMES:
+            detail = str(data.get("type") or data.get("stateVersion") or "")
+            self.timeline.append((now, "out" if outgoing else "in", str(event), detail))
         op_id = data.get("operationId")
         if outgoing and event == Event.EXECUTE_OPERATION and op_id:
             params = data.get("params") or {}
@@ -153,7 +160,7 @@ def run_session(spec: SessionSpec) -> DropResult:
             page.on("websocket", lambda ws: (ws.on("framesent", lambda p: wire.frame(p, True)),
                                              ws.on("framereceived", lambda p: wire.frame(p, False))))
             page.goto(spec.page_url, wait_until="load")
-            page.wait_for_function(fill(app.ready, values), timeout=READY_TIMEOUT_S * 1000, polling=250)
+            wait_until_ready(page, fill(app.ready, values), wire)
             if app.prepare:
                 page.evaluate(f"() => {{ {fill(app.prepare, values)} }}")
             page.evaluate(FILE_INPUT, "__bb_files")
@@ -174,6 +181,21 @@ def run_session(spec: SessionSpec) -> DropResult:
         return result(spec, target, images, wire, page_info, truth, started_at, ended, capped, peak[0], canvas_id)
     finally:
         truth.close()
+
+
+def wait_until_ready(page: Any, ready: str, wire: Wire) -> None:
+    """The page's ready test true, and the page quiet (no request to the server) for ``SETTLE_BEFORE_DROP_S``:
+    a page may still be loading its canvas after it first looks ready (ImageCanvas's startup can load the
+    canvas twice, and the second load clears the graph: a drop before it would vanish). A person does not
+    drop files in the second the page appears either."""
+    page.wait_for_function(ready, timeout=READY_TIMEOUT_S * 1000, polling=250)
+    deadline = time.time() + READY_TIMEOUT_S
+    while time.time() < deadline:
+        last = max((at for at, *_ in wire.http), default=0.0)
+        if time.time() - last >= SETTLE_BEFORE_DROP_S and page.evaluate(f"() => {ready}"):
+            return
+        page.wait_for_timeout(250)
+    raise TimeoutError(f"the page did not settle within {READY_TIMEOUT_S:g} s of being ready")
 
 
 def _http(wire: Wire, base_url: str, method: str, url: str, status: int) -> None:
@@ -265,7 +287,8 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "hardware_concurrency": page_info.get("hardwareConcurrency"), "claimed": page_info.get("claimed"),
                "console_top": sorted(page_info.get("console", []), key=lambda kv: -kv[1])[:25],
                "console_lines": sum(count for _key, count in page_info.get("console", [])),
-               "console_sample": page_info.get("sample", [])[:200]},
+               "console_sample": page_info.get("sample", []),
+               "timeline": [(round(at - started_at, 3), *rest) for at, *rest in wire.timeline]},
     )
 
 

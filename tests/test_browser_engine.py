@@ -1,0 +1,79 @@
+"""The browser engine against the real app: its own client in headless Chromium drops real files, and each
+image is judged by the app's state, as the other engines judge theirs.
+
+Needs Debian's Chromium (``apt-get install chromium``; CI installs it) and the real app's fixture; skipped
+with the reason where either is missing, failed in CI.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import orjson
+import pytest
+
+from loadtests.imagecanvas import missing_reason
+from realclient.run import BrowserRunOptions, browser_run, chromium_missing
+from tests.helpers import needs
+
+
+@pytest.fixture(scope="module")
+def ten_image_drop(tmp_path_factory):
+    needs(chromium_missing() or missing_reason())
+    out = tmp_path_factory.mktemp("browser") / "out"
+    summary = browser_run(BrowserRunOptions(images=10, start_app="today", out=out, max_seconds=240, quiet=True))
+    return summary, out
+
+
+def test_ten_files_dropped_in_a_real_browser_are_judged_by_the_apps_state(ten_image_drop) -> None:
+    summary, out = ten_image_drop
+    assert summary.engine == "browser" and summary.profile == "imagecanvas" and summary.users == 1
+    assert summary.images == 10 and summary.images_ok == 10 and not summary.extra["capped"]
+    records = [orjson.loads(line) for line in (out / "images.jsonl").read_text().splitlines()]
+    assert len(records) == 10 and all(r["outcome"] == "ok" and r["timings"]["settled_at"] > 0 for r in records)
+    assert (out / "summary.json").exists() and (out / "app.log").exists()
+
+
+def test_the_browsers_wire_is_counted_by_event_and_route(ten_image_drop) -> None:
+    summary, _out = ten_image_drop
+    extra = summary.extra
+    # the page's client: one node_create per image and at least one completion each, one undo-state
+    # request after every ack; every upload it made was seen by the page's recorder
+    assert extra["frames_sent"]["execute_operation"] >= 20
+    assert extra["frames_sent"]["request_undo_state"] == extra["frames_received"]["operation_ack"]
+    assert extra["upload_attempts"] >= 10 and extra["http_by_route"]["POST /api/upload"] == extra["upload_attempts"]
+    assert summary.http_requests == sum(extra["http_by_status"].values())
+    assert 1 <= extra["peak_connections"] <= 7  # a browser: at most 6 HTTP connections per host, and the socket
+    assert summary.op_ack_ms["p50"] is not None and summary.upload_ms["p50"] is not None
+
+
+def test_the_judgement_agrees_with_the_apps_database(ten_image_drop) -> None:
+    summary, out = ten_image_drop
+    drop = orjson.loads((out / "drops" / "user-0.json").read_bytes())
+    from loadtests.imagecanvas import install
+    db = sqlite3.connect(install("today") / "server" / "database" / "canvas.db")
+    try:
+        (data,) = db.execute("SELECT canvas_data FROM canvases WHERE id = ?", (drop["extra"]["canvas_id"],)).fetchone()
+    finally:
+        db.close()
+    nodes = [n for n in orjson.loads(data)["nodes"] if n["type"] == "media/image"]
+    assert len({n["properties"]["hash"] for n in nodes if n["properties"].get("serverUrl")}) == summary.images_ok
+
+
+def test_socketio_frames_are_counted_by_event_and_heartbeats_apart() -> None:
+    from realclient.session import Wire
+    wire = Wire()
+    wire.frame('42["execute_operation",{"operationId":"a","type":"node_create","params":{"properties":{"hash":"h1"}}}]',
+               True)
+    wire.frame('42["execute_operation",{"operationId":"b","type":"image_upload_complete","params":{"hash":"h1"}}]',
+               True)
+    wire.frame('4217["request_undo_state",{}]', True)  # an event with an ack id
+    wire.frame('42["operation_ack",{"operationId":"a","stateVersion":1}]', False)
+    wire.frame('42["operation_ack",{"operationId":"a","stateVersion":1}]', False)  # a second answer: not the first
+    for heartbeat in ("2", "3", "2"):
+        wire.frame(heartbeat, heartbeat == "3")
+    wire.frame("40", True)  # namespace connect: neither an event nor a heartbeat
+    assert wire.sent == {"execute_operation": 2, "request_undo_state": 1}
+    assert wire.received == {"operation_ack": 2} and wire.pings == 3
+    assert wire.ops["a"][:2] == ("node_create", "h1") and wire.ops["b"][:2] == ("image_upload_complete", "h1")
+    assert set(wire.answers) == {"a"}
