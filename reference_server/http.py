@@ -111,7 +111,8 @@ async def _thumbnails(server: Server, source: Any, name: str, facts: ImageFacts)
     sizes = profile.thumbnail_plan(facts.width, facts.height)
     try:
         await server.stages["thumbnail"].run(
-            lambda: make_thumbnails(source, name, sizes, server.storage.thumbnails_dir),
+            lambda: make_thumbnails(source, name, sizes, server.storage.thumbnails_dir, profile.thumbnail_quality,
+                                    profile.thumbnail_from_original),
             items=profile.thumbnail_items(facts.width, facts.height),
             in_thread=True,
         )

@@ -330,17 +330,22 @@ def stored_name(sha256: str, extension: str) -> str:
     return f"{uuid.uuid4().hex[:12]}-{sha256[:16]}{extension}"
 
 
-def make_thumbnails(source: Path, name: str, sizes: tuple[int, ...], out_dir: Path) -> int:
-    """Write a WebP thumbnail per size (never enlarged) to ``out_dir/SIZE/NAME.webp``; return how many."""
+def make_thumbnails(source: Path, name: str, sizes: tuple[int, ...], out_dir: Path, quality: int = 80,
+                    from_original: bool = False) -> int:
+    """Write a WebP thumbnail per size (never enlarged) to ``out_dir/SIZE/NAME.webp``; return how many.
+    ``from_original``: decode the source again for each size (what ImageCanvas's sharp does), else each
+    size is made from the one before (cheaper)."""
     stem = Path(name).stem
-    with Image.open(source) as image:
-        image.draft("RGB", (max(sizes), max(sizes)))
-        current = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
+    current: Image.Image | None = None
     for size in sorted(sizes, reverse=True):
-        thumb = current.copy()
+        if current is None or from_original:
+            with Image.open(source) as image:
+                image.draft("RGB", (size, size))
+                current = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
+        thumb = current.copy() if not from_original else current
         thumb.thumbnail((size, size))
         folder = out_dir / str(size)
         folder.mkdir(exist_ok=True)
-        thumb.save(folder / f"{stem}.webp", "WEBP", quality=80)
+        thumb.save(folder / f"{stem}.webp", "WEBP", quality=quality)
         current = thumb
     return len(sizes)
