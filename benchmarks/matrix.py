@@ -18,6 +18,8 @@ import orjson
 from bulkbench.results import RunSummary
 from loadtests.run import RunOptions, run, table
 
+BROWSER_CAP_S = 900.0
+"""A browser drop still going after 15 minutes is cut there (its open images: ``unfinished``)."""
 PLAUSIBLE_UPLINK_MBIT = 20.0
 """A typical cable/DSL uplink; the issue asks for 20-50 Mbit/s."""
 
@@ -54,6 +56,12 @@ MATRICES: dict[str, list[dict]] = {
           for n, users in ((50, 1), (200, 1), (500, 1), (200, 5))
           for side in ({"app": app}, {"profile": profile})),
     ],
+    # the real client (issue 12): ImageCanvas's own page in Chromium, both states, 50/200/500 images,
+    # loopback and a 20 Mbit/s uplink; the protocol-level client against the same app beside each
+    "browser": [
+        *({"engine": "browser", "app": app, "images": n, "uplink_mbit": mbit}
+          for mbit in (0.0, 20.0) for app in ("today", "as-reported") for n in (50, 200, 500)),
+    ],
     "smoke": [
         {"strategy": "individual", "images": 20},
         {"strategy": "batched", "images": 20},
@@ -65,6 +73,15 @@ def run_options(spec: dict, out: Path) -> RunOptions:
     """A matrix row as a run: ``app`` names the state of the real ImageCanvas to start."""
     options = {("start_app" if name == "app" else name): value for name, value in spec.items()}
     return RunOptions(**options, out=out, quiet=True, max_seconds=1500)
+
+
+def run_row(spec: dict, out: Path) -> RunSummary:
+    """One row, by the engine it names (``engine: "browser"``: the real client; else Locust)."""
+    if spec.get("engine") != "browser":
+        return run(run_options(spec, out))
+    from realclient.run import BrowserRunOptions, browser_run
+    options = {("start_app" if name == "app" else name): value for name, value in spec.items() if name != "engine"}
+    return browser_run(BrowserRunOptions(**options, out=out, quiet=True, max_seconds=BROWSER_CAP_S))
 
 
 def key(spec: dict) -> str:
@@ -100,12 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.again:
             log.write_text("".join(f"{line}\n" for line in kept))
     for number, spec in enumerate(MATRICES[args.matrix], 1):
-        spec = spec if "app" in spec else {"profile": args.profile, **spec}
+        spec = spec if "app" in spec or "engine" in spec else {"profile": args.profile, **spec}
         name = key(spec)
         if name in done or not selected(spec):
             continue
         print(f"\n=== run {number}/{len(MATRICES[args.matrix])}: {name}", flush=True)
-        summary = run(run_options(spec, out / f"run{number:02d}"))
+        summary = run_row(spec, out / f"run{number:02d}")
         print(table([summary]), flush=True)
         with open(log, "ab") as handle:
             handle.write(orjson.dumps({"key": name, "spec": spec, "summary": summary.to_json()}) + b"\n")

@@ -247,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_sim)
 
     calibrate = commands.add_parser("calibrate", help="fit the model's stage costs to a real run's server")
-    calibrate.add_argument("run_dir", help="a results directory of `bulkbench run`")
+    calibrate.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                           help="results directories of `bulkbench run` (several runs of one profile are pooled; "
+                                "a target's: one probe run)")
     calibrate.add_argument("--out", required=True, help="the profile TOML to write")
     calibrate.set_defaults(func=cmd_calibrate)
 

@@ -28,9 +28,9 @@ class Run:
 
     @property
     def key(self) -> tuple[str, str, int, int]:
-        """What a real run and its model prediction share."""
+        """What a real run and its model prediction share (a target's run: the profile that stands for it)."""
         s = self.summary
-        return (s["strategy"], s["profile"], s["images"], s["users"])
+        return (s["strategy"], s.get("extra", {}).get("model_profile") or s["profile"], s["images"], s["users"])
 
 
 class NotAResultsDirectory(ValueError):

@@ -11,6 +11,8 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from reports.data import Run  # noqa: E402
 
+LINESTYLE = {"real": "-", "sim": "--", "browser": ":"}
+"""Measured solid, modelled dashed, the real client (a browser) dotted."""
 CAUSE_COLOURS = {
     "orphaned": "#d62728", "ack_timeout": "#ff7f0e", "rejected": "#9467bd", "http_429": "#8c564b",
     "http_503": "#e377c2", "http_timeout": "#7f7f7f", "http_error": "#bcbd22", "connection_lost": "#17becf",
@@ -49,7 +51,7 @@ def ack_latency_cdf(runs: list[Run]) -> Figure:
             continue
         values = np.sort(np.array(run.op_ack_s) * 1000)
         ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post", label=run.label,
-                linestyle="-" if run.summary["engine"] == "real" else "--")
+                linestyle=LINESTYLE[run.summary["engine"]])
     ax.set_xscale("log")
     ax.set_xlabel("operation ack latency (ms, log scale)")
     ax.set_ylabel("fraction of acked operations")
@@ -67,7 +69,7 @@ def queues_over_time(runs: list[Run], stages: tuple[str, ...] = ("ops", "upload"
         series = run.series
         if series.empty or "t" not in series:
             continue
-        style = "-" if run.summary["engine"] == "real" else "--"
+        style = LINESTYLE[run.summary["engine"]]
         for ax, stage in zip(axes, stages, strict=False):
             column = f"queue_depth.{stage}"
             busy = f"busy_workers.{stage}"

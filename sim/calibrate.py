@@ -19,8 +19,6 @@ samples: the profile keeps it.
 
 from __future__ import annotations
 
-import math
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -34,55 +32,66 @@ from bulkbench.profile import STAGE_NAMES, ProfileError, load_profile
 MIN_SAMPLES = 5
 
 
-def fit_line(samples: list[tuple[float, float]]) -> tuple[float, float, float]:
-    """(intercept s, slope s/item, coefficient of variation of the residual spread) with both >= 0."""
-    xs = [float(x) for x, _ in samples]
-    ys = [float(y) for _, y in samples]
-    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
-    var_x = statistics.fmean((x - mean_x) ** 2 for x in xs)
-    slope = statistics.fmean((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / var_x \
-        if var_x > 1e-12 else 0.0
-    slope = max(0.0, slope)
-    intercept = max(0.0, mean_y - slope * mean_x)
-    predicted = [intercept + slope * x for x in xs]
-    residual = math.sqrt(statistics.fmean((y - p) ** 2 for y, p in zip(ys, predicted, strict=True)))
-    cv = residual / mean_y if mean_y > 0 else 0.0
-    return intercept, slope, cv
-
-
-def calibrate(run_dir: Path) -> tuple[str, dict[str, dict[str, Any]]]:
-    samples_path = run_dir / "stage_samples.json"
-    summary_path = run_dir / "summary.json"
-    if not summary_path.exists() or not (run_dir / "images.jsonl").exists():
-        raise ProfileError(f"{run_dir} is not a real run's results directory (no summary.json/images.jsonl)")
-    summary = orjson.loads(summary_path.read_bytes())[0]
-    if summary.get("engine") != "real":
-        raise ProfileError(f"{run_dir}: a {summary.get('engine')} run; calibrate fits a real run's server")
-    if not samples_path.exists():
-        return black_box(run_dir, summary)
-    profile = summary["profile"]
-    fitted: dict[str, dict[str, Any]] = {}
-    for stage, data in orjson.loads(samples_path.read_bytes()).items():
-        if stage not in STAGE_NAMES:
-            continue
-        samples = data["samples"]
-        if len(samples) < MIN_SAMPLES:
-            continue
-        work, per_item, cv = fit_line(samples)
-        fitted[stage] = {"work_ms": round(work * 1000, 4), "work_per_item_ms": round(per_item * 1000, 5),
-                         "work_cv": round(cv, 3), "jobs": len(samples)}
-    return profile, fitted
-
-
-def fit(columns: list[list[float]], ys: list[float]) -> tuple[list[float], float, float]:
-    """Non-negative least squares ``y = sum(coef_i x col_i)``: (coefficients, R², residual CV)."""
-    a, b = np.array(columns, dtype=float).T, np.array(ys, dtype=float)
+def fit(rows: list[list[float]], ys: list[float]) -> tuple[list[float], float, float]:
+    """Non-negative least squares ``y = sum(coef_i x row_i)``: (coefficients, R², residual CV). Each
+    coefficient is kept >= 0 by the fit itself (``scipy.optimize.nnls``), not clipped after it."""
+    a, b = np.array(rows, dtype=float), np.array(ys, dtype=float)
     coefficients, _ = nnls(a, b)
     residual = b - a @ coefficients
     total = float(((b - b.mean()) ** 2).sum())
     r2 = 1.0 - float((residual ** 2).sum()) / total if total > 0 else 1.0
     cv = float(np.sqrt((residual ** 2).mean()) / b.mean()) if b.mean() > 0 else 0.0
     return [float(c) for c in coefficients], r2, cv
+
+
+def fit_stage(samples: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    """A stage's (work s, work per item s, R², residual CV) from its (items, seconds) jobs; with one item
+    count only, a job's cost is their mean and nothing is per item."""
+    xs = {x for x, _ in samples}
+    if len(xs) == 1:
+        (work,), r2, cv = fit([[1.0] for _ in samples], [y for _, y in samples])
+        return work, 0.0, r2, cv
+    (work, per_item), r2, cv = fit([[1.0, x] for x, _ in samples], [y for _, y in samples])
+    return work, per_item, r2, cv
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    summary_path = run_dir / "summary.json"
+    if not summary_path.exists() or not (run_dir / "images.jsonl").exists():
+        raise ProfileError(f"{run_dir} is not a real run's results directory (no summary.json/images.jsonl)")
+    summary = orjson.loads(summary_path.read_bytes())[0]
+    if summary.get("engine") != "real":
+        raise ProfileError(f"{run_dir}: a {summary.get('engine')} run; calibrate fits a real run's server")
+    return summary
+
+
+def calibrate(*run_dirs: Path) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Stage costs fitted to one run's server, or to several runs of one profile pooled (runs of
+    different workloads pooled pin both a job's constant cost and its cost per item)."""
+    summaries = [_summary(run_dir) for run_dir in run_dirs]
+    if not (run_dirs[0] / "stage_samples.json").exists():
+        if len(run_dirs) > 1:
+            raise ProfileError("a black-box fit takes one probe run")
+        return black_box(run_dirs[0], summaries[0])
+    profiles = {s["profile"] for s in summaries}
+    if len(profiles) > 1:
+        raise ProfileError(f"runs of different profiles cannot be pooled: {sorted(profiles)}")
+    pooled: dict[str, list[tuple[float, float]]] = {}
+    for run_dir in run_dirs:
+        samples_path = run_dir / "stage_samples.json"
+        if not samples_path.exists():
+            raise ProfileError(f"{run_dir}: no stage_samples.json (a target's run: fit it alone, from a probe run)")
+        for stage, data in orjson.loads(samples_path.read_bytes()).items():
+            if stage in STAGE_NAMES:
+                pooled.setdefault(stage, []).extend((float(x), float(y)) for x, y in data["samples"])
+    fitted: dict[str, dict[str, Any]] = {}
+    for stage, samples in pooled.items():
+        if len(samples) < MIN_SAMPLES:
+            continue
+        work, per_item, r2, cv = fit_stage(samples)
+        fitted[stage] = {"work_ms": round(work * 1000, 4), "work_per_item_ms": round(per_item * 1000, 5),
+                         "work_cv": round(cv, 3), "jobs": len(samples), "r2": round(r2, 3)}
+    return profiles.pop(), fitted
 
 
 def black_box(run_dir: Path, summary: dict[str, Any]) -> tuple[str, dict[str, dict[str, Any]]]:
@@ -108,7 +117,7 @@ def black_box(run_dir: Path, summary: dict[str, Any]) -> tuple[str, dict[str, di
         raise ProfileError(f"{run_dir}: {len(uploads_y)} images went through; a fit needs {MIN_SAMPLES}")
     (work, per_node), ack_r2, ack_cv = fit(acks_x, acks_y)
     upload_fit, upload_r2, upload_cv = fit(uploads_x, uploads_y)
-    fitted = {
+    fitted: dict[str, dict[str, Any]] = {
         "ops": {"work_ms": 0.0, "work_per_item_ms": 0.0, "work_cv": 0.0, "jobs": 0, "r2": None},
         "persist": {"work_ms": round(work * 1000, 4), "work_per_item_ms": round(per_node * 1000, 5),
                     "work_cv": round(ack_cv, 3), "jobs": len(acks_y), "r2": round(ack_r2, 3)},
@@ -118,15 +127,18 @@ def black_box(run_dir: Path, summary: dict[str, Any]) -> tuple[str, dict[str, di
     if profile.thumbnails == "sync":  # the upload stage's spread is the whole answer's
         fitted["thumbnail"] = {"work_ms": 0.0, "work_per_item_ms": round(upload_fit[2] * 1000, 5),
                                "work_cv": 0.0, "jobs": len(uploads_y), "r2": round(upload_r2, 3)}
+    for values in fitted.values():
+        values["black_box"] = True
     return profile.name, fitted
 
 
-def write_profile(profile: str, fitted: dict[str, dict[str, Any]], out: Path, source: Path) -> None:
+def write_profile(profile: str, fitted: dict[str, dict[str, Any]], out: Path, source: str) -> None:
     lines = [f"# Calibrated by `bulkbench calibrate {source}`: the model's stage costs fitted to that run.",
              'kind = "profile"', f'extends = "{profile}"',
              f'name = "{profile}-calibrated"', ""]
     for stage, values in fitted.items():
-        lines += [f"[stages.{stage}]  # fitted on {values['jobs']} jobs",
+        r2 = f", R² {values['r2']}" if values.get("r2") is not None else ""
+        lines += [f"[stages.{stage}]  # fitted on {values['jobs']} jobs{r2}",
                   f"work_ms = {values['work_ms']}", f"work_per_item_ms = {values['work_per_item_ms']}",
                   f"work_cv = {values['work_cv']}", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -134,17 +146,17 @@ def write_profile(profile: str, fitted: dict[str, dict[str, Any]], out: Path, so
 
 
 def main(args: Any) -> int:
-    run_dir = Path(args.run_dir)
-    profile, fitted = calibrate(run_dir)
+    run_dirs = [Path(d) for d in args.run_dirs]
+    profile, fitted = calibrate(*run_dirs)
     if not fitted:
-        raise ProfileError(f"{run_dir}: no stage has {MIN_SAMPLES} samples to fit")
-    write_profile(profile, fitted, Path(args.out), run_dir)
+        raise ProfileError(f"{' '.join(args.run_dirs)}: no stage has {MIN_SAMPLES} samples to fit")
+    write_profile(profile, fitted, Path(args.out), " ".join(args.run_dirs))
     print(f"{'stage':<10} {'jobs':>6} {'work ms':>9} {'per item ms':>12} {'cv':>6} {'R²':>6}")
     for stage, values in fitted.items():
         r2 = values.get("r2")
         print(f"{stage:<10} {values['jobs']:>6} {values['work_ms']:>9.3f} {values['work_per_item_ms']:>12.5f} "
               f"{values['work_cv']:>6.2f} {(f'{r2:.3f}' if r2 is not None else '-'):>6}")
-    if any("r2" in values for values in fitted.values()):
+    if any(values.get("black_box") for values in fitted.values()):
         print("black box: fitted from the client's view of a probe run (acks against nodes rewritten, uploads "
               "against MB and megapixels x sizes); R² says how much of their spread the fit explains")
     print(f"written {args.out} (extends {profile})")

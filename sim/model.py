@@ -64,6 +64,9 @@ class ModelParams:
     node_json_bytes: int = 260
     thumbnail_response_bytes: int = 1450
     upload_response_bytes: int = 250
+    get_service_ms: float = 0.0
+    """The server's time to answer one GET of a stored file (a thumbnail), rate limiter and logging
+    included; a connection serves a burst of GETs one after another."""
     service_cv: float = 0.0
     """Spread of service times (coefficient of variation, gamma); 0: every job its mean."""
     server_cpus: int = 2
@@ -253,10 +256,11 @@ class ServerModel:
         self.by_hash.setdefault(digest, name)
         then(_stored_answer(name, digest))
 
-    def rate_limited(self, client: SimClient) -> float | None:
+    def rate_limited(self, client: SimClient, at: float | None = None) -> float | None:
+        """The limiter's answer to one of the client's requests arriving ``at`` (default: now)."""
         if self.rate_limiter is None:
             return None
-        return self.rate_limiter.check(f"user-{client.user}", self.env.now)
+        return self.rate_limiter.check(f"user-{client.user}", self.env.now if at is None else at)
 
 
 def _nothing() -> None:
@@ -441,24 +445,21 @@ class ModelWorld:
 
     def fetch(self, client: SimClient, paths: tuple[str, ...],
               timeout_s: float) -> Generator[simpy.Event, Any, tuple[HttpResult, ...]]:
-        """A burst of GETs over one connection, one after another (keep-alive), each rate limited."""
-        p, link = self.params, self.link_of(client)
-        with self.pool(client).connections.request() as connection:
+        """GETs one after another, each waiting its turn for one of the browser's connections (in line
+        with the uploads, as a browser queues every request: a burst of thumbnails does not hold a
+        connection between its GETs), each counted by the rate limiter when it arrives."""
+        env, p, link, server = self.env, self.params, self.link_of(client), self.server
+        connections = self.pool(client).connections
+        served = p.get_service_ms / 1000.0
+        results = []
+        for _path in paths:
+            started = env.now
+            connection = connections.request()
             yield connection
-            if self.server.rate_limiter is None and paths:  # every GET the same: its latency once, then the sum
-                latency = link.frame_delay(p.request_overhead_bytes) + link.frame_delay(p.thumbnail_response_bytes)
-                link.bytes_carried += (p.request_overhead_bytes + p.thumbnail_response_bytes) * (len(paths) - 1)
-                elapsed = 0.0
-                for _path in paths:
-                    elapsed += latency
-                yield self.env.timeout(elapsed)
-                return (HttpResult(200, latency_s=latency),) * len(paths)
-            results, elapsed = [], 0.0
-            for _path in paths:
-                limited = self.server.rate_limited(client) is not None
-                status, nbytes = (429, p.answer_bytes) if limited else (200, p.thumbnail_response_bytes)
-                latency = link.frame_delay(p.request_overhead_bytes) + link.frame_delay(nbytes)
-                elapsed += latency
-                results.append(HttpResult(status, latency_s=latency))
-            yield self.env.timeout(elapsed)
-            return tuple(results)
+            arrives = env.now + link.frame_delay(p.request_overhead_bytes)
+            limited = server.rate_limited(client, arrives) is not None
+            status, nbytes = (429, p.answer_bytes) if limited else (200, p.thumbnail_response_bytes)
+            yield env.timeout(arrives - env.now + (0.0 if limited else served) + link.frame_delay(nbytes))
+            connections.release(connection)
+            results.append(HttpResult(status, latency_s=env.now - started))
+        return tuple(results)

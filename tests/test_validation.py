@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.validate import compare_matrix
+import orjson
+
+from benchmarks.validate import compare_matrix, compare_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,3 +20,37 @@ def test_the_model_predicts_the_recorded_issue4_runs_within_its_stated_error(mon
     for r in rows:  # where nothing is lost, the model sends exactly the real messages and requests
         if r["real_failure_rate"] == 0 and r["sim_failure_rate"] == 0:
             assert (r["sim_ws_sent"], r["sim_http"]) == (r["real_ws_sent"], r["real_http"])
+
+
+def _imagecanvas_rows() -> Path:
+    return ROOT / "examples" / "validation" / "imagecanvas"
+
+
+def test_our_profiles_agree_with_the_real_app_under_the_same_client() -> None:
+    """The recorded matrix: each real-app run beside our server's run of the same scenario under the
+    profile that stands for it (legacy-ratelimit for today's app, legacy as reported)."""
+    rows = compare_servers(_imagecanvas_rows())
+    assert len(rows) == 8
+    assert [(r["app"], r["images"], r["users"]) for r in rows if not r["within"]] == []
+
+
+def test_the_model_predicts_the_real_app_within_its_stated_error(monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    rows = [r for r in compare_matrix(_imagecanvas_rows(), replications=3) if r["target"].startswith("imagecanvas")]
+    assert len(rows) == 8
+    assert [(r["target"], r["images"], r["users"]) for r in rows if not r["within"]] == []
+
+
+def test_our_server_today_agrees_with_the_recorded_real_app(tmp_path, monkeypatch) -> None:
+    """Live: the smallest recorded scenario against our server as it is now, held to the real app's run."""
+    from loadtests.run import RunOptions, run
+    from sim.accuracy import count_within, within
+    monkeypatch.chdir(ROOT)
+    recorded = next(e["summary"] for e in map(orjson.loads, (_imagecanvas_rows() / "matrix.jsonl").read_bytes()
+                                               .splitlines()) if e["spec"] == {"strategy": "individual", "images": 50,
+                                                                               "users": 1, "app": "today"})
+    ours = run(RunOptions(strategy="individual", images=50, profile="legacy-ratelimit", out=tmp_path / "out",
+                          quiet=True, max_seconds=300))
+    assert within(ours.failure_rate, recorded["failure_rate"], ours.drop_seconds, recorded["drop_seconds"])
+    assert count_within(ours.extra["http_by_status"].get("429", 0), recorded["extra"]["http_by_status"]["429"])
+    assert ours.extra["frames_sent"]["execute_operation"] == recorded["extra"]["frames_sent"]["execute_operation"]
