@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bulkbench.config import ConfigError
+from reference_server.process import cpu_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 PRELOAD = Path(__file__).resolve().parent / "listen_loopback.js"
@@ -122,6 +123,10 @@ class ImageCanvasApp:
         self.process: subprocess.Popen[bytes] | None = None
         self.client: subprocess.Popen[bytes] | None = None
         self.dir: Path | None = None
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        return cpu_seconds(self.process.pid)
 
     @property
     def url(self) -> str:

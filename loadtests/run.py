@@ -137,15 +137,16 @@ def run(options: RunOptions) -> RunSummary:
         else:
             _say(options, "[bulkbench] network: unshaped loopback")
         url = options.target
+        server_cpu: Any = None
         if options.start_app:
             app = stack.enter_context(ImageCanvasApp(options.start_app, prefix=prefix, log_path=out / "app.log"))
-            url = app.url
+            url, server_cpu = app.url, app.cpu_seconds
             _say(options, f"[bulkbench] server: the real ImageCanvas ({options.start_app}), fresh, at {url}")
         elif not url:
             server = stack.enter_context(ServerProcess(
                 options.profile, out / "server-data", emulation=options.emulation, prefix=prefix,
                 auth_secret_file=options.auth_secret_file or None))
-            url = server.url
+            url, server_cpu = server.url, server.cpu_seconds
             _say(options, f"[bulkbench] server: profile {profile.name!r} at {url} (pid {server.pid})")
         command = [*prefix, sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
                    "-u", str(options.users), "-r", str(options.users), "--host", url,
@@ -170,11 +171,13 @@ def run(options: RunOptions) -> RunSummary:
         _say(options, f"[bulkbench] locust: {options.users} user(s), strategy {options.strategy!r}, "
                       f"{options.images} images each")
         started = time.perf_counter()
+        cpu_before = server_cpu() if server_cpu else 0.0
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(LOCUSTFILE.parent.parent),
                                                                          os.environ.get("PYTHONPATH", "")]))}
         with open(out / "locust.log", "w") as log:  # quiet: Locust's own output goes to a file
             finished = subprocess.run(command, timeout=options.max_seconds + 120, env=env,
                                       stdout=log if options.quiet else None, stderr=log if options.quiet else None)
+        server_cpu_s = round(server_cpu() - cpu_before, 2) if server_cpu else None
         _say(options, f"[bulkbench] locust finished in {time.perf_counter() - started:.1f} s "
                       f"(exit {finished.returncode})")
 
@@ -188,6 +191,7 @@ def run(options: RunOptions) -> RunSummary:
     summary = summarize("real", options.strategy, label, options.seed, results, extra={
         "network": network.to_json(), "canvas": options.canvas, "target": options.target or "spawned",
         "target_profile": target.name, "model_profile": profile.name, "transport": target.socket.transport,
+        "server_cpu_s": server_cpu_s,
         **target_figures(results),
         "processes": options.processes, "emulation": options.emulation,
         "workload": {"median_bytes": workload.median_bytes, "sigma": workload.sigma},

@@ -22,6 +22,15 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) a process has used so far: what a run cost a server."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15 of stat)
+
+
 class ServerProcess:
     def __init__(
         self,
@@ -97,6 +106,9 @@ class ServerProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
         return self.process.returncode
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
 
     def memory_mib(self, field: str = "VmRSS") -> float:
         """The process's resident memory now, or its high-water mark since start with ``VmHWM``."""
