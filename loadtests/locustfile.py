@@ -47,8 +47,9 @@ _local_users = itertools.count()
 
 @events.init_command_line_parser.add_listener
 def add_options(parser: Any) -> None:
-    parser.add_argument("--bb-strategy", choices=sorted(STRATEGIES), default="individual",
-                       help="client strategy of every user")
+    parser.add_argument("--bb-strategy", default="individual",
+                        help=f"client strategy of every user: {', '.join(sorted(STRATEGIES))} (NAME:SET: a named "
+                             "parameter set of scenarios/strategies.toml)")
     parser.add_argument("--bb-images", type=int, default=200, help="images per drop")
     parser.add_argument("--bb-target-profile", default=REFERENCE,
                         help="target description (scenarios/targets/NAME.toml or a path): how to drive the server")

@@ -26,7 +26,7 @@ from bulkbench.config import ConfigError
 from bulkbench.network import load_network
 from bulkbench.profile import load_profile
 from bulkbench.results import RunSummary, table
-from bulkbench.strategies import STRATEGY_NEEDS
+from bulkbench.strategies import STRATEGY_NEEDS, base_strategy, strategy_params
 from bulkbench.target import APP_TARGETS, REFERENCE, Target, TargetError, load_target, with_socket
 from bulkbench.truth import DropResult, TruthError, summarize
 from bulkbench.workload import draw_images, load_workload
@@ -81,6 +81,7 @@ def _exit_on_sigterm() -> None:
 
 def check_target(options: RunOptions) -> Target:
     """The run's target, refused before anything starts if it cannot serve the strategy."""
+    strategy_params(options.strategy)  # an unknown strategy or parameter set: refused here, not in Locust
     if options.start_app:
         if options.start_app not in APP_TARGETS:
             raise TargetError(f"--start-app {options.start_app!r}: one of {sorted(APP_TARGETS)}")
@@ -92,7 +93,7 @@ def check_target(options: RunOptions) -> Target:
         if options.target and target.name != REFERENCE:
             raise TargetError(f"--transport chooses our own server's socket; target {target.name!r} has its own")
         target = with_socket(target, options.transport)  # type: ignore[arg-type]
-    missing = target.operations.missing(STRATEGY_NEEDS[options.strategy])
+    missing = target.operations.missing(STRATEGY_NEEDS[base_strategy(options.strategy)])
     if missing:
         raise TargetError(f"strategy {options.strategy!r} needs operations target {target.name!r} does not have: "
                           f"{', '.join(missing)} (it supports {', '.join(target.operations.supported)}); "

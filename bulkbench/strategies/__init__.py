@@ -1,7 +1,9 @@
 """Client strategies, each written once as a generator of effects (``bulkbench.effects``).
 
 ``STRATEGIES`` maps the command line's names to (run, parameter class); parameters come from
-``scenarios/strategies.toml`` and may be overridden per scenario.
+``scenarios/strategies.toml`` and may be overridden per scenario. ``NAME:SET`` is strategy ``NAME``
+with its named parameter set ``[NAME.SET]`` on top of ``[NAME]`` (``individual:fc1316b``: the client
+of the ImageCanvas code we run, as measured in a browser).
 """
 
 from __future__ import annotations
@@ -33,18 +35,32 @@ STRATEGY_NEEDS: dict[str, frozenset[str]] = {
 """The operations each strategy sends: a target without them cannot serve it (checked before a run)."""
 
 
+def base_strategy(name: str) -> str:
+    """The strategy a name runs (``individual`` for ``individual:fc1316b``)."""
+    return name.split(":", 1)[0]
+
+
 def strategy_params(name: str, overrides: dict[str, Any] | None = None, path: Path | None = None) -> Any:
-    """The parameters of strategy ``name``: class defaults, then the TOML table, then overrides."""
-    if name not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES)}")
+    """The parameters of strategy ``name``: class defaults, then its TOML table, then the named set's
+    table (``NAME:SET``), then overrides."""
+    base, _, variant = name.partition(":")
+    if base not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {base!r}; known: {sorted(STRATEGIES)}")
     path = path or scenarios_dir() / "strategies.toml"
-    values = {**table_of(path, name), **(overrides or {})}
-    return from_table(STRATEGIES[name][1], values, f"strategy {name!r} ({path})")
+    table = table_of(path, base)
+    values = {key: value for key, value in table.items() if not isinstance(value, dict)}
+    if variant:
+        sets = sorted(key for key, value in table.items() if isinstance(value, dict))
+        if variant not in sets:
+            raise ConfigError(f"strategy {base!r} has no parameter set {variant!r} in {path}; sets: {sets}")
+        values.update(table[variant])
+    values.update(overrides or {})
+    return from_table(STRATEGIES[base][1], values, f"strategy {name!r} ({path})")
 
 
 def start(name: str, drop: Drop, params: Any = None) -> Generator[Any, Any, None]:
-    run, _ = STRATEGIES[name]
+    run, _ = STRATEGIES[base_strategy(name)]
     return run(drop, params if params is not None else strategy_params(name))
 
 
-__all__ = ["STRATEGIES", "STRATEGY_NEEDS", "Drop", "DropLog", "ImageTrack", "start", "strategy_params"]
+__all__ = ["STRATEGIES", "STRATEGY_NEEDS", "base_strategy", "Drop", "DropLog", "ImageTrack", "start", "strategy_params"]

@@ -1,22 +1,31 @@
-"""``individual``: today's client, as the reference describes it (../shared/reference/imagecanvas.md).
+"""``individual``: today's client: one operation per step of each image, one queue, single flight.
 
-- Files are hashed two at a time, 50 ms apart; as each hash finishes, one ``node_create`` is
-  queued and the file joins the upload queue.
-- One operation queue, single flight, FIFO: each operation waits a 100 ms merge window, then the
-  queue's idle callback (up to 50 ms while the main thread is busy, as it is during a drop), is
-  sent, and waits up to 5 s for its answer; a timeout is a failure, never retried.
-- Up to 12 uploads at once (the browser lets 6 through per host); no retry; each finished upload
-  queues one ``image_upload_complete`` into the same operation queue.
-- After every operation, the server pushes ``undo_state_update`` and the client asks
-  ``request_undo_state`` (legacy), and the viewport loader GETs the node's thumbnails.
-- Every 10 s a cleanup sweeps local nodes the server has not confirmed: after 30 s, or 60 s once
-  the canvas holds over 100 nodes. A swept node's queued operations are dropped: ``orphaned``.
+Its defaults are the client as the plan describes it when the failure was reported
+(../shared/reference/imagecanvas.md): up to 12 uploads, none tried again, and local nodes the server
+has not confirmed swept as orphans. ``individual:fc1316b`` (``scenarios/strategies.toml``) is the
+client of the ImageCanvas code we can run (commit fc1316b), as its own page measured in a browser
+behaves (``bulkbench browser-run``); each parameter below names the mechanism it stands for.
+
+- Files are hashed ``hash_parallel`` at a time, ``hash_gap_s`` apart; as each hash finishes, its
+  ``node_create`` is queued, and its upload (at once, or on the upload coordinator's next tick).
+- One operation queue, single flight, FIFO: an operation waits the merge window, then the queue's idle
+  callback, is sent, and waits ``ack_timeout_s`` for its answer; a timeout is a failure, never retried.
+  After each answer the client asks ``request_undo_state``.
+- Uploads run ``upload_concurrency`` at a time (the browser lets 6 through per host); each finished
+  upload queues one ``image_upload_complete``. The page's client tries a failed upload again after
+  ``upload_retry_pause_s`` (its coordinator never gives up: bounded here by ``upload_attempts``),
+  drops to ``upload_concurrency_after_failure`` slots for good after a first failure, and, once every
+  file has been read again (``reread_s_per_mb``), uploads every image once more unless its first
+  upload is still waiting or under way (``second_upload``): every image then gets two completions.
+- Once an image's node carries its URL, the viewport loader asks for its thumbnails.
+- Every ``orphan_sweep_every_s`` a cleanup sweeps local nodes the server has not confirmed (the plan's
+  client; fc1316b's sweep never touches dropped nodes): a swept node's queued operations are dropped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bulkbench.effects import NOW, Join, Put, SendFrame, Sleep, Spawn, Take, Upload
@@ -50,13 +59,48 @@ class IndividualParams:
     hash_parallel: int = 2
     hash_gap_s: float = 0.05
     request_undo_state: bool = True
-    """Ask ``request_undo_state`` after each ``undo_state_update`` push (the reference does)."""
+    """Ask ``request_undo_state`` after each operation's answer (the reference does)."""
     thumbnail_gets_per_image: int = 19
     """Viewport thumbnail GETs per image once it has its URL (about 500 after a 26-image drop)."""
+    orphan_sweep: bool = True
+    """Sweep dropped nodes the server has not confirmed (the plan's client); fc1316b sweeps only nodes
+    made by duplicate and paste (``StateSyncManager.js:1517``), never dropped ones."""
     orphan_sweep_every_s: float = 10.0
     orphan_after_s: float = 30.0
     orphan_after_large_s: float = 60.0
     large_canvas_nodes: int = 100
+    upload_tick_s: float = 0.0
+    """0: a file joins the upload queue as its hash is known; > 0: on the upload coordinator's next tick
+    (fc1316b's ``ImageUploadCoordinator`` checks every 2 s)."""
+    upload_retry_pause_s: float = 0.0
+    """A failed upload (429, timeout, any error) is queued again after this pause (fc1316b: 2 s)."""
+    upload_attempts: int = 1
+    """Tries of one image's first upload (fc1316b's coordinator resets its counter and never stops;
+    a bound keeps every drop finite)."""
+    upload_concurrency_after_failure: int = 0
+    """Upload slots from the first failed upload on (fc1316b: the failure rate the upload manager keeps
+    never falls, so one 429 pins bulk uploads at 3); 0: unchanged."""
+    second_upload: bool = False
+    """Once every file is hashed and read again, upload each image once more unless its first upload is
+    still waiting or under way (then the two share it); either way it gets a second completion
+    (fc1316b: ``dragdrop.js`` 709-759, its own upload stage, beside the coordinator's)."""
+    reread_s_per_mb: float = 0.0
+    """The page reads every file again, one at a time, before its own upload stage starts."""
+
+
+@dataclass(slots=True)
+class _Uploads:
+    """The upload side of one drop: what is waiting or under way, and the slots open."""
+
+    slots: int
+    pending: set[str] = field(default_factory=set)
+    """Images whose upload is in the queue or under way (the page shares a second upload of them; one
+    waiting out its retry pause is neither, and gets a second POST)."""
+    shared: set[str] = field(default_factory=set)
+    """Images whose pending upload a second stage shares: its success completes them twice."""
+    failed_once: bool = False
+    second_uploads: int = 0
+    completions: dict[str, int] = field(default_factory=dict)
 
 
 def run(drop: Drop, params: IndividualParams) -> Generator[Any, Any, None]:
@@ -66,33 +110,89 @@ def run(drop: Drop, params: IndividualParams) -> Generator[Any, Any, None]:
 def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
                queue_prefix: str) -> Generator[Any, Any, None]:
     """The whole individual flow for ``images`` (all of a drop, or one chunk of ``chunked``)."""
-    ops, uploads, stop_sweeper = (f"{queue_prefix}ops", f"{queue_prefix}uploads", f"{queue_prefix}sweep")
+    ops, uploads, resolved, stop_sweeper = (f"{queue_prefix}ops", f"{queue_prefix}uploads",
+                                            f"{queue_prefix}resolved", f"{queue_prefix}sweep")
     start = (yield NOW)
     for image in images:
         drop.track(image).created_at = start
     canvas_nodes = len(drop.log.tracks)  # previews and nodes exist locally before any traffic
     orphan_after = p.orphan_after_large_s if canvas_nodes > p.large_canvas_nodes else p.orphan_after_s
+    state = _Uploads(slots=p.upload_concurrency)
+    ticking: list[ImageSpec] = []
+    """Hashed images the upload coordinator will queue at its next tick."""
+
+    def queue_upload(image: ImageSpec, second: bool = False) -> Generator[Any, Any, None]:
+        state.pending.add(image.id)
+        yield Put(uploads, (image, 1, second))
 
     def queue_node_and_upload(image: ImageSpec) -> Generator[Any, Any, None]:
         yield Put(ops, ("node", image))
-        yield Put(uploads, image)
+        if p.upload_tick_s > 0:
+            ticking.append(image)
+        else:
+            yield from queue_upload(image)
 
-    def uploader() -> Generator[Any, Any, None]:
-        while (image := (yield Take(uploads))) is not DONE:
+    def coordinator(hashing_done: list[bool]) -> Generator[Any, Any, None]:
+        """fc1316b's upload coordinator: every tick, the hashed images not yet queued join the queue."""
+        while True:
+            yield Sleep(p.upload_tick_s)
+            while ticking:
+                yield from queue_upload(ticking.pop(0))
+            if hashing_done[0]:
+                return
+
+    def uploader(slot: int) -> Generator[Any, Any, None]:
+        while slot < state.slots and (job := (yield Take(uploads))) is not DONE:
+            image, attempt, second = job
             track = drop.track(image)
-            track.upload_started_at = (yield NOW)
+            now = yield NOW
+            if track.upload_started_at is None:
+                track.upload_started_at = now
             result = yield Upload(image, track.digest or "", p.upload_timeout_s)
             drop.log.record_upload(result)
-            track.upload_done_at = (yield NOW)
-            track.upload = result
+            at = yield NOW
             if result.ok:
-                yield Put(ops, ("complete", image))
+                state.pending.discard(image.id)
+                if track.upload is None:
+                    track.upload_done_at, track.upload = at, result
+                completions = 2 if image.id in state.shared else 1
+                state.shared.discard(image.id)
+                for _ in range(completions):
+                    yield Put(ops, ("complete", image, result))
+                yield Put(resolved, image.id)
+                continue
+            if p.upload_concurrency_after_failure and not state.failed_once:
+                state.failed_once = True
+                state.slots = min(state.slots, p.upload_concurrency_after_failure)
+            state.pending.discard(image.id)
+            if not second and attempt < p.upload_attempts and track.upload is None:
+                yield Spawn(retry(image, attempt + 1), "upload-retry")
+                continue
+            if track.upload is None:
+                track.fail(http_cause(result), at)
+            yield Put(resolved, image.id)
+        if slot >= state.slots:  # this slot closed: its queue share goes to the others
+            return
+
+    def retry(image: ImageSpec, attempt: int) -> Generator[Any, Any, None]:
+        yield Sleep(p.upload_retry_pause_s)
+        state.pending.add(image.id)
+        yield Put(uploads, (image, attempt, False))
+
+    def second_stage() -> Generator[Any, Any, None]:
+        """fc1316b's own upload stage, once every file has been read again (it looks at no server URL)."""
+        for image in images:
+            yield Sleep(p.reread_s_per_mb * image.size_bytes / 1e6)
+        for image in images:
+            if image.id in state.pending:
+                state.shared.add(image.id)
             else:
-                track.fail(http_cause(result), track.upload_done_at)
+                state.second_uploads += 1
+                yield from queue_upload(image, second=True)
 
     def operation_queue() -> Generator[Any, Any, None]:
         while (item := (yield Take(ops))) is not DONE:
-            kind, image = item
+            kind, image = item[0], item[1]
             track = drop.track(image)
             if track.orphaned:
                 continue  # the cleanup removed its node: its operations go nowhere
@@ -103,22 +203,26 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
                 answer = yield from send_and_wait(f"{image.id}-node", OpType.NODE_CREATE,
                                                   node_params(image, track.digest or ""), p.ack_timeout_s)
             else:
-                assert track.upload is not None
-                track.complete_sent_at = sent
-                answer = yield from send_and_wait(f"{image.id}-done", OpType.IMAGE_UPLOAD_COMPLETE,
-                                                  upload_item(track.digest or "", track.upload), p.ack_timeout_s)
+                result = item[2]
+                count = state.completions[image.id] = state.completions.get(image.id, 0) + 1
+                if track.complete_sent_at is None:
+                    track.complete_sent_at = sent
+                answer = yield from send_and_wait(f"{image.id}-done" + (f"{count}" if count > 1 else ""),
+                                                  OpType.IMAGE_UPLOAD_COMPLETE,
+                                                  upload_item(track.digest or "", result), p.ack_timeout_s)
             drop.log.record_answer(answer)
             at = (yield NOW)
             if not answer.ok:
-                track.fail(answer_cause(answer), at)
+                if kind == "node" or track.complete_acked_at is None:
+                    track.fail(answer_cause(answer), at)
                 continue
+            if p.request_undo_state:  # after every ack (StateSyncManager.js:1343)
+                yield SendFrame(Event.REQUEST_UNDO_STATE)
             if kind == "node":
                 track.node_acked_at = at
-            else:
+            elif track.complete_acked_at is None:
                 track.complete_acked_at = track.settled_at = at
-                yield from spawn_thumbnails(track.upload.body["serverFilename"], p.thumbnail_gets_per_image)
-            if p.request_undo_state:
-                yield SendFrame(Event.REQUEST_UNDO_STATE)
+                yield from spawn_thumbnails(item[2].body["serverFilename"], p.thumbnail_gets_per_image)
 
     def orphan_sweeper() -> Generator[Any, Any, None]:
         # nodes the server has not confirmed yet, in drop order (a confirmed or swept one never returns)
@@ -136,15 +240,25 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
                     waiting.append(track)
             unconfirmed = waiting
 
-    sweeper = yield Spawn(orphan_sweeper(), "orphan-sweeper")
+    sweeper = (yield Spawn(orphan_sweeper(), "orphan-sweeper")) if p.orphan_sweep else None
     queue = yield Spawn(operation_queue(), "operation-queue")
+    hashing_done = [False]
+    ticker = (yield Spawn(coordinator(hashing_done), "upload-coordinator")) if p.upload_tick_s > 0 else None
     hashing = yield Spawn(hash_images(drop, images, p.hash_parallel, p.hash_gap_s, queue_node_and_upload), "hashing")
-    upload_slots = yield from spawn_all((uploader() for _ in range(p.upload_concurrency)), "upload")
+    upload_slots = yield from spawn_all((uploader(slot) for slot in range(p.upload_concurrency)), "upload")
     yield Join((hashing,))
+    hashing_done[0] = True
+    if ticker is not None:
+        yield Join((ticker,))
+    if p.second_upload:
+        yield Join(((yield Spawn(second_stage(), "second-upload-stage")),))
+    for _ in range(len(images) + state.second_uploads):  # every upload job resolved: a success, or tries used up
+        yield Take(resolved)
     for _ in upload_slots:
         yield Put(uploads, DONE)
     yield Join(upload_slots)
     yield Put(ops, DONE)
     yield Join((queue,))
-    yield Put(stop_sweeper, True)
-    yield Join((sweeper,))
+    if sweeper is not None:
+        yield Put(stop_sweeper, True)
+        yield Join((sweeper,))
