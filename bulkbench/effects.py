@@ -125,7 +125,17 @@ class Fetch:
     timeout_s: float = 30.0
 
 
-Effect = Sleep | Now | Spawn | Join | Put | Take | Hash | SendOp | SendFrame | AwaitAnswers | Upload | Fetch
+@dataclass(frozen=True, slots=True)
+class Post:
+    """``POST`` a small JSON body through the same pool (a page's call such as ImageCanvas's
+    ``/api/thumbnails/generate``); the answer is its ``HttpResult``."""
+
+    path: str
+    body: dict[str, Any]
+    timeout_s: float = 30.0
+
+
+Effect = Sleep | Now | Spawn | Join | Put | Take | Hash | SendOp | SendFrame | AwaitAnswers | Upload | Fetch | Post
 Strategy = Generator[Effect, Any, None]
 
 

@@ -130,5 +130,9 @@ class Browser:
     def get(self, path: str, timeout_s: float = 30.0) -> tuple[HttpResult, int]:
         return self._call("GET", path, timeout_s)
 
+    def post_json(self, path: str, body: dict[str, Any], timeout_s: float = 30.0) -> tuple[HttpResult, int]:
+        return self._call("POST", path, timeout_s, body=orjson.dumps(body),
+                          headers={"Content-Type": "application/json"})
+
     def close(self) -> None:
         self.pool.close()

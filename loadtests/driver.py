@@ -24,6 +24,7 @@ from bulkbench.effects import (
     HttpResult,
     Join,
     Now,
+    Post,
     Put,
     SendFrame,
     SendOp,
@@ -136,6 +137,10 @@ class GeventDriver:
                                 _http_error(result))
                     results.append(result)
                 return tuple(results)
+            case Post(path, body, timeout_s):
+                result, length = self.browser.post_json(path, body, timeout_s)
+                self.report("POST", path, result.latency_s * 1000, length, _http_error(result))
+                return result
         raise TypeError(f"not an effect: {effect!r}")
 
     def _op_name(self, operation_id: str) -> str:

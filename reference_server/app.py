@@ -82,7 +82,8 @@ class Server:
 
 
 def _route_label(path: str) -> str:
-    for prefix in ("/api/upload", "/api/canvases", "/uploads", "/thumbnails", "/metrics", "/healthz"):
+    for prefix in ("/api/upload", "/api/thumbnails", "/api/canvases", "/uploads", "/thumbnails", "/metrics",
+                   "/healthz"):
         if path.startswith(prefix):
             return prefix
     return "other"
@@ -173,6 +174,7 @@ def create_app(profile: Profile, data_dir: Path, auth: TokenAuthority | None = N
         routes=[
             WebSocketRoute("/ws", websocket_endpoint),
             Route("/api/upload", http.upload, methods=["POST"]),
+            Route("/api/thumbnails/generate", http.generate_thumbnails, methods=["POST"]),
             Route("/api/canvases/{canvas_id}", http.get_canvas),
             Route("/uploads/{name}", http.get_upload),
             Route("/thumbnails/{size}/{name}", http.get_thumbnail),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from PIL import Image
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.types import Scope
@@ -14,7 +16,7 @@ from starlette.types import Scope
 from bulkbench.auth import bearer_token
 from bulkbench.limits import MIB
 from bulkbench.profile import Overloaded
-from bulkbench.protocol import ErrorCode, ProtocolError
+from bulkbench.protocol import ErrorCode, ProtocolError, loads
 from reference_server.uploads import (
     ImageFacts,
     ReceivedUpload,
@@ -129,6 +131,48 @@ async def _thumbnails_later(server: Server, name: str, facts: ImageFacts) -> Non
         server.metrics.operations_total.labels("thumbnail", "skipped").inc()
     except Exception:
         log.exception("thumbnails for %s failed", name)
+
+
+MAX_GENERATE_BODY_BYTES = 4096
+"""Largest ``POST /api/thumbnails/generate`` body (a hash and a few sizes)."""
+MAX_THUMBNAIL_PX = 8192
+
+
+async def generate_thumbnails(request: Request) -> Response:
+    """ImageCanvas's ``POST /api/thumbnails/generate {hash, sizes}`` (``index.js:573``), which its page calls
+    before fetching each thumbnail: the first upload with that hash gets the sizes of the profile's plan
+    it lacks; the answer lists every size asked for, made or not (as ImageCanvas's does, so a size the
+    plan skips is then a 404)."""
+    server = _server(request)
+    body = await request.body()
+    if len(body) > MAX_GENERATE_BODY_BYTES:
+        raise ProtocolError(ErrorCode.PAYLOAD_TOO_LARGE, f"body over {MAX_GENERATE_BODY_BYTES} bytes")
+    try:
+        data = loads(body)
+    except ValueError:
+        raise ProtocolError(ErrorCode.BAD_JSON, "body is not JSON") from None
+    image_hash, sizes = (data.get("hash"), data.get("sizes")) if isinstance(data, dict) else (None, None)
+    if (not isinstance(image_hash, str) or not isinstance(sizes, list) or not 0 < len(sizes) <= 16
+            or not all(type(size) is int and 0 < size <= MAX_THUMBNAIL_PX for size in sizes)):
+        raise ProtocolError(ErrorCode.INVALID_PARAMS, "hash (a string) and sizes (1-16 pixel sizes) are needed")
+    name = server.storage.upload_by_hash(image_hash)
+    source = server.storage.uploads_dir / name if name else None
+    if source is None or not source.is_file():
+        return _not_found("file for hash")
+    stem = Path(name).stem
+    with Image.open(source) as image:  # the header only, as sharp's metadata()
+        width, height = image.size
+    plan = server.profile.thumbnail_plan(width, height)
+    missing = tuple(size for size in sizes if size in plan
+                    and not (server.storage.thumbnails_dir / str(size) / f"{stem}.webp").is_file())
+    if missing:
+        profile = server.profile
+        await server.stages["thumbnail"].run(
+            lambda: make_thumbnails(source, name, missing, server.storage.thumbnails_dir, profile.thumbnail_quality,
+                                    profile.thumbnail_from_original),
+            items=width * height / 1e6 * len(missing), in_thread=True)
+    return JSONResponse({"success": True, "generated": sizes,
+                         "urls": {str(size): f"/thumbnails/{size}/{stem}.webp" for size in sizes}})
 
 
 async def get_upload(request: Request) -> Response:

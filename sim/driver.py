@@ -25,6 +25,7 @@ from bulkbench.effects import (
     HttpResult,
     Join,
     Now,
+    Post,
     Put,
     SendFrame,
     SendOp,
@@ -87,6 +88,8 @@ class World(Protocol):
     def upload(self, client: SimClient, image: ImageSpec, digest: str, timeout_s: float) -> SimGenerator: ...
 
     def fetch(self, client: SimClient, paths: tuple[str, ...], timeout_s: float) -> SimGenerator: ...
+
+    def post(self, client: SimClient, path: str, body: dict[str, Any], timeout_s: float) -> SimGenerator: ...
 
 
 class SimClient:
@@ -256,6 +259,11 @@ class SimClient:
                 result: HttpResult = yield from self.world.upload(self, image, digest, timeout_s)
                 self._count_status(result.status)
                 return result
+            case Post(path, body, timeout_s):
+                self.http_requests += 1
+                posted: HttpResult = yield from self.world.post(self, path, body, timeout_s)
+                self._count_status(posted.status)
+                return posted
             case Fetch(paths, timeout_s):
                 self.http_requests += len(paths)
                 results = yield from self.world.fetch(self, paths, timeout_s)

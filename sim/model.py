@@ -108,6 +108,8 @@ class ServerModel:
         self.rooms: dict[str, SimRoom] = {}
         self.stored: set[str] = set()
         self.by_hash: dict[str, str] = {}
+        self.thumbnails: dict[str, tuple[int, ...]] = {}
+        """Stored file's stem -> the thumbnail sizes it has (the profile's plan for its pixels)."""
         self.rate_limiter = RateLimiter(profile.rate_limit) if profile.rate_limit else None
         self.cpu = Slots(env, max(1, params.server_cpus))
         self.uploads_in_flight = 0
@@ -240,6 +242,7 @@ class ServerModel:
         self._names += 1
         name = f"{self._names:06d}-{image.id}.png"
         thumbnail_items = self.profile.thumbnail_items(image.width, image.height)
+        self.thumbnails[name.rsplit(".", 1)[0]] = self.profile.thumbnail_plan(image.width, image.height)
         if self.profile.thumbnails == "sync":
             try:
                 self.serve("thumbnail", thumbnail_items, lambda: self._stored(name, digest, then))
@@ -255,6 +258,15 @@ class ServerModel:
         self.stored.add(name)
         self.by_hash.setdefault(digest, name)
         then(_stored_answer(name, digest))
+
+    def get_status(self, path: str) -> int:
+        """What a GET of a stored file's thumbnail answers: 404 for a size its plan skipped."""
+        parts = path.split("/")
+        if len(parts) == 4 and parts[1] == "thumbnails" and parts[2].isdigit():
+            sizes = self.thumbnails.get(parts[3].rsplit(".", 1)[0])
+            if sizes is not None and int(parts[2]) not in sizes:
+                return 404
+        return 200
 
     def rate_limited(self, client: SimClient, at: float | None = None) -> float | None:
         """The limiter's answer to one of the client's requests arriving ``at`` (default: now)."""
@@ -458,8 +470,26 @@ class ModelWorld:
             yield connection
             arrives = env.now + link.frame_delay(p.request_overhead_bytes)
             limited = server.rate_limited(client, arrives) is not None
-            status, nbytes = (429, p.answer_bytes) if limited else (200, p.thumbnail_response_bytes)
+            status = 429 if limited else server.get_status(_path)
+            nbytes = p.thumbnail_response_bytes if status == 200 else p.answer_bytes
             yield env.timeout(arrives - env.now + (0.0 if limited else served) + link.frame_delay(nbytes))
             connections.release(connection)
             results.append(HttpResult(status, latency_s=env.now - started))
         return tuple(results)
+
+    def post(self, client: SimClient, path: str, body: dict[str, Any],
+             timeout_s: float) -> Generator[simpy.Event, Any, HttpResult]:
+        """A small JSON POST (the page's thumbnail-generate call): the thumbnails exist, so the server
+        answers after reading the file's header (``get_service_ms``)."""
+        env, p, link, server = self.env, self.params, self.link_of(client), self.server
+        connections = self.pool(client).connections
+        started = env.now
+        connection = connections.request()
+        yield connection
+        arrives = env.now + link.frame_delay(p.request_overhead_bytes + p.answer_bytes)
+        limited = server.rate_limited(client, arrives) is not None
+        status = 429 if limited else 200 if body.get("hash") in server.by_hash else 404
+        served = 0.0 if limited else p.get_service_ms / 1000.0
+        yield env.timeout(arrives - env.now + served + link.frame_delay(p.upload_response_bytes))
+        connections.release(connection)
+        return HttpResult(status, latency_s=env.now - started)

@@ -36,6 +36,7 @@ class InstantWorld:
     stored: set[str] = field(default_factory=set)
     ops_seen: list[tuple[str, str]] = field(default_factory=list)
     fetches: int = 0
+    posts: int = 0
 
     def __post_init__(self) -> None:
         self.server = simpy.Resource(self.env, 1)
@@ -99,3 +100,10 @@ class InstantWorld:
             yield self.env.timeout(0.005 * len(paths))
             self.fetches += len(paths)
             return tuple(HttpResult(200) for _ in paths)
+
+    def post(self, client: SimClient, path: str, body: dict[str, Any], timeout_s: float) -> Generator:
+        with self._pool(client).request() as connection:
+            yield connection
+            yield self.env.timeout(0.005)
+            self.posts += 1
+            return HttpResult(200)

@@ -133,3 +133,60 @@ def test_unknown_strategy_parameter_is_an_error() -> None:
         strategy_params("batched", {"wave_sise": 3})
 
 
+
+
+PAGE = {"thumbnail_gets_per_image": 0}
+"""The page client's mechanisms one at a time, without thumbnails in the way."""
+
+
+def test_a_refused_upload_is_tried_again_after_its_pause_until_it_goes_through() -> None:
+    params = {**PAGE, "upload_retry_pause_s": 2.0, "upload_attempts": 100}
+    env, world, drop, client, records = drop_with("individual", images=5, params=params,
+                                                  world_kw={"refuse_uploads": {"u0-img00002": [429, 429, 429]}})
+    assert all(r.outcome == "ok" for r in records)
+    assert client.upload_attempts == 5 + 3
+    track = drop.log.tracks["u0-img00002"]
+    assert track.upload_done_at - track.upload_started_at >= 3 * 2.0  # three pauses of 2 s, by the clock
+
+
+def test_tries_are_bounded_and_a_drop_always_ends() -> None:
+    params = {**PAGE, "upload_retry_pause_s": 0.5, "upload_attempts": 3}
+    env, world, drop, client, records = drop_with("individual", images=4, params=params,
+                                                  world_kw={"refuse_uploads": {"u0-img00001": [429] * 10}})
+    assert failures(records) == {"http_429": 1} and client.upload_attempts == 3 + 3
+
+
+def test_one_failure_closes_upload_slots_for_good() -> None:
+    params = {**PAGE, "upload_concurrency": 4, "upload_concurrency_after_failure": 1, "upload_retry_pause_s": 0.1,
+              "upload_attempts": 5}
+    env, world, drop, client, records = drop_with("individual", images=12, params=params,
+                                                  world_kw={"refuse_uploads": {"u0-img00000": [429]},
+                                                            "upload_s": 1.0})
+    assert all(r.outcome == "ok" for r in records)
+    # after the first failure one upload at a time: the later uploads end at least a second apart
+    ends = sorted(t.upload_done_at for t in drop.log.tracks.values())
+    assert all(b - a >= 1.0 - 1e-9 for a, b in zip(ends[5:], ends[6:], strict=False))
+
+
+def test_the_second_upload_stage_shares_an_upload_under_way_and_repeats_a_finished_one() -> None:
+    """fc1316b: every image is completed twice; an upload still under way when the second stage looks is
+    shared (one POST), a finished one is posted again (a second stored copy)."""
+    params = {**PAGE, "second_upload": True, "upload_concurrency": 1, "reread_s_per_mb": 1.0}  # stage at ~2.5 s
+    env, world, drop, client, records = drop_with("individual", images=6, params=params,
+                                                  world_kw={"upload_s": 1.0})
+    kinds = [kind for _, kind in world.ops_seen]
+    assert kinds.count("node_create") == 6 and kinds.count("image_upload_complete") == 12
+    assert all(r.outcome == "ok" for r in records)
+    assert 6 < client.upload_attempts < 12  # some shared, some posted again
+
+
+def test_without_the_orphan_sweep_a_slow_queue_loses_nothing() -> None:
+    params = {**PAGE, "orphan_sweep": False, "orphan_after_s": 3.0, "orphan_after_large_s": 3.0}
+    env, world, drop, client, records = drop_with("individual", images=40, world_kw={"rtt_s": 0.1}, params=params)
+    assert failures(records) == {}
+
+
+def test_a_named_parameter_set_sits_on_top_of_its_strategy() -> None:
+    base, page = strategy_params("individual"), strategy_params("individual:fc1316b")
+    assert base.orphan_sweep and base.upload_attempts == 1
+    assert not page.orphan_sweep and page.upload_attempts > 1 and page.hash_parallel == base.hash_parallel
