@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import scipy.stats
 import simpy
 
 from bulkbench.network import load_network
@@ -35,9 +36,7 @@ from sim.events import Environment
 from sim.model import ModelParams, ModelWorld, load_model_params
 
 SAMPLE_EVERY_S = 0.5
-T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        15: 2.131, 20: 2.086, 30: 2.042}
-"""Student's t, two-sided 95 %, by degrees of freedom (1.96 beyond 30)."""
+
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,12 +67,9 @@ class Replication:
     events: int
 
 
-def _t95(df: int) -> float:
-    if df <= 0:
-        return math.nan
-    if df in T_95:
-        return T_95[df]
-    return next((T_95[k] for k in sorted(T_95) if k >= df), 1.96)
+def t95(df: int) -> float:
+    """Student's t for a two-sided 95 % interval with ``df`` degrees of freedom (scipy's, exact)."""
+    return float(scipy.stats.t.ppf(0.975, df)) if df > 0 else math.nan
 
 
 def simulate_once(options: SimOptions, replication: int, profile: Profile, workload: WorkloadSpec,
@@ -186,7 +182,7 @@ def combine(replications: list[Replication]) -> RunSummary:
 
     def mean_and_ci(name: str, values: list[float]) -> float:
         mean = statistics.fmean(values)
-        half = _t95(n - 1) * statistics.stdev(values) / math.sqrt(n) if n > 1 else 0.0
+        half = t95(n - 1) * statistics.stdev(values) / math.sqrt(n) if n > 1 else 0.0
         ci[name] = [mean - half, mean + half]
         return mean
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bulkbench.profile import load_profile
 from sim.run import SimOptions, run_sim
 from tests.test_real_runs import SUMMARY_FIELDS
@@ -78,3 +80,9 @@ def test_receive_cpu_lengthens_each_upload_by_its_cost(tmp_path) -> None:
     slowed = run_sim(SimOptions(**options, model=str(model)), profile_override=profile)
     assert 200.0 <= slowed.upload_ms["p50"] - plain.upload_ms["p50"] < 250.0
     assert slowed.drop_seconds > plain.drop_seconds
+
+
+def test_confidence_intervals_use_students_t_for_every_degree_of_freedom() -> None:
+    """The old hand table answered df 11 with its df 15 row (2.131); Student's t at df 11 is 2.201."""
+    from sim.run import t95
+    assert t95(11) == pytest.approx(2.201, abs=1e-3) and t95(4) == pytest.approx(2.776, abs=1e-3)

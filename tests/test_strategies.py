@@ -190,3 +190,9 @@ def test_a_named_parameter_set_sits_on_top_of_its_strategy() -> None:
     base, page = strategy_params("individual"), strategy_params("individual:fc1316b")
     assert base.orphan_sweep and base.upload_attempts == 1
     assert not page.orphan_sweep and page.upload_attempts > 1 and page.hash_parallel == base.hash_parallel
+
+
+def test_the_page_asks_for_every_thumbnail_size_with_a_post_before_each_get() -> None:
+    params = {"page_thumbnail_sizes": [64, 256, 2048]}
+    env, world, drop, client, records = drop_with("individual", images=4, params=params)
+    assert world.posts == 4 * 3 and world.fetches == 4 * 3  # every GET answered 200 here: no retries

@@ -19,6 +19,7 @@ from bulkbench.effects import (
     Hash,
     HttpResult,
     Join,
+    Post,
     SendOp,
     Sleep,
     Spawn,
@@ -175,6 +176,35 @@ def spawn_thumbnails(server_filename: str, count: int) -> Generator[Any, Any, An
     if count <= 0:
         return None
     return (yield Spawn(fetch_thumbnails(server_filename, count), "thumbnails"))
+
+
+THUMBNAIL_GENERATE_PATH = "/api/thumbnails/generate"
+"""ImageCanvas's route that makes a thumbnail size on demand; its page calls it before each GET."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageThumbnails:
+    """How a page asks for one image's thumbnails once its node carries a URL (fc1316b's renderer):
+    every size in turn, a POST that has it made, then its GET, a failed GET (404, 429) tried again
+    after each of ``retry_pauses_s``."""
+
+    sizes: tuple[int, ...]
+    generate: bool = True
+    retry_pauses_s: tuple[float, ...] = (1.0, 2.0, 4.0)
+
+
+def load_page_thumbnails(server_filename: str, digest: str, page: PageThumbnails) -> Generator[Any, Any, None]:
+    stem = server_filename.rsplit(".", 1)[0]
+    for size in page.sizes:
+        if page.generate:
+            yield Post(THUMBNAIL_GENERATE_PATH, {"hash": digest, "sizes": [size]})
+        path = f"/thumbnails/{size}/{stem}.webp"
+        (result,) = yield Fetch((path,))
+        for pause in page.retry_pauses_s:
+            if result.ok:
+                break
+            yield Sleep(pause)
+            (result,) = yield Fetch((path,))
 
 
 def spawn_all(processes: Iterable[Generator[Any, Any, Any]], name: str) -> Generator[Any, Any, tuple[Any, ...]]:

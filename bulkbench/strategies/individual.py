@@ -33,9 +33,11 @@ from bulkbench.protocol import Event, OpType
 from bulkbench.results import Cause
 from bulkbench.strategies.common import (
     Drop,
+    PageThumbnails,
     answer_cause,
     hash_images,
     http_cause,
+    load_page_thumbnails,
     node_params,
     send_and_wait,
     spawn_all,
@@ -86,6 +88,14 @@ class IndividualParams:
     (fc1316b: ``dragdrop.js`` 709-759, its own upload stage, beside the coordinator's)."""
     reread_s_per_mb: float = 0.0
     """The page reads every file again, one at a time, before its own upload stage starts."""
+    page_s_per_loading_image: float = 0.0
+    """The page's main thread works for every image it is loading (node sent, image not yet settled:
+    uploads, thumbnails and their textures; fc1316b re-sorts its texture queue on every request,
+    ``TextureLODManager.js:274-286``): each step it takes (a file hashed and read, an operation's send, a
+    file read again) waits this long per such image first."""
+    page_thumbnail_sizes: tuple[int, ...] = ()
+    """Sizes the page asks for, each with a POST that has it made and a GET tried again on failure
+    (fc1316b's renderer: all six); empty: ``thumbnail_gets_per_image`` GETs of 64 and 256 px."""
 
 
 @dataclass(slots=True)
@@ -99,6 +109,8 @@ class _Uploads:
     shared: set[str] = field(default_factory=set)
     """Images whose pending upload a second stage shares: its success completes them twice."""
     failed_once: bool = False
+    loading: int = 0
+    """Images whose node is sent and not yet settled: the page's own work grows with them."""
     second_uploads: int = 0
     completions: dict[str, int] = field(default_factory=dict)
 
@@ -118,6 +130,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
     canvas_nodes = len(drop.log.tracks)  # previews and nodes exist locally before any traffic
     orphan_after = p.orphan_after_large_s if canvas_nodes > p.large_canvas_nodes else p.orphan_after_s
     state = _Uploads(slots=p.upload_concurrency)
+    page_thumbnails = PageThumbnails(tuple(p.page_thumbnail_sizes)) if p.page_thumbnail_sizes else None
     ticking: list[ImageSpec] = []
     """Hashed images the upload coordinator will queue at its next tick."""
 
@@ -126,6 +139,8 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
         yield Put(uploads, (image, 1, second))
 
     def queue_node_and_upload(image: ImageSpec) -> Generator[Any, Any, None]:
+        if p.page_s_per_loading_image:  # the hash stage's reads and caching wait for the busy main thread
+            yield Sleep(p.page_s_per_loading_image * state.loading)
         yield Put(ops, ("node", image))
         if p.upload_tick_s > 0:
             ticking.append(image)
@@ -182,7 +197,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
     def second_stage() -> Generator[Any, Any, None]:
         """fc1316b's own upload stage, once every file has been read again (it looks at no server URL)."""
         for image in images:
-            yield Sleep(p.reread_s_per_mb * image.size_bytes / 1e6)
+            yield Sleep(p.reread_s_per_mb * image.size_bytes / 1e6 + p.page_s_per_loading_image * state.loading)
         for image in images:
             if image.id in state.pending:
                 state.shared.add(image.id)
@@ -196,9 +211,10 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
             track = drop.track(image)
             if track.orphaned:
                 continue  # the cleanup removed its node: its operations go nowhere
-            yield Sleep(p.merge_window_s + p.idle_wait_s)
+            yield Sleep(p.merge_window_s + p.idle_wait_s + p.page_s_per_loading_image * state.loading)
             sent = (yield NOW)
             if kind == "node":
+                state.loading += 1  # a node on the canvas, loading until its image settles
                 track.node_sent_at = sent
                 answer = yield from send_and_wait(f"{image.id}-node", OpType.NODE_CREATE,
                                                   node_params(image, track.digest or ""), p.ack_timeout_s)
@@ -213,7 +229,8 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
             drop.log.record_answer(answer)
             at = (yield NOW)
             if not answer.ok:
-                if kind == "node" or track.complete_acked_at is None:
+                if (kind == "node" or track.complete_acked_at is None) and track.failure is None:
+                    state.loading -= 1
                     track.fail(answer_cause(answer), at)
                 continue
             if p.request_undo_state:  # after every ack (StateSyncManager.js:1343)
@@ -222,7 +239,12 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
                 track.node_acked_at = at
             elif track.complete_acked_at is None:
                 track.complete_acked_at = track.settled_at = at
-                yield from spawn_thumbnails(item[2].body["serverFilename"], p.thumbnail_gets_per_image)
+                state.loading -= 1
+                if page_thumbnails is not None:
+                    yield Spawn(load_page_thumbnails(item[2].body["serverFilename"], track.digest or "",
+                                                     page_thumbnails), "thumbnails")
+                else:
+                    yield from spawn_thumbnails(item[2].body["serverFilename"], p.thumbnail_gets_per_image)
 
     def orphan_sweeper() -> Generator[Any, Any, None]:
         # nodes the server has not confirmed yet, in drop order (a confirmed or swept one never returns)
