@@ -251,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="results directories of `bulkbench run` (several runs of one profile are pooled; "
                                 "a target's: one probe run)")
     calibrate.add_argument("--out", required=True, help="the profile TOML to write")
+    calibrate.add_argument("--black-box", action="store_true",
+                           help="fit a probe run from the client's side even where server samples exist")
     calibrate.set_defaults(func=cmd_calibrate)
 
     report = commands.add_parser("report", help="results directories -> report.html and report.md")

@@ -65,11 +65,13 @@ def _summary(run_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def calibrate(*run_dirs: Path) -> tuple[str, dict[str, dict[str, Any]]]:
+def calibrate(*run_dirs: Path, black: bool = False) -> tuple[str, dict[str, dict[str, Any]]]:
     """Stage costs fitted to one run's server, or to several runs of one profile pooled (runs of
-    different workloads pooled pin both a job's constant cost and its cost per item)."""
+    different workloads pooled pin both a job's constant cost and its cost per item). ``black``: fit a
+    probe run from the client's side even where the server's samples exist (to see how close a black
+    box gets to them)."""
     summaries = [_summary(run_dir) for run_dir in run_dirs]
-    if not (run_dirs[0] / "stage_samples.json").exists():
+    if black or not (run_dirs[0] / "stage_samples.json").exists():
         if len(run_dirs) > 1:
             raise ProfileError("a black-box fit takes one probe run")
         return black_box(run_dirs[0], summaries[0])
@@ -147,7 +149,7 @@ def write_profile(profile: str, fitted: dict[str, dict[str, Any]], out: Path, so
 
 def main(args: Any) -> int:
     run_dirs = [Path(d) for d in args.run_dirs]
-    profile, fitted = calibrate(*run_dirs)
+    profile, fitted = calibrate(*run_dirs, black=args.black_box)
     if not fitted:
         raise ProfileError(f"{' '.join(args.run_dirs)}: no stage has {MIN_SAMPLES} samples to fit")
     write_profile(profile, fitted, Path(args.out), " ".join(args.run_dirs))
