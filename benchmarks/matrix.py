@@ -61,6 +61,9 @@ MATRICES: dict[str, list[dict]] = {
     "browser": [
         *({"engine": "browser", "app": app, "images": n, "uplink_mbit": mbit}
           for mbit in (0.0, 20.0) for app in ("today", "as-reported") for n in (50, 200, 500)),
+        *({"strategy": "individual:fc1316b", "app": app, "images": n, "uplink_mbit": mbit,
+           "drop_cap_s": BROWSER_CAP_S}
+          for mbit in (0.0, 20.0) for app in ("today", "as-reported") for n in (50, 200, 500)),
     ],
     "smoke": [
         {"strategy": "individual", "images": 20},

@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", default="", help="use this server (URL) instead of starting one")
     run.add_argument("--processes", type=int, default=0, help="Locust worker processes (distributed mode)")
     run.add_argument("--max-seconds", type=float, default=1800.0, help="hard bound on the run's duration")
+    run.add_argument("--drop-cap-s", type=float, default=0.0,
+                     help="stop a drop still going after this long: its open images are 'unfinished' (as "
+                          "browser-run's --max-seconds)")
     run.add_argument("--auth-secret-file", metavar="FILE",
                      help="start the server with token auth; each user mints a token for its own canvas")
     run.add_argument("--token", help="a token every user sends (a --target server with auth on)")

@@ -55,6 +55,8 @@ class GeventDriver:
         self.queues: defaultdict[str, Queue] = defaultdict(Queue)
         self.started = time.perf_counter()
         self.first_byte_s: float | None = None
+        self.greenlets: set[gevent.Greenlet] = set()
+        """Every process of the drop still running (``stop`` ends them all)."""
 
     @property
     def now(self) -> float:
@@ -64,9 +66,18 @@ class GeventDriver:
         if self.first_byte_s is None:
             self.first_byte_s = self.now
 
-    def run(self, strategy: Generator[Any, Any, Any]) -> None:
-        """Run a strategy to its end (and every process it spawned). Times count from construction."""
-        self._run(strategy)
+    def run(self, strategy: Generator[Any, Any, Any], cap_s: float | None = None) -> bool:
+        """Run a strategy to its end (and every process it spawned); True if it ended, False if ``cap_s``
+        (seconds since construction) ended it first: then every process of it is stopped where it is, as
+        a person closing the tab stops a page. Times count from construction."""
+        main = gevent.spawn(self._run, strategy)
+        self.greenlets.add(main)
+        main.join(timeout=None if cap_s is None else max(0.0, cap_s - self.now))
+        if main.ready():
+            main.get()  # its exception, if it raised one
+            return True
+        gevent.killall(list(self.greenlets))
+        return False
 
     def _run(self, strategy: Generator[Any, Any, Any]) -> None:
         children: list[gevent.Greenlet] = []
@@ -94,6 +105,8 @@ class GeventDriver:
             case Spawn(process):
                 child = gevent.spawn(self._run, process)
                 children.append(child)
+                self.greenlets.add(child)
+                child.link(self.greenlets.discard)
                 return child
             case Join(handles):
                 gevent.joinall(list(handles))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bulkbench.limits import Limits
+from bulkbench.results import Cause
 from bulkbench.strategies import Drop, start
 from bulkbench.target import Target, browser_address
 from bulkbench.truth import DropResult, judge, last_settled_s
@@ -38,9 +39,12 @@ class Browsers:
 def run_drop(target: Target, base_url: str, strategy: str, params: Any, limits: Limits, images: list[ImageSpec],
              canvas_name: str, user: int, cache: ImageCache, report: Report = no_report,
              emulated_rtt_s: float = 0.0, client_id: str = "",
-             socket_type: Callable[..., DropSocket] = DropSocket, token: str | None = None) -> DropResult:
+             socket_type: Callable[..., DropSocket] = DropSocket, token: str | None = None,
+             cap_s: float | None = None) -> DropResult:
     """``socket_type``: a DropSocket subclass that watches the frames (the crash benchmark's);
-    ``token``: sent with every request and the socket's handshake (a server with auth on)."""
+    ``token``: sent with every request and the socket's handshake (a server with auth on); ``cap_s``: a
+    drop still going then is stopped where it is (as a browser run's hard cap stops its page), and its
+    open images are ``unfinished``."""
     client_id = client_id or f"user-{user}"
     source, headers = Browsers(target, base_url, token).identity(user, client_id)
     canvas_id = create_canvas(target, base_url, canvas_name, client_id, headers, source)
@@ -54,8 +58,12 @@ def run_drop(target: Target, base_url: str, strategy: str, params: Any, limits: 
     try:
         driver.mark_first_byte()
         socket.join(canvas_id)
-        driver.run(start(strategy, drop, params))
+        finished = driver.run(start(strategy, drop, params), cap_s)
         ended = driver.now
+        if not finished:
+            for track in drop.log.tracks.values():
+                if track.settled_at is None:
+                    track.fail(Cause.UNFINISHED, ended)
         synced = socket.full_sync() if target.truth.via == "full_sync" else None
     finally:
         socket.close()

@@ -67,6 +67,8 @@ def add_options(parser: Any) -> None:
     parser.add_argument("--bb-auth-secret-file", default="", include_in_web_ui=False,
                         help="the server's auth secret: each user mints a token for its own canvas")
     parser.add_argument("--bb-token", default="", include_in_web_ui=False, help="a token every user sends")
+    parser.add_argument("--bb-drop-cap-s", type=float, default=0.0, include_in_web_ui=False,
+                        help="stop a drop still going after this long; its open images are 'unfinished' (0: none)")
     parser.add_argument("--bb-out", default="", include_in_web_ui=False,
                        help="write each drop's result here and stop each user after one drop")
 
@@ -144,7 +146,8 @@ class DropUser(User):
         try:
             result = run_drop(self.target, self.host, options.bb_strategy, self.params, self.profile.limits,
                               images, canvas_id, self.user_index, self.cache, self._report,
-                              options.bb_emulated_rtt_ms / 1000.0, client_id=f"user-{label}", token=token)
+                              options.bb_emulated_rtt_ms / 1000.0, client_id=f"user-{label}", token=token,
+                              cap_s=options.bb_drop_cap_s or None)
         except Exception as exc:  # no judgement (a truth read failed, a join refused...): an error, never a figure
             if not isinstance(exc, TruthError | TargetError | SocketLost):
                 logging.exception("drop of user %s failed", label)

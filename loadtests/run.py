@@ -36,6 +36,8 @@ from loadtests.network import ShapedNamespace
 from reference_server.process import ServerProcess
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+JUDGE_GRACE_S = 300.0
+"""Time beyond a drop's cap for judging it (a limiter can make the truth reads wait)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,6 +66,9 @@ class RunOptions:
     """The target description (``scenarios/targets/``): how to drive the server and read its truth."""
     start_app: str = ""
     """Start the real ImageCanvas (``today`` or ``as-reported``) for the run, fresh, and drive it."""
+    drop_cap_s: float = 0.0
+    """Stop a drop still going after this long (its open images: ``unfinished``), as ``browser-run``'s
+    hard cap does; 0: drops run to their end (within ``max_seconds``)."""
     transport: str = ""
     """Our server's socket when ``run`` starts it: ``websocket`` (default) or ``socketio``."""
 
@@ -149,9 +154,10 @@ def run(options: RunOptions) -> RunSummary:
                 auth_secret_file=options.auth_secret_file or None))
             url, server_cpu = server.url, server.cpu_seconds
             _say(options, f"[bulkbench] server: profile {profile.name!r} at {url} (pid {server.pid})")
+        run_time_s = max(options.max_seconds, options.drop_cap_s + JUDGE_GRACE_S)
         command = [*prefix, sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
                    "-u", str(options.users), "-r", str(options.users), "--host", url,
-                   "--run-time", f"{int(options.max_seconds)}s", "--stop-timeout", "30",
+                   "--run-time", f"{int(run_time_s)}s", "--stop-timeout", "30",
                    "--csv", str(out / "locust"), "--only-summary", "--loglevel", "WARNING",
                    "--bb-strategy", options.strategy, "--bb-images", str(options.images),
                    "--bb-profile", options.profile, "--bb-seed", str(options.seed),
@@ -165,6 +171,8 @@ def run(options: RunOptions) -> RunSummary:
         if options.token:
             command += ["--bb-token", options.token]
         command += ["--bb-target-profile", options.target_profile]
+        if options.drop_cap_s:
+            command += ["--bb-drop-cap-s", str(options.drop_cap_s)]
         if options.transport:
             command += ["--bb-transport", options.transport]
         if options.processes:
@@ -176,7 +184,7 @@ def run(options: RunOptions) -> RunSummary:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(LOCUSTFILE.parent.parent),
                                                                          os.environ.get("PYTHONPATH", "")]))}
         with open(out / "locust.log", "w") as log:  # quiet: Locust's own output goes to a file
-            finished = subprocess.run(command, timeout=options.max_seconds + 120, env=env,
+            finished = subprocess.run(command, timeout=run_time_s + 120, env=env,
                                       stdout=log if options.quiet else None, stderr=log if options.quiet else None)
         server_cpu_s = round(server_cpu() - cpu_before, 2) if server_cpu else None
         _say(options, f"[bulkbench] locust finished in {time.perf_counter() - started:.1f} s "
@@ -240,6 +248,7 @@ def main(args: Any) -> int:
         workload=args.workload or "", emulation=not args.no_emulation, max_seconds=args.max_seconds,
         auth_secret_file=args.auth_secret_file or "", token=args.token or "",
         target_profile=args.target_profile or REFERENCE, transport=args.transport or "", start_app=args.start_app or "",
+        drop_cap_s=args.drop_cap_s,
     )
     summary = run(options)
     print()

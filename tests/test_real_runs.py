@@ -130,3 +130,15 @@ def test_the_namespace_is_removed_even_when_the_run_fails():
         name = namespace.name
         raise RuntimeError("boom")
     assert not namespace_exists(name)
+
+
+def test_a_drop_cap_stops_a_drop_where_it_is_and_judges_what_the_server_holds(start_server, tmp_path,
+                                                                              small_workload):
+    """As browser-run's hard cap: the strategy is stopped mid-drop (single flight: 40 operations take
+    over 6 s), the images it had not settled are 'unfinished', the ones it had are judged ok by the server."""
+    server = start_server("legacy")
+    summary = run(RunOptions(strategy="individual", images=20, out=tmp_path / "out", target=server.url,
+                             workload=small_workload, quiet=True, max_seconds=120, drop_cap_s=2.0))
+    assert 0 < summary.images_ok < 20
+    assert summary.failures_by_cause == {"unfinished": 20 - summary.images_ok}
+    assert summary.drop_seconds < 4.0

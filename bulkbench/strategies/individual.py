@@ -93,6 +93,8 @@ class IndividualParams:
     uploads, thumbnails and their textures; fc1316b re-sorts its texture queue on every request,
     ``TextureLODManager.js:274-286``): each step it takes (a file hashed and read, an operation's send, a
     file read again) waits this long per such image first."""
+    page_s_per_node: float = 0.0
+    """... and this long per node the canvas holds (every frame draws them, the drop's previews included)."""
     page_thumbnail_sizes: tuple[int, ...] = ()
     """Sizes the page asks for, each with a POST that has it made and a GET tried again on failure
     (fc1316b's renderer: all six); empty: ``thumbnail_gets_per_image`` GETs of 64 and 256 px."""
@@ -138,9 +140,13 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
         state.pending.add(image.id)
         yield Put(uploads, (image, 1, second))
 
+    def page_busy_s() -> float:
+        """What each step on the page's main thread waits for first (0 for the plan's client)."""
+        return p.page_s_per_loading_image * state.loading + p.page_s_per_node * canvas_nodes
+
     def queue_node_and_upload(image: ImageSpec) -> Generator[Any, Any, None]:
-        if p.page_s_per_loading_image:  # the hash stage's reads and caching wait for the busy main thread
-            yield Sleep(p.page_s_per_loading_image * state.loading)
+        if busy := page_busy_s():  # the hash stage's reads and caching wait for the busy main thread
+            yield Sleep(busy)
         yield Put(ops, ("node", image))
         if p.upload_tick_s > 0:
             ticking.append(image)
@@ -197,7 +203,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
     def second_stage() -> Generator[Any, Any, None]:
         """fc1316b's own upload stage, once every file has been read again (it looks at no server URL)."""
         for image in images:
-            yield Sleep(p.reread_s_per_mb * image.size_bytes / 1e6 + p.page_s_per_loading_image * state.loading)
+            yield Sleep(p.reread_s_per_mb * image.size_bytes / 1e6 + page_busy_s())
         for image in images:
             if image.id in state.pending:
                 state.shared.add(image.id)
@@ -211,7 +217,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
             track = drop.track(image)
             if track.orphaned:
                 continue  # the cleanup removed its node: its operations go nowhere
-            yield Sleep(p.merge_window_s + p.idle_wait_s + p.page_s_per_loading_image * state.loading)
+            yield Sleep(p.merge_window_s + p.idle_wait_s + page_busy_s())
             sent = (yield NOW)
             if kind == "node":
                 state.loading += 1  # a node on the canvas, loading until its image settles
