@@ -96,6 +96,56 @@ def compare_servers(matrix_dir: Path) -> list[dict]:
     return rows
 
 
+def compare_engines(matrix_dir: Path) -> list[dict]:
+    """Each browser row (the real client) beside the protocol-level row of the same scenario: the
+    client's part of the difference (one server, two clients)."""
+    entries = [orjson.loads(line) for line in (Path(matrix_dir) / "matrix.jsonl").read_text().splitlines()]
+
+    def scenario(spec: dict) -> tuple:
+        return spec.get("app"), spec["images"], spec.get("uplink_mbit", 0.0)
+
+    protocol = {scenario(e["spec"]): e for e in entries if e["spec"].get("engine") != "browser"}
+    rows = []
+    for entry in (e for e in entries if e["spec"].get("engine") == "browser"):
+        twin = protocol.get(scenario(entry["spec"]))
+        if twin is None:
+            continue
+        browser, ours = _figures(entry["summary"]), _figures(twin["summary"])
+        browser["ops"] = entry["summary"]["extra"].get("ops_by_type", {})
+        ours["ops"] = twin["summary"]["extra"].get("ops_by_type", {})
+        drop_error = (ours["drop_s"] - browser["drop_s"]) / browser["drop_s"]
+        lossless = browser["failure_rate"] == 0 and ours["failure_rate"] == 0
+        rows.append({"app": entry["spec"]["app"], "images": entry["spec"]["images"],
+                     "uplink_mbit": entry["spec"].get("uplink_mbit", 0.0), "strategy": twin["spec"]["strategy"],
+                     "browser": browser, "protocol": ours, "drop_error": drop_error,
+                     "ops_equal": browser["ops"] == ours["ops"] if lossless else None,
+                     "within": within(ours["failure_rate"], browser["failure_rate"], ours["drop_s"], browser["drop_s"])
+                     and count_within(ours["http_429"], browser["http_429"])
+                     and count_within(ours["upload_attempts"], browser["upload_attempts"])
+                     and (not lossless or browser["ops"] == ours["ops"])})
+    return rows
+
+
+def print_engines(rows: list[dict]) -> int:
+    head = (f"{'app':<12} {'imgs':>5} {'Mbit':>5} | {'fail brw':>8} {'prot':>6} | {'drop brw':>8} {'prot':>7} "
+            f"{'err':>6} | {'429 brw':>7} {'prot':>6} | {'uploads brw':>11} {'prot':>6} | ops by type (browser / protocol)")
+    print(head)
+    print("-" * len(head))
+    misses = 0
+    for r in rows:
+        b, o = r["browser"], r["protocol"]
+        misses += not r["within"]
+        ops = f"{b['ops']} / {o['ops']}"
+        print(f"{r['app']:<12} {r['images']:>5} {r['uplink_mbit']:>5g} | {b['failure_rate']:>8.3f} "
+              f"{o['failure_rate']:>6.3f} | {b['drop_s']:>8.1f} {o['drop_s']:>7.1f} {r['drop_error']:>+6.0%} | "
+              f"{b['http_429']:>7} {o['http_429']:>6} | {b['upload_attempts']:>11} {o['upload_attempts']:>6} | "
+              f"{ops}{'' if r['within'] else '  *'}")
+    print(f"\n{len(rows) - misses}/{len(rows)} agree (failure rate +-{FAILURE_RATE_TOLERANCE}, drop time "
+          f"+-{DROP_SECONDS_TOLERANCE:.0%}, 429s and upload attempts +-{COUNT_TOLERANCE:.0%}, operations by type "
+          "equal where nothing is lost); * marks a miss")
+    return misses
+
+
 def print_servers(rows: list[dict]) -> int:
     head = (f"{'app':<12} {'profile':<17} {'imgs':>5} {'users':>5} | {'fail app':>8} {'ours':>6} | "
             f"{'drop app':>8} {'ours':>7} {'err':>6} | {'429 app':>7} {'ours':>6} | {'uploads app':>11} {'ours':>6}")
@@ -123,9 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="", help="model parameters TOML (default scenarios/model.toml)")
     parser.add_argument("--servers", action="store_true",
                         help="hold our server's rows to the real app's rows of the same matrix (no model)")
+    parser.add_argument("--engines", action="store_true",
+                        help="hold the protocol-level client's rows to the browser's rows of the same matrix")
     args = parser.parse_args(argv)
     if args.servers:
         return 1 if print_servers(compare_servers(Path(args.matrix_dir))) else 0
+    if args.engines:
+        return 1 if print_engines(compare_engines(Path(args.matrix_dir))) else 0
     substitutes = dict(item.split("=", 1) for item in args.profile)
     rows = compare_matrix(Path(args.matrix_dir), args.replications, substitutes, args.model)
     head = (f"{'server':<17} {'strategy':<10} {'imgs':>5} {'users':>5} {'Mbit':>5} | {'fail real':>9} {'sim':>6} | "

@@ -227,6 +227,7 @@ def target_figures(results: list[DropResult]) -> dict[str, Any]:
         return dict(sorted(out.items()))
 
     return {"http_by_status": total("http_by_status"), "frames_sent": total("frames_sent"),
+            "ops_by_type": total("ops_by_type"),
             "frames_received": total("frames_received"),
             "upload_attempts": sum(r.extra.get("upload_attempts", 0) for r in results),
             "transport_pings": sum(r.extra.get("transport_pings", 0) for r in results)}
