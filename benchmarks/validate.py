@@ -128,7 +128,8 @@ def compare_engines(matrix_dir: Path) -> list[dict]:
 
 def print_engines(rows: list[dict]) -> int:
     head = (f"{'app':<12} {'imgs':>5} {'Mbit':>5} | {'fail brw':>8} {'prot':>6} | {'drop brw':>8} {'prot':>7} "
-            f"{'err':>6} | {'429 brw':>7} {'prot':>6} | {'uploads brw':>11} {'prot':>6} | ops by type (browser / protocol)")
+            f"{'err':>6} | {'429 brw':>7} {'prot':>6} | {'uploads brw':>11} {'prot':>6} | "
+            "ops by type (browser / protocol)")
     print(head)
     print("-" * len(head))
     misses = 0
