@@ -78,7 +78,7 @@ def _say(options: RunOptions, text: str) -> None:
         print(text, flush=True)
 
 
-def _exit_on_sigterm() -> None:
+def exit_on_sigterm() -> None:
     """SIGTERM unwinds like Ctrl-C, so the server stops and the namespace is removed."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -112,7 +112,7 @@ def check_target(options: RunOptions) -> Target:
 
 
 def run(options: RunOptions) -> RunSummary:
-    _exit_on_sigterm()
+    exit_on_sigterm()
     if options.start_app and options.target_profile in ("", REFERENCE):
         options = dataclasses.replace(options, target_profile=APP_TARGETS.get(options.start_app, options.start_app))
     target = check_target(options)

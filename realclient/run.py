@@ -28,7 +28,7 @@ from bulkbench.workload import draw_images, load_workload
 from loadtests.imagecache import ImageCache
 from loadtests.imagecanvas import ImageCanvasApp
 from loadtests.network import ShapedNamespace, namespaces_allowed
-from loadtests.run import fresh_dir, target_figures, write_results
+from loadtests.run import exit_on_sigterm, fresh_dir, target_figures, write_results
 from realclient.session import CHROMIUM, SessionSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,6 +80,7 @@ def chromium_missing() -> str | None:
 
 
 def browser_run(options: BrowserRunOptions) -> RunSummary:
+    exit_on_sigterm()
     reason = chromium_missing()
     if reason:
         raise ConfigError(reason)
@@ -137,6 +138,7 @@ def browser_run(options: BrowserRunOptions) -> RunSummary:
                                              env=env, stdout=log, stderr=subprocess.STDOUT))
         _say(options, f"[bulkbench] {options.users} browser(s) dropping {options.images} images each "
                       f"(settles after {options.quiet_s:g} s idle; hard cap {options.max_seconds:g} s)")
+        stack.callback(_end_sessions, sessions)  # on any way out (Ctrl-C, SIGTERM): no browser left behind
         for session in sessions:
             try:
                 session.wait(options.max_seconds + SESSION_GRACE_S)
@@ -144,6 +146,17 @@ def browser_run(options: BrowserRunOptions) -> RunSummary:
                 session.kill()
                 session.wait()
     return summarize_drops(out, options, target_name, network)
+
+
+def _end_sessions(sessions: list[subprocess.Popen[bytes]]) -> None:
+    for session in sessions:
+        if session.poll() is None:
+            session.terminate()
+            try:
+                session.wait(10)
+            except subprocess.TimeoutExpired:
+                session.kill()
+                session.wait()
 
 
 def summarize_drops(out: Path, options: BrowserRunOptions, target_name: str, network: Any) -> RunSummary:
