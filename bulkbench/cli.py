@@ -155,8 +155,8 @@ def _add_scenario_options(command: argparse.ArgumentParser) -> None:
     """The options a scenario is made of, shared by ``run`` (and the model's ``sim``)."""
     command.add_argument("--strategy", default="individual",
                          help="individual | batched | chunked | probe (one thing at a time, for calibrate)")
-    command.add_argument("--images", type=int, default=200, help="images per drop")
-    command.add_argument("--users", type=int, default=1, help="users dropping at once")
+    command.add_argument("--images", type=_positive_int, default=200, help="images per drop")
+    command.add_argument("--users", type=_positive_int, default=1, help="users dropping at once")
     command.add_argument("--profile", default="legacy", help="server profile name in scenarios/ or a TOML path")
     command.add_argument("--seed", type=int, default=1, help="seed of every random choice")
     command.add_argument("--workload", default="", help="workload TOML (default scenarios/workload.toml)")
@@ -231,8 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="target description: how to open the app, when it is ready and idle, its truth")
     browser.add_argument("--start-app", choices=["today", "as-reported"], default="",
                          help="start the real ImageCanvas and its page (../shared/imagecanvas), fresh, for the run")
-    browser.add_argument("--images", type=int, default=50, help="files dropped at once")
-    browser.add_argument("--users", type=int, default=1, help="browsers, each dropping its own files")
+    browser.add_argument("--images", type=_positive_int, default=50, help="files dropped at once")
+    browser.add_argument("--users", type=_positive_int, default=1, help="browsers, each dropping its own files")
     browser.add_argument("--seed", type=int, default=1)
     browser.add_argument("--workload", default="", help="workload TOML (default scenarios/workload.toml)")
     browser.add_argument("--network", default="loopback", help="network in scenarios/networks.toml")

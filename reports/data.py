@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from bulkbench.config import ConfigError
+
 
 @dataclass
 class Run:
@@ -33,8 +35,8 @@ class Run:
         return (s["strategy"], s.get("extra", {}).get("model_profile") or s["profile"], s["images"], s["users"])
 
 
-class NotAResultsDirectory(ValueError):
-    pass
+class NotAResultsDirectory(ConfigError):
+    """Given a folder that holds no results: the command line answers exit 2 and why."""
 
 
 def load_run(path: Path) -> Run:
