@@ -17,7 +17,10 @@ from bulkbench.protocol import (
     JoinCanvas,
     NodeCreate,
     OpType,
+    Ping,
     ProtocolError,
+    RequestFullSync,
+    RequestUndoState,
     encode,
     event_of,
     execute_operation_frame,
@@ -118,4 +121,7 @@ def test_event_of_reads_the_name_encode_wrote() -> None:
                               max_leaves=20).map(json.dumps)))
 def test_parsing_never_raises(frame: str | bytes) -> None:
     result = parse_client_frame(frame)
-    assert result is not None
+    assert isinstance(result, ProtocolError | JoinCanvas | ExecuteOperation | RequestFullSync | RequestUndoState
+                      | Ping)
+    if isinstance(frame, bytes):
+        assert isinstance(result, ProtocolError) and result.code == ErrorCode.BAD_FRAME

@@ -31,12 +31,11 @@ def test_another_seed_other_images(tmp_path) -> None:
 
 
 def test_the_summary_has_the_schema_and_intervals(tmp_path) -> None:
-    summary = run_sim(SimOptions(strategy="individual", images=400, uplink_mbit=10.0, replications=4,
-                                 out=tmp_path / "s"))
+    run_sim(SimOptions(strategy="individual", images=400, uplink_mbit=10.0, replications=4, out=tmp_path / "s"))
     record = json.loads((tmp_path / "s" / "summary.json").read_text())[0]
     assert set(record) >= SUMMARY_FIELDS and record["engine"] == "sim"
-    low, high = record["extra"]["ci95"]["failure_rate"]
-    assert low <= summary.failure_rate <= high
+    low, high = record["extra"]["ci95"]["drop_seconds"]
+    assert high - low > 0.0  # four replications (their own seeds: service times vary) do not end alike
     assert record["failures_by_cause"].get("orphaned", 0) > 0  # 400 images on 10 Mbit/s: the tail is swept
     header = (tmp_path / "s" / "server_metrics.csv").read_text().splitlines()[0]
     assert "queue_depth.ops" in header and "busy_workers.thumbnail" in header

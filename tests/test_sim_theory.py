@@ -62,17 +62,16 @@ def test_connection_pool_as_mmc_matches_erlang_c() -> None:
     assert sum(waited) / len(waited) == pytest.approx(erlang_c(connections, lam / mu), rel=0.03)
 
 
-def test_littles_law_holds_on_a_stage() -> None:
+def test_a_four_worker_stage_holds_the_mean_number_of_jobs_of_an_mm4_queue() -> None:
+    """Mean jobs in the stage (time-averaged, its own occupancy record) against M/M/4 theory:
+    L = a + Erlang C(4, a) x rho / (1 - rho), a = lambda / mu = 3, rho = 0.75."""
     env, rng = simpy.Environment(), random.Random(3)
     stage = Stage(env, "thumbnail", workers=4)
     env.process(poisson_arrivals(env, rng, 3.0, CUSTOMERS // 2, lambda: stage.serve(rng.expovariate(1.0))))
     env.run()
-    occupancy = stage.occupancy
-    horizon = env.now
-    mean_jobs = occupancy.mean_jobs(horizon)
-    arrival_rate = occupancy.arrivals / horizon
-    mean_time = occupancy.time_in_system / occupancy.completions
-    assert mean_jobs == pytest.approx(arrival_rate * mean_time, rel=0.02)
+    offered, rho = 3.0, 0.75
+    expected = offered + erlang_c(4, offered) * rho / (1 - rho)
+    assert stage.occupancy.mean_jobs(env.now) == pytest.approx(expected, rel=0.05)
 
 
 def test_littles_law_holds_on_a_simulated_drops_time_series() -> None:

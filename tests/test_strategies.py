@@ -79,7 +79,9 @@ def test_individual_ack_timeout_is_not_retried() -> None:
 def test_batched_sends_few_messages_and_loses_nothing() -> None:
     env, world, drop, client, records = drop_with("batched", images=200)
     assert all(r.outcome == "ok" for r in records)
-    assert client.ws_messages_sent <= 10
+    # one batch of nodes and one of completions (200 fit the cap), then one deferred full sync
+    assert [kind for _, kind in world.ops_seen] == ["batch_node_create", "batch_upload_complete"]
+    assert client.ws_messages_sent == 2 + 1
     kinds = {kind for _, kind in world.ops_seen}
     assert kinds == {"batch_node_create", "batch_upload_complete"}
 
