@@ -37,6 +37,10 @@ class InstantWorld:
     ops_seen: list[tuple[str, str]] = field(default_factory=list)
     fetches: int = 0
     posts: int = 0
+    retry_after_s: float = 1.0
+    """The Retry-After a refused upload (429/503) carries."""
+    attempts: dict[str, list[float]] = field(default_factory=dict)
+    """image id -> when each of its uploads reached the server."""
 
     def __post_init__(self) -> None:
         self.server = simpy.Resource(self.env, 1)
@@ -82,12 +86,13 @@ class InstantWorld:
         with self._pool(client).request() as connection:
             yield connection
             started = self.env.now
+            self.attempts.setdefault(image.id, []).append(started)
             yield self.env.timeout(self.upload_s)
             client.bytes_uploaded += image.size_bytes
             script = self.refuse_uploads.get(image.id)
             if script:
                 status = script.pop(0)
-                retry_after = 1.0 if status in (429, 503) else None
+                retry_after = self.retry_after_s if status in (429, 503) else None
                 return HttpResult(status, {}, self.env.now - started, retry_after_s=retry_after)
             name = f"{image.id}.png"
             self.stored.add(name)

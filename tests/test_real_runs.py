@@ -142,3 +142,26 @@ def test_a_drop_cap_stops_a_drop_where_it_is_and_judges_what_the_server_holds(st
     assert 0 < summary.images_ok < 20
     assert summary.failures_by_cause == {"unfinished": 20 - summary.images_ok}
     assert summary.drop_seconds < 4.0
+
+
+def test_a_real_client_comes_back_when_retry_after_says(start_server, tmp_path, small_workload):
+    """Two requests allowed, then blocked 3 s with Retry-After 3 (the client's own backoff is 1 s): the
+    refused upload goes through on its retry, 3 s after its first try and not much later."""
+    profile = tmp_path / "tight.toml"
+    profile.write_text('extends = "legacy"\nname = "tight"\n[rate_limit]\nrequests = 2\nwindow_s = 60.0\n'
+                       'block_s = 3.0\n')
+    server = start_server(profile)
+    summary = run(RunOptions(strategy="batched", images=3, profile=str(profile), out=tmp_path / "out",
+                             target=server.url, workload=small_workload, quiet=True, max_seconds=120,
+                             target_profile=str(_header_identity(tmp_path))))
+    assert summary.images_ok == 3
+    records = [json.loads(line) for line in (tmp_path / "out" / "images.jsonl").read_text().splitlines()]
+    waits = sorted(r["timings"]["upload_done_at"] - r["timings"]["upload_started_at"] for r in records)
+    assert 3.0 <= waits[-1] < 3.0 + 1.0
+
+
+def _header_identity(tmp_path):
+    """Our server, each browser known by its header (so the judge's reads are not the browser's)."""
+    path = tmp_path / "header.toml"
+    path.write_text('extends = "reference"\nname = "by-header"\n[clients]\nidentity = "header"\n')
+    return path

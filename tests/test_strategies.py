@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import simpy
 
 from bulkbench.limits import Limits
@@ -198,3 +199,14 @@ def test_the_page_asks_for_every_thumbnail_size_with_a_post_before_each_get() ->
     params = {"page_thumbnail_sizes": [64, 256, 2048]}
     env, world, drop, client, records = drop_with("individual", images=4, params=params)
     assert world.posts == 4 * 3 and world.fetches == 4 * 3  # every GET answered 200 here: no retries
+
+
+def test_batched_waits_exactly_the_retry_after_it_is_told() -> None:
+    """A Retry-After unlike any default (3.7 s; the client's own backoff starts at 1 s): the retry comes
+    when the server said, not when the client would have tried on its own."""
+    env, world, drop, client, records = drop_with(
+        "batched", images=3, params={"thumbnail_gets_per_image": 0},
+        world_kw={"refuse_uploads": {"u0-img00001": [429]}, "retry_after_s": 3.7, "upload_s": 0.2})
+    first, second = world.attempts["u0-img00001"]
+    assert second - first == pytest.approx(0.2 + 3.7, abs=1e-9)
+    assert all(r.outcome == "ok" for r in records)
