@@ -152,16 +152,8 @@ def test_a_real_client_comes_back_when_retry_after_says(start_server, tmp_path, 
                        'block_s = 3.0\n')
     server = start_server(profile)
     summary = run(RunOptions(strategy="batched", images=3, profile=str(profile), out=tmp_path / "out",
-                             target=server.url, workload=small_workload, quiet=True, max_seconds=120,
-                             target_profile=str(_header_identity(tmp_path))))
+                             target=server.url, workload=small_workload, quiet=True, max_seconds=120))
     assert summary.images_ok == 3
     records = [json.loads(line) for line in (tmp_path / "out" / "images.jsonl").read_text().splitlines()]
     waits = sorted(r["timings"]["upload_done_at"] - r["timings"]["upload_started_at"] for r in records)
     assert 3.0 <= waits[-1] < 3.0 + 1.0
-
-
-def _header_identity(tmp_path):
-    """Our server, each browser known by its header (so the judge's reads are not the browser's)."""
-    path = tmp_path / "header.toml"
-    path.write_text('extends = "reference"\nname = "by-header"\n[clients]\nidentity = "header"\n')
-    return path
