@@ -36,6 +36,9 @@ from loadtests.network import ShapedNamespace
 from reference_server.process import ServerProcess
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+LOCUST_OK_EXITS = (0, 1)
+"""Locust's exit codes of a run that went through: 1 says some requests failed (a 429, a timeout), which
+a run measures rather than fails on; anything else is the load generator failing."""
 JUDGE_GRACE_S = 300.0
 """Time beyond a drop's cap for judging it (a limiter can make the truth reads wait)."""
 
@@ -158,7 +161,8 @@ def run(options: RunOptions) -> RunSummary:
         command = [*prefix, sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
                    "-u", str(options.users), "-r", str(options.users), "--host", url,
                    "--run-time", f"{int(run_time_s)}s", "--stop-timeout", "30",
-                   "--csv", str(out / "locust"), "--only-summary", "--loglevel", "WARNING",
+                   "--csv", str(out / "locust"), "--html", str(out / "locust.html"), "--only-summary",
+                   "--loglevel", "WARNING",
                    "--bb-strategy", options.strategy, "--bb-images", str(options.images),
                    "--bb-profile", options.profile, "--bb-seed", str(options.seed),
                    "--bb-canvas", options.canvas, "--bb-out", str(out),
@@ -190,6 +194,9 @@ def run(options: RunOptions) -> RunSummary:
         _say(options, f"[bulkbench] locust finished in {time.perf_counter() - started:.1f} s "
                       f"(exit {finished.returncode})")
 
+    if finished.returncode not in LOCUST_OK_EXITS:
+        raise RuntimeError(f"the load generator failed (Locust exit {finished.returncode}): no figures; "
+                           f"see {out}/locust.log")
     errors = [p.read_text().strip() for p in sorted((out / "drops").glob("*.error"))]
     if errors:
         raise TruthError(f"{len(errors)} of {options.users} drops could not be judged: {errors[0]}"
@@ -200,7 +207,7 @@ def run(options: RunOptions) -> RunSummary:
     summary = summarize("real", options.strategy, label, options.seed, results, extra={
         "network": network.to_json(), "canvas": options.canvas, "target": options.target or "spawned",
         "target_profile": target.name, "model_profile": profile.name, "transport": target.socket.transport,
-        "server_cpu_s": server_cpu_s,
+        "server_cpu_s": server_cpu_s, "locust_exit_code": finished.returncode,
         **target_figures(results),
         "processes": options.processes, "emulation": options.emulation,
         "workload": {"median_bytes": workload.median_bytes, "sigma": workload.sigma},
