@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ def build(run_dirs: list[Path], out: Path, title: str = "bulkbench report") -> d
     shown = table.fillna("")
     shown["failure rate"] = [f"{v:.1%}" for v in table["failure rate"]]
     (out / "report.md").write_text(_markdown(title, shown, run_dirs))
-    (out / "report.html").write_text(_html(title, shown, images, run_dirs))
+    (out / "report.html").write_text(_html(title, shown, images, run_dirs, out))
     return {"html": out / "report.html", "markdown": out / "report.md", "table": table}
 
 
@@ -71,15 +72,24 @@ def _has_tabulate() -> bool:
     return True
 
 
-def _html(title: str, table: pd.DataFrame, images: dict[str, bytes], run_dirs: list[Path]) -> str:
+def _html(title: str, table: pd.DataFrame, images: dict[str, bytes], run_dirs: list[Path], out: Path) -> str:
     parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title><style>{STYLE}</style>",
              f"<h1>{html.escape(title)}</h1>", table.to_html(index=False, escape=True, border=0)]
     for name, caption, _make in FIGURES:
         encoded = base64.b64encode(images[name]).decode()
         parts.append(f"<h2>{html.escape(caption)}</h2><img alt='{html.escape(caption)}' "
                      f"src='data:image/png;base64,{encoded}'>")
-    parts.append("<p>Runs: " + ", ".join(html.escape(str(d)) for d in run_dirs) + "</p>")
+    parts.append("<p>Runs: " + ", ".join(_run_link(Path(d), out) for d in run_dirs) + "</p>")
     return "\n".join(parts)
+
+
+def _run_link(run_dir: Path, out: Path) -> str:
+    """A run's folder, with Locust's own report beside it when the run has one."""
+    locust = run_dir / "locust.html"
+    if not locust.exists():
+        return html.escape(str(run_dir))
+    href = os.path.relpath(locust.resolve(), out.resolve())
+    return f"{html.escape(str(run_dir))} (<a href='{html.escape(href)}'>Locust's report</a>)"
 
 
 def main(args: Any) -> int:
