@@ -10,10 +10,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from bulkbench.config import ConfigError, from_table, read_toml, scenarios_dir
+from bulkbench.config import ConfigError, from_table, read_extended, scenarios_dir
 from bulkbench.limits import Limits
 
 STAGE_NAMES = ("ops", "persist", "upload", "thumbnail")
@@ -140,48 +139,6 @@ class Profile:
         return dataclasses.replace(self, emulation=False)
 
 
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _resolve(name_or_path: str | os.PathLike[str]) -> Path:
-    path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.exists():
-            raise ProfileError(f"profile file {path} does not exist")
-        return path
-    candidate = scenarios_dir() / f"{name_or_path}.toml"
-    if not candidate.exists():
-        known = sorted(p.stem for p in scenarios_dir().glob("*.toml"))
-        raise ProfileError(f"no profile named {name_or_path!r} in {scenarios_dir()}; found {known}")
-    return candidate
-
-
-def _load_raw(name_or_path: str | os.PathLike[str], seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    path = _resolve(name_or_path)
-    if path in seen:
-        raise ProfileError(f"profile {path} extends itself through {[str(p) for p in seen]}")
-    raw = read_toml(path)
-    raw.pop("kind", None)
-    parent = raw.pop("extends", None)
-    if parent is None:
-        return raw
-    sibling = path.parent / (parent if str(parent).endswith(".toml") else f"{parent}.toml")
-    base = _load_raw(sibling if sibling.exists() else parent, (*seen, path))
-    base.pop("name", None)
-    base.pop("description", None)
-    if "rate_limit" in raw and raw["rate_limit"] is False:
-        base.pop("rate_limit", None)
-        raw.pop("rate_limit")
-    return _merge(base, raw)
-
-
 def profile_from_dict(raw: dict[str, Any], where: str = "profile") -> Profile:
     raw = dict(raw)
     limits = from_table(Limits, raw.pop("limits", {}), f"{where} [limits]")
@@ -207,7 +164,6 @@ def profile_from_dict(raw: dict[str, Any], where: str = "profile") -> Profile:
 
 
 def load_profile(name_or_path: str | os.PathLike[str]) -> Profile:
-    """A profile by name (``legacy``) or by path (``my.toml``)."""
-    raw = _load_raw(name_or_path)
-    raw.setdefault("name", Path(name_or_path).stem)
-    return profile_from_dict(raw, where=str(name_or_path))
+    """A profile by name (``legacy``) or by path (``my.toml``); it may ``extends`` another and change
+    single keys (``rate_limit = false`` takes its parent's rate limit away)."""
+    return profile_from_dict(read_extended(name_or_path, scenarios_dir(), "profile"), where=str(name_or_path))

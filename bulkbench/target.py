@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bulkbench.config import ConfigError, from_table, read_toml, scenarios_dir
+from bulkbench.config import ConfigError, from_table, read_extended, scenarios_dir
 from bulkbench.protocol import BATCH_OPS, OpType
 
 Transport = Literal["websocket", "socketio"]
@@ -205,19 +205,6 @@ def targets_dir() -> Path:
     return scenarios_dir() / "targets"
 
 
-def _resolve(name_or_path: str | os.PathLike[str]) -> Path:
-    path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.exists():
-            raise TargetError(f"target file {path} does not exist")
-        return path
-    candidate = targets_dir() / f"{name_or_path}.toml"
-    if not candidate.exists():
-        known = sorted(p.stem for p in targets_dir().glob("*.toml"))
-        raise TargetError(f"no target named {name_or_path!r} in {targets_dir()}; known: {known}")
-    return candidate
-
-
 TABLES: dict[str, type] = {
     "socket": SocketSpec, "canvas": CanvasSpec, "join": JoinSpec, "operations": OperationsSpec,
     "upload": UploadSpec, "truth": TruthSpec, "clients": ClientsSpec, "app": AppSpec,
@@ -257,29 +244,15 @@ def target_from_dict(raw: dict[str, Any], where: str) -> Target:
     return target
 
 
-def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A target file's tables, on top of the one it ``extends`` (table by table, key by key)."""
-    if path in seen:
-        raise TargetError(f"target {path} extends itself through {[str(p) for p in seen]}")
-    raw = read_toml(path)
-    parent = raw.pop("extends", None)
-    if parent is None:
-        return raw
-    sibling = path.parent / (parent if str(parent).endswith(".toml") else f"{parent}.toml")
-    base = _load_raw(sibling if sibling.exists() else _resolve(parent), (*seen, path))
-    for key in ("name", "description"):
-        base.pop(key, None)
-    for key, value in raw.items():
-        base[key] = {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return base
-
-
 def load_target(name_or_path: str | os.PathLike[str]) -> Target:
     """A target by name (``imagecanvas``) or by path (``my-server.toml``); it may ``extends`` another."""
-    path = _resolve(name_or_path)
-    raw = _load_raw(path)
-    raw.setdefault("name", path.stem)
-    return target_from_dict(raw, str(path))
+    try:
+        raw = read_extended(name_or_path, targets_dir(), "target")
+    except TargetError:
+        raise
+    except ConfigError as exc:
+        raise TargetError(str(exc)) from exc
+    return target_from_dict(raw, str(name_or_path))
 
 
 REFERENCE = "reference"

@@ -8,6 +8,7 @@ client never gave up, what was missing on the server.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -104,6 +105,28 @@ class DropResult:
         data = dict(data)
         data["records"] = [ImageRecord(**r) for r in data["records"]]
         return cls(**data)
+
+
+COUNTED_EXTRAS = ("http_by_status", "frames_sent", "frames_received", "ops_by_type")
+"""What every engine counts per drop, by name, into ``DropResult.extra``."""
+TOTALLED_EXTRAS = ("upload_attempts", "transport_pings")
+
+
+def drop_figures(results: Iterable[DropResult]) -> dict[str, Any]:
+    """The drops' counts summed for the run's summary, the same way for every engine: answers by status,
+    frames by event, operations by type, upload attempts, transport heartbeats."""
+    results = list(results)
+    out: dict[str, Any] = {}
+    for key in COUNTED_EXTRAS:
+        counts: Counter[str] = Counter()
+        for result in results:
+            counts.update(result.extra.get(key, {}))
+        if counts or any(key in r.extra for r in results):
+            out[key] = dict(sorted(counts.items()))
+    for key in TOTALLED_EXTRAS:
+        if any(key in r.extra for r in results):
+            out[key] = sum(r.extra.get(key, 0) for r in results)
+    return out
 
 
 def last_settled_s(drop: Drop, ended_s: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -86,15 +87,9 @@ def run_drop(target: Target, base_url: str, strategy: str, params: Any, limits: 
         op_ack_s=drop.log.op_ack_s,
         upload_s=drop.log.upload_s,
         extra={"answers": drop.log.answers, "frames_sent": socket.sent_by_event,
-               "ops_by_type": _counts(socket.op_types.values()),
+               "ops_by_type": dict(sorted(Counter(socket.op_types.values()).items())),
                "frames_received": socket.received_by_event, "transport_pings": socket.transport_pings,
                "http_by_status": browser.by_status, "upload_attempts": browser.uploads,
                "canvas_id": canvas_id, "source_address": source, "reconnects": socket.reconnects},
     )
 
-
-def _counts(names: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for name in names:
-        out[name] = out.get(name, 0) + 1
-    return dict(sorted(out.items()))

@@ -28,7 +28,7 @@ from bulkbench.profile import load_profile
 from bulkbench.results import RunSummary, table
 from bulkbench.strategies import STRATEGY_NEEDS, base_strategy, strategy_params
 from bulkbench.target import APP_TARGETS, REFERENCE, Target, TargetError, load_target, with_socket
-from bulkbench.truth import DropResult, TruthError, summarize
+from bulkbench.truth import DropResult, TruthError, drop_figures, summarize
 from bulkbench.workload import draw_images, load_workload
 from loadtests.imagecache import ImageCache
 from loadtests.imagecanvas import ImageCanvasApp
@@ -208,7 +208,7 @@ def run(options: RunOptions) -> RunSummary:
         "network": network.to_json(), "canvas": options.canvas, "target": options.target or "spawned",
         "target_profile": target.name, "model_profile": profile.name, "transport": target.socket.transport,
         "server_cpu_s": server_cpu_s, "locust_exit_code": finished.returncode,
-        **target_figures(results),
+        **drop_figures(results),
         "processes": options.processes, "emulation": options.emulation,
         "workload": {"median_bytes": workload.median_bytes, "sigma": workload.sigma},
     })
@@ -222,22 +222,6 @@ def fresh_dir(out: Path) -> Path:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     return out
-
-
-def target_figures(results: list[DropResult]) -> dict[str, Any]:
-    """What a target's rules did, summed over drops: answers by status, upload attempts, events by name."""
-    def total(key: str) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for result in results:
-            for name, count in result.extra.get(key, {}).items():
-                out[name] = out.get(name, 0) + count
-        return dict(sorted(out.items()))
-
-    return {"http_by_status": total("http_by_status"), "frames_sent": total("frames_sent"),
-            "ops_by_type": total("ops_by_type"),
-            "frames_received": total("frames_received"),
-            "upload_attempts": sum(r.extra.get("upload_attempts", 0) for r in results),
-            "transport_pings": sum(r.extra.get("transport_pings", 0) for r in results)}
 
 
 def write_results(out: Path, summaries: list[RunSummary], results: list[DropResult]) -> None:

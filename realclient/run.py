@@ -12,6 +12,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,12 @@ from bulkbench.config import ConfigError
 from bulkbench.network import load_network
 from bulkbench.results import RunSummary, table
 from bulkbench.target import APP_TARGETS, TargetError, load_target
-from bulkbench.truth import DropResult, TruthError, summarize
+from bulkbench.truth import DropResult, TruthError, drop_figures, summarize
 from bulkbench.workload import draw_images, load_workload
 from loadtests.imagecache import ImageCache
 from loadtests.imagecanvas import ImageCanvasApp
 from loadtests.network import ShapedNamespace, namespaces_allowed
-from loadtests.run import exit_on_sigterm, fresh_dir, target_figures, write_results
+from loadtests.run import exit_on_sigterm, fresh_dir, write_results
 from realclient.session import CHROMIUM, SessionSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -170,7 +171,7 @@ def summarize_drops(out: Path, options: BrowserRunOptions, target_name: str, net
     target = load_target(target_name)
     summary = summarize("browser", "real-client", target.name, options.seed, results, extra={
         "network": network.to_json(), "target_profile": target.name, "model_profile": target.model_profile,
-        "transport": target.socket.transport, "viewport": list(options.viewport), **target_figures(results),
+        "transport": target.socket.transport, "viewport": list(options.viewport), **drop_figures(results),
         **browser_figures(results)})
     write_results(out, [summary], results)
     return summary
@@ -184,15 +185,7 @@ def browser_figures(results: list[DropResult]) -> dict[str, Any]:
             "long_task_ms": sum(r.extra.get("long_task_ms", 0) for r in results),
             "hardware_concurrency": first.get("hardware_concurrency"), "claimed": first.get("claimed"),
             "console_lines": sum(r.extra.get("console_lines", 0) for r in results),
-            "http_by_route": _summed(results, "http_by_route")}
-
-
-def _summed(results: list[DropResult], key: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for result in results:
-        for name, count in result.extra.get(key, {}).items():
-            out[name] = out.get(name, 0) + count
-    return dict(sorted(out.items()))
+            "http_by_route": dict(sum((Counter(r.extra.get("http_by_route", {})) for r in results), Counter()))}
 
 
 def main(args: Any) -> int:

@@ -18,6 +18,7 @@ import json
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,7 +281,7 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
         first_byte_s=max(0.0, first - started_at), last_settled_s=last_settled_s(drop, ended - started_at),
         op_ack_s=ack_s, upload_s=upload_s,
         extra={"frames_sent": wire.sent, "frames_received": wire.received, "transport_pings": wire.pings,
-               "ops_by_type": _op_types(wire),
+               "ops_by_type": dict(sorted(Counter(op_type for op_type, _h, _t in wire.ops.values()).items())),
                "http_by_status": dict(sorted(status.items())), "http_by_route": dict(sorted(routes.items())),
                "upload_attempts": len(uploads), "peak_connections": peak_connections, "capped": capped,
                "settle_s": round(ended - started_at, 3), "canvas_id": canvas_id,
@@ -291,13 +292,6 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "console_sample": page_info.get("sample", []),
                "timeline": [(round(at - started_at, 3), *rest) for at, *rest in wire.timeline]},
     )
-
-
-def _op_types(wire: Wire) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for op_type, _hash, _sent in wire.ops.values():
-        out[op_type] = out.get(op_type, 0) + 1
-    return dict(sorted(out.items()))
 
 
 def _route(path: str) -> str:

@@ -28,7 +28,7 @@ from bulkbench.network import load_network
 from bulkbench.profile import Profile, load_profile
 from bulkbench.results import RunSummary, table
 from bulkbench.strategies import Drop, start, strategy_params
-from bulkbench.truth import DropResult, judge, last_settled_s, summarize
+from bulkbench.truth import DropResult, drop_figures, judge, last_settled_s, summarize
 from bulkbench.workload import ImageSpec, WorkloadSpec, draw_images, load_workload
 from sim.components import Link
 from sim.driver import SimClient
@@ -115,7 +115,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
             extra={"answers": drop.log.answers, "http_by_status": client.http_by_status,
                    "upload_attempts": client.upload_attempts}))
     summary = summarize("sim", options.strategy, profile.name, options.seed, results,
-                        extra=http_figures(results))
+                        extra=drop_figures(results))
     if keep is not None:
         keep["world"] = world
     return Replication(summary, results, series, events_scheduled(env))
@@ -158,16 +158,6 @@ def _monitor(env: simpy.Environment, world: ModelWorld, series: list[dict[str, f
         row["http_in_flight"] = world.http_in_flight
         series.append(row)
         yield env.timeout(every_s)
-
-
-def http_figures(results: list[DropResult]) -> dict[str, Any]:
-    """Answers by status and upload attempts, summed over drops (the real engine writes the same)."""
-    by_status: dict[str, int] = {}
-    for result in results:
-        for status, count in result.extra.get("http_by_status", {}).items():
-            by_status[status] = by_status.get(status, 0) + count
-    return {"http_by_status": dict(sorted(by_status.items())),
-            "upload_attempts": sum(r.extra.get("upload_attempts", 0) for r in results)}
 
 
 NUMERIC_FIELDS = ("images_ok", "images_failed", "ws_messages_sent", "ws_messages_received", "http_requests",
