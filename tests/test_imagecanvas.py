@@ -16,8 +16,9 @@ from loadtests.run import RunOptions, run
 from tests.helpers import needs
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def real_app():
+    """A fresh instance for each test: an empty database, and a limiter that has counted nobody yet."""
     needs(missing_reason())
     with ImageCanvasApp("today") as app:
         yield app
