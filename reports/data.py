@@ -19,6 +19,8 @@ class Run:
     summary: dict[str, Any]
     series: pd.DataFrame
     op_ack_s: list[float] = field(default_factory=list)
+    settled_s: list[float] = field(default_factory=list)
+    """When each image that ended ok settled (seconds since its drop began)."""
 
     @property
     def label(self) -> str:
@@ -49,7 +51,13 @@ def load_run(path: Path) -> Run:
     acks: list[float] = []
     for drop in sorted((path / "drops").glob("*.json")) if (path / "drops").exists() else []:
         acks += orjson.loads(drop.read_bytes()).get("op_ack_s", [])
-    return Run(path, summary, series, acks)
+    settled = []
+    images = path / "images.jsonl"
+    for line in images.read_text().splitlines() if images.exists() else []:
+        record = orjson.loads(line)
+        if record["outcome"] == "ok" and "settled_at" in record["timings"]:
+            settled.append(record["timings"]["settled_at"])
+    return Run(path, summary, series, acks, settled)
 
 
 def headline(runs: list[Run]) -> pd.DataFrame:

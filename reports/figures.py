@@ -58,7 +58,25 @@ def ack_latency_cdf(runs: list[Run]) -> Figure:
     ax.set_ylim(0, 1.01)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title("Operation ack latency (CDF, raw samples); dashed: model")
+    ax.set_title("Operation ack latency (CDF, raw samples); dashed: model, dotted: the real client")
+    fig.tight_layout()
+    return fig
+
+
+def settled_over_time(runs: list[Run]) -> Figure:
+    """When each image reached the state it ended in (settled or given up), one line per run."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for run in runs:
+        times = np.sort(np.array(run.settled_s))
+        if not len(times):
+            continue
+        ax.step(np.concatenate([[0.0], times]), np.arange(0, len(times) + 1), where="post", label=run.label,
+                linestyle=LINESTYLE[run.summary["engine"]])
+    ax.set_xlabel("seconds since the drop began")
+    ax.set_ylabel("images settled (ok, each user's drop)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Images settled over time; solid: protocol-level, dotted: the real client, dashed: model")
     fig.tight_layout()
     return fig
 
