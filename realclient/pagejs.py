@@ -6,6 +6,9 @@ them cost most of a core and delayed every other event by seconds. Uploads are r
 page makes them (``XMLHttpRequest`` and ``fetch`` with a ``FormData`` body: its ``hash`` field, its
 file's size, when it was sent and answered, its status), so each image's upload is known by its hash.
 Long tasks (over 50 ms) are summed: how much of the drop the page's main thread was blocked.
+Socket.IO event frames are timed where the page sends and handles them (its ``WebSocket``): an
+operation's latency as the page lives it, its busy main thread included, which is what its own 5 s
+timeout measures (the DevTools protocol's frame events reach the harness late when the page is busy).
 """
 
 from __future__ import annotations
@@ -58,12 +61,29 @@ RECORDER = r"""
       r => { record.done = Date.now(); record.status = r.status; return r; },
       e => { record.done = Date.now(); record.status = 0; throw e; });
   };
+  bb.frames = [];
+  const FRAMES = 20000;
+  const TIMED = /^42\d*\["(execute_operation|operation_ack|operation_rejected)"/;
+  const keep = (dir, data) => {
+    if (typeof data === 'string' && bb.frames.length < FRAMES && TIMED.test(data)) bb.frames.push([Date.now(), dir, data]);
+  };
+  const NativeWebSocket = window.WebSocket;
+  const Recorded = function (...args) {
+    const ws = new NativeWebSocket(...args);
+    const sendNative = ws.send.bind(ws);
+    ws.send = data => { keep('out', data); return sendNative(data); };
+    ws.addEventListener('message', event => keep('in', event.data));
+    return ws;
+  };
+  Recorded.prototype = NativeWebSocket.prototype;
+  for (const name of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) Recorded[name] = NativeWebSocket[name];
+  window.WebSocket = Recorded;
   try {
     new PerformanceObserver(list => {
       for (const entry of list.getEntries()) { bb.longTaskMs += entry.duration; bb.longTasks += 1; }
     }).observe({type: 'longtask', buffered: true});
   } catch (e) {}
-  bb.dump = () => ({console: [...bb.console], sample: bb.sample.splice(0), uploads: bb.uploads,
+  bb.dump = () => ({console: [...bb.console], sample: bb.sample.splice(0), uploads: bb.uploads, frames: bb.frames,
                     longTaskMs: bb.longTaskMs, longTasks: bb.longTasks,
                     hardwareConcurrency: navigator.hardwareConcurrency});
 })();

@@ -86,8 +86,8 @@ class Wire:
     timeline: list[tuple[float, str, str, str]] = field(default_factory=list)
     """(at, "out"/"in", event, detail) of the first TIMELINE_FRAMES events: the drop's story, for reading."""
 
-    def frame(self, payload: str | bytes, outgoing: bool) -> None:
-        now = time.time()
+    def frame(self, payload: str | bytes, outgoing: bool, at: float | None = None) -> None:
+        now = time.time() if at is None else at
         text = payload if isinstance(payload, str) else payload.decode("utf-8", "replace")
         if not text.startswith(SOCKETIO_EVENT):
             if text in ("2", "3"):  # Engine.IO's heartbeat: counted apart
@@ -230,7 +230,13 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
            truth: Truth, started_at: float, ended: float, capped: bool, peak_connections: int,
            canvas_id: Any) -> DropResult:
     """The drop as the browser saw it, each image judged by the target's truth (found by its hash: the
-    page names nodes itself)."""
+    page names nodes itself). Counts come from the browser's network events; an operation's times from
+    the page's own sockets where it recorded them (see ``pagejs``)."""
+    timed = wire
+    if page_info.get("frames"):
+        timed = Wire()
+        for at_ms, direction, text in page_info["frames"]:
+            timed.frame(text, direction == "out", at_ms / 1000)
     drop = Drop(str(canvas_id), images)
     by_hash = {}
     for image, path in zip(images, spec.paths, strict=True):
@@ -239,8 +245,8 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
         drop.track(image).created_at = 0.0
         by_hash[digest] = drop.track(image)
     ack_s: list[float] = []
-    for op_id, (op_type, image_hash, sent) in sorted(wire.ops.items(), key=lambda item: item[1][2]):
-        answer = wire.answers.get(op_id)
+    for op_id, (op_type, image_hash, sent) in sorted(timed.ops.items(), key=lambda item: item[1][2]):
+        answer = timed.answers.get(op_id)
         track = by_hash.get(image_hash)
         if answer is not None and answer[0] == Event.OPERATION_ACK:
             ack_s.append(answer[1] - sent)
