@@ -65,7 +65,8 @@ RECORDER = r"""
   const FRAMES = 20000;
   const TIMED = /^42\d*\["(execute_operation|operation_ack|operation_rejected)"/;
   const keep = (dir, data) => {
-    if (typeof data === 'string' && bb.frames.length < FRAMES && TIMED.test(data)) bb.frames.push([Date.now(), dir, data]);
+    if (typeof data === 'string' && bb.frames.length < FRAMES && TIMED.test(data))
+      bb.frames.push([Date.now(), dir, data]);
   };
   const NativeWebSocket = window.WebSocket;
   const Recorded = function (...args) {
