@@ -185,8 +185,8 @@ THUMBNAIL_GENERATE_PATH = "/api/thumbnails/generate"
 @dataclass(frozen=True, slots=True)
 class PageThumbnails:
     """How a page asks for one image's thumbnails once its node carries a URL (fc1316b's renderer):
-    every size in turn, a POST that has it made, then its GET, a failed GET (404, 429) tried again
-    after each of ``retry_pauses_s``."""
+    every size at once (``WebGLRenderer.js:1815-1840``), each a POST that has it made, then its GET, a
+    failed GET (404, 429) tried again after each of ``retry_pauses_s`` (``cache.js:1397-1403``)."""
 
     sizes: tuple[int, ...]
     generate: bool = True
@@ -195,7 +195,8 @@ class PageThumbnails:
 
 def load_page_thumbnails(server_filename: str, digest: str, page: PageThumbnails) -> Generator[Any, Any, None]:
     stem = server_filename.rsplit(".", 1)[0]
-    for size in page.sizes:
+
+    def one_size(size: int) -> Generator[Any, Any, None]:
         if page.generate:
             yield Post(THUMBNAIL_GENERATE_PATH, {"hash": digest, "sizes": [size]})
         path = f"/thumbnails/{size}/{stem}.webp"
@@ -205,6 +206,8 @@ def load_page_thumbnails(server_filename: str, digest: str, page: PageThumbnails
                 break
             yield Sleep(pause)
             (result,) = yield Fetch((path,))
+
+    yield Join((yield from spawn_all((one_size(size) for size in page.sizes), "thumbnail-size")))
 
 
 def spawn_all(processes: Iterable[Generator[Any, Any, Any]], name: str) -> Generator[Any, Any, tuple[Any, ...]]:
