@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
 import time
 
 import httpx
@@ -12,9 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bulkbench.auth import TokenAuthority
 from bulkbench.network import NetworkSpec
-from loadtests.network import ShapedNamespace, namespace_exists, namespaces_allowed
+from loadtests.network import ShapedNamespace, namespace_exists, namespaces_allowed, sweep_stale_namespaces
 from loadtests.run import RunOptions, run
+from tests.helpers import needs
 
+NO_NAMESPACES = "needs CAP_NET_ADMIN for ip netns / tc (root); shaped runs fall back to loopback without it"
 SUMMARY_FIELDS = {
     "engine", "strategy", "profile", "images", "users", "images_ok", "images_failed", "failure_rate",
     "failures_by_cause", "ws_messages_sent", "ws_messages_received", "http_requests", "bytes_uploaded",
@@ -112,8 +117,8 @@ def test_runs_against_a_server_with_auth_on_send_tokens(start_server, tmp_path, 
     assert httpx.get(f"{server.url}/api/canvases/anything", timeout=10).status_code == 401
 
 
-@pytest.mark.skipif(not namespaces_allowed(), reason="needs CAP_NET_ADMIN for ip netns / tc")
 def test_a_shaped_run_happens_in_a_namespace_that_is_removed_after(tmp_path, small_workload):
+    needs(None if namespaces_allowed() else NO_NAMESPACES)
     summary = run(RunOptions(strategy="batched", images=8, profile="optimized", out=tmp_path / "out",
                              uplink_mbit=20, workload=small_workload, quiet=True, max_seconds=300))
     assert summary.images_ok == 8
@@ -122,8 +127,8 @@ def test_a_shaped_run_happens_in_a_namespace_that_is_removed_after(tmp_path, sma
     assert "bulkbench-" not in listing
 
 
-@pytest.mark.skipif(not namespaces_allowed(), reason="needs CAP_NET_ADMIN for ip netns / tc")
 def test_the_namespace_is_removed_even_when_the_run_fails():
+    needs(None if namespaces_allowed() else NO_NAMESPACES)
     spec = NetworkSpec(uplink_mbit=10)
     with pytest.raises(RuntimeError), ShapedNamespace(spec) as namespace:
         assert "tbf" in namespace.qdisc() and "rate 10Mbit" in namespace.qdisc()
@@ -157,3 +162,39 @@ def test_a_real_client_comes_back_when_retry_after_says(start_server, tmp_path, 
     records = [json.loads(line) for line in (tmp_path / "out" / "images.jsonl").read_text().splitlines()]
     waits = sorted(r["timings"]["upload_done_at"] - r["timings"]["upload_started_at"] for r in records)
     assert 3.0 <= waits[-1] < 3.0 + 1.0
+
+
+def test_namespaces_left_by_dead_runs_are_swept_and_live_ones_kept():
+    needs(None if namespaces_allowed() else NO_NAMESPACES)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a run that died: its pid is free
+    stale, live = f"bulkbench-{gone.pid}-1", f"bulkbench-{os.getpid()}-77"
+    for name in (stale, live):
+        subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        sweep_stale_namespaces()
+        assert not namespace_exists(stale) and namespace_exists(live)
+    finally:
+        for name in (stale, live):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_a_run_stopped_by_sigterm_removes_its_namespace(tmp_path, small_workload):
+    needs(None if namespaces_allowed() else NO_NAMESPACES)
+    command = [sys.executable, "-m", "bulkbench.cli", "run", "--strategy", "individual", "--images", "400",
+               "--uplink-mbit", "5", "--workload", small_workload, "--out", str(tmp_path / "o")]
+    run_cli = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert run_cli.stdout is not None
+    for line in run_cli.stdout:  # wait until the run has made its namespace and started
+        if "[bulkbench] locust:" in line:
+            break
+    name = f"bulkbench-{run_cli.pid}-"
+    assert any(n.startswith(name) for n in _namespaces())
+    run_cli.send_signal(signal.SIGTERM)
+    run_cli.wait(60)
+    assert not any(n.startswith(name) for n in _namespaces())
+
+
+def _namespaces() -> list[str]:
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in listing.splitlines() if line.strip()]
