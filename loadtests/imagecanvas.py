@@ -111,11 +111,17 @@ class ImageCanvasApp:
     """``with ImageCanvasApp("today") as app: app.url`` -- a fresh instance of the real server."""
 
     def __init__(self, state: str = "today", port: int = 0, host: str = "127.0.0.1",
-                 prefix: list[str] | None = None, log_path: Path | None = None, client_port: int = 0) -> None:
+                 prefix: list[str] | None = None, log_path: Path | None = None, client_port: int = 0,
+                 listen_host: str = "", page_origins: tuple[str, ...] = ()) -> None:
         """``prefix``: run it inside something (``ip netns exec NAME``); ``log_path``: its stdout;
-        ``client_port``: also serve its browser client (the page) there, as its README does."""
+        ``client_port``: also serve its browser client (the page) there, as its README does;
+        ``listen_host``: where it listens when that is not ``host`` (``0.0.0.0`` inside a namespace of
+        ours, for browsers in namespaces of their own); ``page_origins``: origins its CORS list allows
+        (its default allows only pages on localhost)."""
         self.state = state
         self.host = host
+        self.listen_host = listen_host or host
+        self.page_origins = page_origins
         self.port = port
         self.prefix = prefix or []
         self.log_path = log_path
@@ -149,13 +155,15 @@ class ImageCanvasApp:
         if not self.port:
             self.port = free_port(self.host)
         log_path = self.log_path or self.dir / "server.log"
-        env = {**os.environ, "PORT": str(self.port), "BULKBENCH_LISTEN_HOST": self.host}
+        env = {**os.environ, "PORT": str(self.port), "BULKBENCH_LISTEN_HOST": self.listen_host}
+        if self.page_origins:
+            env["CORS_ORIGINS"] = ",".join(self.page_origins)
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen([*self.prefix, "node", "-r", str(PRELOAD), "server/index.js"],
                                             cwd=self.dir, env=env, stdout=log, stderr=subprocess.STDOUT)
         if self.client_port:
             self.client = subprocess.Popen(
-                [*self.prefix, sys.executable, "-m", "http.server", str(self.client_port), "--bind", self.host,
+                [*self.prefix, sys.executable, "-m", "http.server", str(self.client_port), "--bind", self.listen_host,
                  "--directory", str(self.dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for process, url in ((self.process, f"{self.url}/health"),
                              *(((self.client, f"http://{self.host}:{self.client_port}/"),) if self.client else ())):

@@ -50,13 +50,7 @@ class ShapedNamespace:
                 _ip("-n", self.name, "link", "set", "lo", "up")
                 return self
             _ip("-n", self.name, "link", "set", "lo", "mtu", str(self.spec.mtu), "up")
-            rate_bytes = self.spec.uplink_mbit * 1e6 / 8
-            burst = max(32 * 1024, int(rate_bytes / 250))  # at least one timer tick's worth
-            subprocess.run(
-                ["tc", "-n", self.name, "qdisc", "add", "dev", "lo", "root", "tbf",
-                 "rate", f"{self.spec.uplink_mbit:g}mbit", "burst", str(burst),
-                 "latency", f"{self.spec.queue_ms:g}ms"],
-                check=True, capture_output=True, text=True)
+            _shape(self.name, "lo", self.spec)
         except BaseException:
             self.close()
             raise
@@ -83,3 +77,80 @@ def namespaces_allowed() -> bool:
     probe = subprocess.run(["ip", "netns", "add", f"{NAMESPACE_PREFIX}probe-{os.getpid()}"], capture_output=True)
     subprocess.run(["ip", "netns", "del", f"{NAMESPACE_PREFIX}probe-{os.getpid()}"], capture_output=True)
     return probe.returncode == 0
+
+
+BROWSER_SUBNET = "10.77"
+"""Browser N's pair of addresses with the app: 10.77.N.1 (the app), .2 (the browser), .3 (its judge)."""
+
+
+class BrowserNamespaces:
+    """Browsers on machines of their own: the app in a namespace, each browser in a namespace joined to
+    it by a veth pair. Browser N sends from 10.77.N.2 and reaches the app at 10.77.N.1, so a per-IP
+    limiter sees one address per browser, as it would see one per real machine (on one loopback every
+    browser is 127.0.0.1); a shaped uplink is a ``tbf`` on each browser's own way out."""
+
+    def __init__(self, spec: NetworkSpec, users: int) -> None:
+        self.spec = spec
+        tag = f"{os.getpid()}-{id(self) % 10000}"
+        self.app = f"{NAMESPACE_PREFIX}{tag}-app"
+        self.browsers = [f"{NAMESPACE_PREFIX}{tag}-b{user}" for user in range(users)]
+        self.short = f"{os.getpid() % 100000}"
+
+    @property
+    def app_prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.app]
+
+    def browser_prefix(self, user: int) -> list[str]:
+        return ["ip", "netns", "exec", self.browsers[user]]
+
+    @staticmethod
+    def app_address(user: int) -> str:
+        return f"{BROWSER_SUBNET}.{user}.1"
+
+    @staticmethod
+    def browser_address(user: int) -> str:
+        return f"{BROWSER_SUBNET}.{user}.2"
+
+    @staticmethod
+    def judge_address(user: int) -> str:
+        return f"{BROWSER_SUBNET}.{user}.3"
+
+    def __enter__(self) -> BrowserNamespaces:
+        sweep_stale_namespaces()
+        try:
+            _ip("netns", "add", self.app)
+            _ip("-n", self.app, "link", "set", "lo", "up")
+            for user, namespace in enumerate(self.browsers):
+                app_side, browser_side = f"bba{self.short}x{user}", f"bbb{self.short}x{user}"
+                _ip("netns", "add", namespace)
+                _ip("-n", namespace, "link", "set", "lo", "up")
+                _ip("link", "add", app_side, "type", "veth", "peer", "name", browser_side)
+                _ip("link", "set", app_side, "netns", self.app)
+                _ip("link", "set", browser_side, "netns", namespace)
+                _ip("-n", self.app, "addr", "add", f"{self.app_address(user)}/29", "dev", app_side)
+                _ip("-n", namespace, "addr", "add", f"{self.browser_address(user)}/29", "dev", browser_side)
+                _ip("-n", namespace, "addr", "add", f"{self.judge_address(user)}/29", "dev", browser_side)
+                for ns, dev in ((self.app, app_side), (namespace, browser_side)):
+                    _ip("-n", ns, "link", "set", dev, "mtu", str(self.spec.mtu), "up")
+                if self.spec.shaped:
+                    _shape(namespace, browser_side, self.spec)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        for namespace in [*self.browsers, self.app]:
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.close()
+
+
+def _shape(namespace: str, device: str, spec: NetworkSpec) -> None:
+    """A token bucket at the uplink's rate on ``device``'s way out."""
+    rate_bytes = spec.uplink_mbit * 1e6 / 8
+    burst = max(32 * 1024, int(rate_bytes / 250))  # at least one timer tick's worth
+    subprocess.run(["tc", "-n", namespace, "qdisc", "add", "dev", device, "root", "tbf",
+                    "rate", f"{spec.uplink_mbit:g}mbit", "burst", str(burst), "latency", f"{spec.queue_ms:g}ms"],
+                   check=True, capture_output=True, text=True)

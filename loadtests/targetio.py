@@ -89,12 +89,13 @@ class Truth:
     """What the target holds for one canvas: its nodes (as read once) and whether a file is stored."""
 
     def __init__(self, target: Target, base_url: str, canvas_id: Any, headers: dict[str, str],
-                 canvas: dict[str, Any] | None = None) -> None:
+                 canvas: dict[str, Any] | None = None, judge_address: str | None = None) -> None:
+        """``judge_address``: where the judge reads from (default: its own loopback address)."""
         self.target, self.canvas_id = target, canvas_id
         self.headers = {key: value for key, value in headers.items() if key.lower() != target.clients.header.lower()}
         if target.clients.identity == "header":
             self.headers[target.clients.header] = "judge"
-        self.http = pool(base_url, LOOPBACK_JUDGE if is_loopback(base_url) else None)
+        self.http = pool(base_url, judge_address or (LOOPBACK_JUDGE if is_loopback(base_url) else None))
         self.canvas = canvas if canvas is not None else self._read_canvas()
         server_nodes(self.canvas, target.truth)  # a malformed answer stops here, before any judgement
         self._stored: dict[str, bool] = {}

@@ -8,11 +8,13 @@ result schema with ``engine: "browser"``: ``summary.json``, ``images.jsonl``, ``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from bulkbench.truth import DropResult, TruthError, drop_figures, summarize
 from bulkbench.workload import draw_images, load_workload
 from loadtests.imagecache import ImageCache
 from loadtests.imagecanvas import ImageCanvasApp
-from loadtests.network import ShapedNamespace, namespaces_allowed
+from loadtests.network import BROWSER_SUBNET, BrowserNamespaces, ShapedNamespace, namespaces_allowed
 from loadtests.run import exit_on_sigterm, fresh_dir, write_results
 from realclient.session import CHROMIUM, SessionSpec
 
@@ -94,10 +96,12 @@ def browser_run(options: BrowserRunOptions) -> RunSummary:
     if not app.url or not app.drop_on or not app.ready:
         raise TargetError(f"target {target.name!r} names no web app to open ([app] url, ready, drop_on): "
                           "browser-run drives a real web app's own client")
-    if options.users > 1 and target.clients.identity == "source-address":
+    apart = options.users > 1 and target.clients.identity == "source-address"
+    if apart and not (options.start_app and namespaces_allowed()):
         raise TargetError(f"{options.users} browsers on one machine all send from 127.0.0.1, and target "
                           f"{target.name!r} tells browsers apart by address: its limiter would see one user. "
-                          "Run one browser (--users 1).")
+                          "With --start-app and root (network namespaces) each browser gets a machine of its "
+                          "own; else run one browser (--users 1).")
     page = urlsplit(app.url)
     server_url = options.target or f"{page.scheme}://{page.hostname}:{APP_SERVER_PORT}"
     network = load_network(options.network, options.uplink_mbit)
@@ -112,31 +116,29 @@ def browser_run(options: BrowserRunOptions) -> RunSummary:
     _say(options, f"[bulkbench] workload: {sum(map(len, drops))} images, "
                   f"{sum(i.size_bytes for d in drops for i in d) / 1e6:.1f} MB")
     with ExitStack() as stack:
-        prefix: list[str] = []
-        if network.shaped or (options.start_app and namespaces_allowed()):
-            namespace = stack.enter_context(ShapedNamespace(network))  # unshaped: the app's fixed ports isolated
-            prefix = namespace.prefix
-            shaping = f"tbf {network.uplink_mbit:g} Mbit/s" if network.shaped else "unshaped loopback"
-            _say(options, f"[bulkbench] network: namespace {namespace.name}, {shaping}; the app, its page and "
-                          "Chromium inside it")
+        places = stack.enter_context(_places(options, network, app.url, server_url, apart))
         if options.start_app:
-            stack.enter_context(ImageCanvasApp(options.start_app, port=APP_SERVER_PORT, prefix=prefix,
-                                               log_path=out / "app.log", client_port=APP_PAGE_PORT))
-            _say(options, f"[bulkbench] the real ImageCanvas ({options.start_app}), fresh: server {server_url}, "
-                          f"page {app.url}")
+            stack.enter_context(ImageCanvasApp(
+                options.start_app, port=APP_SERVER_PORT, prefix=places.app_prefix, log_path=out / "app.log",
+                client_port=APP_PAGE_PORT, listen_host="0.0.0.0" if apart else "",
+                page_origins=tuple(_origin(places.page_url(u)) for u in range(options.users)) if apart else ()))
+            _say(options, f"[bulkbench] the real ImageCanvas ({options.start_app}), fresh: server "
+                          f"{places.server_url(0)}, page {places.page_url(0)}")
         sessions = []
         for user, images in enumerate(drops):
-            spec = SessionSpec(target=str(target_name), base_url=server_url, page_url=app.url, user=user,
+            spec = SessionSpec(target=str(target_name), base_url=places.server_url(user),
+                               page_url=places.page_url(user), user=user,
                                images=[dataclasses.asdict(i) for i in images],
                                paths=[str(cache.path(i)) for i in images], out=str(out),
                                max_seconds=options.max_seconds, quiet_s=options.quiet_s,
-                               viewport=options.viewport, canvas_name=f"browser-{os.getpid()}-u{user}")
+                               viewport=options.viewport, canvas_name=f"browser-{os.getpid()}-u{user}",
+                               chromium_args=places.chromium_args(user), judge_address=places.judge_address(user))
             spec_path = out / f"session-{user}.json"
             spec_path.write_text(orjson.dumps(dataclasses.asdict(spec)).decode())
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
             log = stack.enter_context(open(out / f"session-{user}.log", "w"))
-            sessions.append(subprocess.Popen([*prefix, sys.executable, "-m", "realclient.session", str(spec_path)],
-                                             env=env, stdout=log, stderr=subprocess.STDOUT))
+            sessions.append(subprocess.Popen([*places.browser_prefix(user), sys.executable, "-m", "realclient.session",
+                                              str(spec_path)], env=env, stdout=log, stderr=subprocess.STDOUT))
         _say(options, f"[bulkbench] {options.users} browser(s) dropping {options.images} images each "
                       f"(settles after {options.quiet_s:g} s idle; hard cap {options.max_seconds:g} s)")
         stack.callback(_end_sessions, sessions)  # on any way out (Ctrl-C, SIGTERM): no browser left behind
@@ -147,6 +149,67 @@ def browser_run(options: BrowserRunOptions) -> RunSummary:
                 session.kill()
                 session.wait()
     return summarize_drops(out, options, target_name, network)
+
+
+@dataclasses.dataclass
+class _Places:
+    """Where the app and each browser run, and how a browser reaches the app from there."""
+
+    page: str
+    server: str
+    app_prefix: list[str] = dataclasses.field(default_factory=list)
+    browsers: BrowserNamespaces | None = None
+
+    def browser_prefix(self, user: int) -> list[str]:
+        return self.browsers.browser_prefix(user) if self.browsers else self.app_prefix
+
+    def _on_pair(self, url: str, user: int) -> str:
+        if self.browsers is None:
+            return url
+        parts = urlsplit(url)
+        return parts._replace(netloc=f"{self.browsers.app_address(user)}:{parts.port}").geturl()
+
+    def page_url(self, user: int) -> str:
+        return self._on_pair(self.page, user)
+
+    def server_url(self, user: int) -> str:
+        return self._on_pair(self.server, user)
+
+    def chromium_args(self, user: int) -> tuple[str, ...]:
+        """A page on its pair's address is not on localhost: tell Chromium it is a secure context (the
+        page hashes with ``crypto.subtle``, which only secure contexts have)."""
+        if self.browsers is None:
+            return ()
+        return (f"--unsafely-treat-insecure-origin-as-secure={_origin(self.page_url(user))}",)
+
+    def judge_address(self, user: int) -> str:
+        return self.browsers.judge_address(user) if self.browsers else ""
+
+
+@contextlib.contextmanager
+def _places(options: BrowserRunOptions, network: Any, page: str, server: str, apart: bool) -> Iterator[_Places]:
+    """Browsers apart (a namespace each, joined to the app's), or one namespace for the app and its browser
+    (shaped, or just its fixed ports isolated), or none."""
+    if apart:
+        with BrowserNamespaces(network, options.users) as spaces:
+            uplinks = f"; uplinks of {network.uplink_mbit:g} Mbit/s each" if network.shaped else ""
+            _say(options, f"[bulkbench] network: the app in {spaces.app}, each browser in a namespace of its "
+                          f"own ({BROWSER_SUBNET}.N.2){uplinks}")
+            yield _Places(page, server, spaces.app_prefix, spaces)
+        return
+    if network.shaped or (options.start_app and namespaces_allowed()):
+        with ShapedNamespace(network) as namespace:  # unshaped: the app's fixed ports isolated
+            shaping = f"tbf {network.uplink_mbit:g} Mbit/s" if network.shaped else "unshaped loopback"
+            _say(options, f"[bulkbench] network: namespace {namespace.name}, {shaping}; the app, its page and "
+                          "Chromium inside it")
+            yield _Places(page, server, namespace.prefix)
+        return
+    yield _Places(page, server)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _end_sessions(sessions: list[subprocess.Popen[bytes]]) -> None:

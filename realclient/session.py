@@ -67,6 +67,9 @@ class SessionSpec:
     quiet_s: float = 3.0
     viewport: tuple[int, int] = (1280, 800)
     canvas_name: str = "browser"
+    chromium_args: tuple[str, ...] = ()
+    """Flags beyond CHROMIUM_FLAGS (a page on a namespace's address treated as a secure context)."""
+    judge_address: str = ""
 
 
 @dataclass
@@ -145,7 +148,8 @@ def run_session(spec: SessionSpec) -> DropResult:
     sampler = threading.Thread(target=sample_connections, args=(server.port or 80, stop, peak), daemon=True)
     page_info: dict[str, Any] = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_FLAGS))
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=[*CHROMIUM_FLAGS, *spec.chromium_args])
         try:
             context = browser.new_context(viewport={"width": spec.viewport[0], "height": spec.viewport[1]})
             context.add_init_script(RECORDER)
@@ -177,7 +181,7 @@ def run_session(spec: SessionSpec) -> DropResult:
         finally:
             stop.set()
             browser.close()
-    truth = Truth(target, spec.base_url, canvas_id, {})
+    truth = Truth(target, spec.base_url, canvas_id, {}, judge_address=spec.judge_address or None)
     try:
         return result(spec, target, images, wire, page_info, truth, started_at, ended, capped, peak[0], canvas_id)
     finally:
