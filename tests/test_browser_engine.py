@@ -79,3 +79,17 @@ def test_socketio_frames_are_counted_by_event_and_heartbeats_apart() -> None:
     assert wire.received == {"operation_ack": 2} and wire.pings == 3
     assert wire.ops["a"][:2] == ("node_create", "h1") and wire.ops["b"][:2] == ("image_upload_complete", "h1")
     assert set(wire.answers) == {"a"}
+
+
+def test_two_browsers_are_two_addresses_to_the_real_apps_limiter(tmp_path) -> None:
+    """Each browser on a machine of its own (a namespace each, whose only way to the app is its own veth pair:
+    10.77.N.2 to 10.77.N.1): both drops go through, each from its own page address, on its own canvas."""
+    from loadtests.network import namespaces_allowed
+    needs(chromium_missing() or missing_reason() or (None if namespaces_allowed() else "needs network namespaces"))
+    summary = browser_run(BrowserRunOptions(images=4, users=2, start_app="today", out=tmp_path / "out",
+                                            max_seconds=240, quiet=True))
+    assert summary.users == 2 and summary.images_ok == 8
+    specs = [orjson.loads(p.read_bytes()) for p in sorted((tmp_path / "out").glob("session-*.json"))]
+    assert [s["page_url"] for s in specs] == ["http://10.77.0.1:8000/", "http://10.77.1.1:8000/"]
+    drops = [orjson.loads(p.read_bytes()) for p in (tmp_path / "out" / "drops").glob("*.json")]
+    assert sorted(d["extra"]["canvas_id"] for d in drops) == sorted({d["extra"]["canvas_id"] for d in drops})
