@@ -18,7 +18,7 @@ import engineio
 import gevent
 import socketio
 from engineio import packet as eio_packet
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
 from bulkbench.protocol import encode, parse_server_frame
@@ -139,5 +139,7 @@ class SocketIOWire:
 
 Wire = RawWire | SocketIOWire
 WIRES: dict[str, type[RawWire] | type[SocketIOWire]] = {"websocket": RawWire, "socketio": SocketIOWire}
+# what opening a wire raises while the server is down or dying (InvalidHandshake: a handshake cut short by it)
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, WireClosed, TimeoutError, gevent.Timeout,
-                                                   ConnectionError, socketio.exceptions.SocketIOError)
+                                                   InvalidHandshake, ConnectionError,
+                                                   socketio.exceptions.SocketIOError)
