@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bulkbench.config import ConfigError
+from bulkbench.lifeline import die_with_parent
 from reference_server.process import cpu_seconds
 
 REPO = Path(__file__).resolve().parent.parent
@@ -160,11 +161,13 @@ class ImageCanvasApp:
             env["CORS_ORIGINS"] = ",".join(self.page_origins)
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen([*self.prefix, "node", "-r", str(PRELOAD), "server/index.js"],
-                                            cwd=self.dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                            cwd=self.dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            preexec_fn=die_with_parent)
         if self.client_port:
             self.client = subprocess.Popen(
                 [*self.prefix, sys.executable, "-m", "http.server", str(self.client_port), "--bind", self.listen_host,
-                 "--directory", str(self.dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 "--directory", str(self.dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                preexec_fn=die_with_parent)
         for process, url in ((self.process, f"{self.url}/health"),
                              *(((self.client, f"http://{self.host}:{self.client_port}/"),) if self.client else ())):
             if not _answers(process, url, self.prefix):

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from bulkbench.config import ConfigError
+from bulkbench.lifeline import die_with_parent
 from bulkbench.network import load_network
 from bulkbench.profile import load_profile
 from bulkbench.results import RunSummary, table
@@ -188,7 +189,7 @@ def run(options: RunOptions) -> RunSummary:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(LOCUSTFILE.parent.parent),
                                                                          os.environ.get("PYTHONPATH", "")]))}
         with open(out / "locust.log", "w") as log:  # quiet: Locust's own output goes to a file
-            finished = subprocess.run(command, timeout=run_time_s + 120, env=env,
+            finished = subprocess.run(command, timeout=run_time_s + 120, env=env, preexec_fn=die_with_parent,
                                       stdout=log if options.quiet else None, stderr=log if options.quiet else None)
         server_cpu_s = round(server_cpu() - cpu_before, 2) if server_cpu else None
         _say(options, f"[bulkbench] locust finished in {time.perf_counter() - started:.1f} s "

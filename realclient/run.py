@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from bulkbench.config import ConfigError
+from bulkbench.lifeline import die_with_parent
 from bulkbench.network import load_network
 from bulkbench.results import RunSummary, table
 from bulkbench.target import APP_TARGETS, TargetError, load_target
@@ -138,7 +139,8 @@ def browser_run(options: BrowserRunOptions) -> RunSummary:
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
             log = stack.enter_context(open(out / f"session-{user}.log", "w"))
             sessions.append(subprocess.Popen([*places.browser_prefix(user), sys.executable, "-m", "realclient.session",
-                                              str(spec_path)], env=env, stdout=log, stderr=subprocess.STDOUT))
+                                              str(spec_path)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                             preexec_fn=die_with_parent))
         _say(options, f"[bulkbench] {options.users} browser(s) dropping {options.images} images each "
                       f"(settles after {options.quiet_s:g} s idle; hard cap {options.max_seconds:g} s)")
         stack.callback(_end_sessions, sessions)  # on any way out (Ctrl-C, SIGTERM): no browser left behind

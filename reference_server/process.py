@@ -17,6 +17,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from bulkbench.lifeline import die_with_parent
+
 URL_LINE = re.compile(r"on (http://\S+) ")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -73,7 +75,8 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a") as log:  # a file, not a pipe: a full pipe would stall the server
             self.process = subprocess.Popen(
-                self.command, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1
+                self.command, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
+                preexec_fn=die_with_parent,
             )
         assert self.process.stdout is not None
         deadline = time.monotonic() + START_TIMEOUT_S

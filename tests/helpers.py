@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import random
+import select
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,27 @@ def canvas_of(server: ServerProcess, canvas_id: str) -> dict[str, Any]:
     response = httpx.get(f"{server.url}/api/canvases/{canvas_id}", timeout=10)
     response.raise_for_status()
     return response.json()
+
+
+def ends_within(pid: int, seconds: float) -> bool:
+    """True once process ``pid`` has ended, waiting at most ``seconds`` for it (a pidfd: no polling)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], seconds)[0])  # readable when the process has ended
+    finally:
+        os.close(fd)
+
+
+def processes_naming(text: str) -> list[int]:
+    """Processes whose command line holds ``text`` (a run's output directory names all its children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(entry.name))
+        except OSError:
+            continue  # it ended while we looked
+    return found

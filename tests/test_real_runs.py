@@ -17,7 +17,7 @@ from bulkbench.auth import TokenAuthority
 from bulkbench.network import NetworkSpec
 from loadtests.network import ShapedNamespace, namespace_exists, namespaces_allowed, sweep_stale_namespaces
 from loadtests.run import RunOptions, run
-from tests.helpers import needs
+from tests.helpers import ends_within, needs, processes_naming
 
 NO_NAMESPACES = "needs CAP_NET_ADMIN for ip netns / tc (root); shaped runs fall back to loopback without it"
 SUMMARY_FIELDS = {
@@ -193,6 +193,9 @@ def test_a_run_stopped_by_sigterm_removes_its_namespace(tmp_path, small_workload
     run_cli.send_signal(signal.SIGTERM)
     run_cli.wait(60)
     assert not any(n.startswith(name) for n in _namespaces())
+    left = processes_naming(str(tmp_path / "o"))  # no server or Locust of the run left behind
+    assert all(ends_within(pid, 10) for pid in left), left
+
 
 
 def _namespaces() -> list[str]:
