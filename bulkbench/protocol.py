@@ -169,9 +169,6 @@ class UploadItem:
     server_url: str
     server_filename: str
 
-    def to_json(self) -> dict[str, str]:
-        return {"hash": self.hash, "serverUrl": self.server_url, "serverFilename": self.server_filename}
-
 
 @dataclass(frozen=True, slots=True)
 class NodeCreate:

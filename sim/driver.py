@@ -131,10 +131,6 @@ class SimClient:
             sent = self.sent_at.get(operation_id, self.env.now)
             event.succeed(Answer(answer.kind, answer.data, self.env.now - sent))
 
-    def receive_frame(self) -> None:
-        """Any other frame from the server (broadcasts, pushes, pongs): counted."""
-        self.ws_messages_received += 1
-
     def receive_frame_at(self, arrival_s: float) -> None:
         """A frame that nothing waits for, reaching the browser at ``arrival_s``: no event; it counts
         once the run is over if it arrived by then (``count_frames_until``)."""
