@@ -113,7 +113,7 @@ def test_event_of_reads_the_name_encode_wrote() -> None:
     assert event_of(execute_operation_frame("o", OpType.NODE_CREATE, NODE)) == "execute_operation"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)  # the same examples every run
 @given(st.one_of(st.text(max_size=300), st.binary(max_size=300),
                  st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
                               lambda kids: st.lists(kids, max_size=4)
