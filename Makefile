@@ -17,6 +17,7 @@ demo: $(STAMP)  ## the main job: both strategies, 200 images, legacy server, rea
 
 test: $(STAMP)  ## lint, then the test suite (real server on loopback)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)  ## benchmarks, measured side by side in one run
@@ -42,8 +43,9 @@ tools: $(STAMP)  ## outside tools some tests need: Debian's Chromium (as root), 
 	$(BIN)/python -c "from loadtests.imagecanvas import install, missing_reason; \
 		r = missing_reason(); print(r) if r else [print('ImageCanvas', s, 'in', install(s)) for s in ('today', 'as-reported')]"
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and the layers' import contract (.importlinter)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,18 +1,18 @@
 """The ``bulkbench`` command line: one parser, each command handed to the package that does it.
 
-The CLI is the composition root. Commands that need the server, the model or Locust import them
-when they run (by name, through ``importlib``), so the core package itself depends on none of them.
+The CLI is the composition root: the one module of ``bulkbench`` that imports the engines
+(``reference_server``, ``loadtests``, ``realclient``, ``sim``, ``reports``). It imports each inside the
+command that needs it, so ``bulkbench --help`` starts fast and a command loads only its engine; the rest
+of the core imports none of them (``make lint`` checks it: ``.importlinter``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from bulkbench import __version__
 from bulkbench.auth import DEFAULT_TTL_S, TokenAuthority, read_secret
@@ -23,11 +23,6 @@ from bulkbench.truth import TruthError
 EXIT_USAGE = 2
 EXIT_NO_TRUTH = 3
 """A run whose images could not be judged (a truth read failed): it has no figures."""
-
-
-def _load(target: str) -> Callable[..., Any]:
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -42,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             auth = TokenAuthority(read_secret(args.auth_secret_file))
         except ValueError as exc:
             raise ProfileError(f"{args.auth_secret_file}: {exc}") from exc
-    serve = _load("reference_server.app:serve")
+    from reference_server.app import serve
     serve(profile, data_dir, host=args.host, port=args.port, log_level=args.log_level, auth=auth)
     return 0
 
@@ -57,36 +52,46 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _load("loadtests.run:main")(args)
+    from loadtests.run import main
+    return main(args)
 
 
 def cmd_browser_run(args: argparse.Namespace) -> int:
-    return _load("realclient.run:main")(args)
+    from realclient.run import main
+    return main(args)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    return _load("sim.run:main")(args)
+    from sim.run import main
+    return main(args)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    return _load("sim.calibrate:main")(args)
+    from sim.calibrate import main
+    return main(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    return _load("reports.render:main")(args)
+    from reports.render import main
+    return main(args)
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    return _load("reports.gate:main")(args)
+    from reports.gate import main
+    return main(args)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """The main job: each strategy for real and in the model, side by side, one report. The real side
     may be a target (``--target URL`` or ``--app``); the model then runs the profile that stands for it."""
-    run_options, run = _load("loadtests.run:RunOptions"), _load("loadtests.run:run")
-    sim_options, run_sim = _load("sim.run:SimOptions"), _load("sim.run:run_sim")
-    namespaces_allowed = _load("loadtests.network:namespaces_allowed")
-    network_of = _load("bulkbench.network:load_network")
+    from bulkbench.network import load_network as network_of
+    from bulkbench.results import table
+    from loadtests.network import namespaces_allowed
+    from loadtests.run import RunOptions as run_options
+    from loadtests.run import check_target, run
+    from reports.render import build
+    from sim.run import SimOptions as sim_options
+    from sim.run import run_sim
     network = network_of(args.network, args.uplink_mbit)
     if network.shaped and args.target:
         print(f"bulkbench: --target {args.target} is outside any namespace bulkbench makes; comparing on unshaped "
@@ -104,9 +109,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     summaries, dirs = [], []
     strategies = args.strategies.split(",")
     for strategy in strategies:  # refuse what the target cannot serve before anything runs
-        _load("loadtests.run:check_target")(run_options(strategy=strategy, target=args.target, start_app=args.start_app,
-                                                         target_profile=target_profile, canvas=args.canvas,
-                                                         transport=args.transport))
+        check_target(run_options(strategy=strategy, target=args.target, start_app=args.start_app,
+                                 target_profile=target_profile, canvas=args.canvas, transport=args.transport))
     for strategy in strategies:
         common = dict(strategy=strategy, images=args.images, users=args.users, seed=args.seed,
                       workload=args.workload, canvas=args.canvas)
@@ -124,10 +128,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                              replications=args.replications)))
         dirs.append(out / f"sim-{strategy}")
     against = target.name if target.name != "reference" else f"{args.profile} profile"
-    report = _load("reports.render:build")(dirs, out / "report", f"bulkbench compare: {args.images} images, "
-                                           f"{against}, {network.name}")
+    report = build(dirs, out / "report", f"bulkbench compare: {args.images} images, {against}, {network.name}")
     print()
-    print(_load("bulkbench.results:table")(summaries))
+    print(table(summaries))
     print(f"\nreport: {report['html']}")
     return 0
 
@@ -135,13 +138,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     verify = None
     if args.verify:
-        run_options, run = _load("loadtests.run:RunOptions"), _load("loadtests.run:run")
+        from loadtests.run import RunOptions as run_options
+        from loadtests.run import run
 
         def verify(spec: dict) -> dict:
             out = Path(args.out) / f"verify-{spec['strategy']}-{spec['profile']}-{spec['images']}x{spec['users']}"
             return run(run_options(out=out, quiet=True, max_seconds=1500, **spec)).to_json()
 
-    return _load("sim.plan:main")(args, verify)
+    from sim.plan import main
+    return main(args, verify)
 
 
 def _positive_int(text: str) -> int:
