@@ -71,6 +71,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return main(args)
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    from sim.validate import main
+    return main(args)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from reports.render import main
     return main(args)
@@ -262,6 +267,22 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--black-box", action="store_true",
                            help="fit a probe run from the client's side even where server samples exist")
     calibrate.set_defaults(func=cmd_calibrate)
+
+    validate = commands.add_parser(
+        "validate", help="recorded runs held to each other: the model to real runs (default), our server to "
+                         "the real app (--servers), our client to the real one (--engines); exit 1 on a miss")
+    validate.add_argument("matrix_dir", help="a folder with matrix.jsonl (python -m benchmarks.matrix)")
+    validate.add_argument("--profile", action="append", default=[], metavar="NAME=PROFILE.toml",
+                          help="simulate profile NAME with this file instead")
+    validate.add_argument("--replications", type=_positive_int, default=5)
+    validate.add_argument("--out", default="", help="write the rows as JSON here")
+    validate.add_argument("--model", default="", help="model parameters TOML (default scenarios/model.toml)")
+    how = validate.add_mutually_exclusive_group()
+    how.add_argument("--servers", action="store_true",
+                     help="hold our server's rows to the real app's rows of the same matrix (no model)")
+    how.add_argument("--engines", action="store_true",
+                     help="hold the protocol-level client's rows to the browser's rows of the same matrix")
+    validate.set_defaults(func=cmd_validate)
 
     report = commands.add_parser("report", help="results directories -> report.html and report.md")
     report.add_argument("run_dirs", nargs="+", help="results directories of run and/or sim")

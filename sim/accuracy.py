@@ -1,6 +1,6 @@
 """The model's stated error: how far its predictions may be from real runs (issue #4's validation).
 
-``benchmarks.validate`` checks the model against real runs with these; ``bulkbench plan --verify``
+``bulkbench validate`` checks the model against real runs with these; ``bulkbench plan --verify``
 marks each verified point within or outside them.
 """
 

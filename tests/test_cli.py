@@ -20,6 +20,7 @@ BAD_INPUT = [
     (["run", "--target-profile", "nope", "--target", "http://127.0.0.1:9"], "no target named 'nope'"),
     (["calibrate", "/tmp", "--out", "/tmp/never.toml"], "not a real run's results directory"),
     (["gate", "/nonexistent"], "no summary.json"),
+    (["validate", "/nonexistent"], "no matrix.jsonl"),
 ]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from benchmarks.validate import compare_matrix, compare_servers
+from sim.validate import compare_matrix, compare_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 

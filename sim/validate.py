@@ -1,15 +1,16 @@
-"""The model against reality: every real run of a matrix, predicted by the model with the same options.
+"""Recorded runs held to one another: the model to real runs, our server to the real app, the
+protocol-level client to the real one in a browser (``bulkbench validate``).
 
-``python -m benchmarks.validate bench-results/issue4 [--profile legacy=FITTED.toml ...]``: reads the
-matrix's ``matrix.jsonl``, simulates each scenario (``--replications``), and prints the table the
-issue asks for: failure rate (absolute difference), drop seconds (relative), WebSocket messages
-and HTTP requests (real and model counts), with a mark where a tolerance is missed.
+``bulkbench validate examples/validation/issue4 [--profile legacy=FITTED.toml ...]`` reads the matrix's
+``matrix.jsonl``, simulates each scenario (``--replications``) and prints failure rate (absolute
+difference), drop seconds (relative), WebSocket messages and HTTP requests, 429s and upload attempts,
+with a mark where a tolerance is missed; ``--servers`` and ``--engines`` compare recorded rows only.
+It exits 1 when a row misses, so a pipeline can gate on it.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import orjson
@@ -18,6 +19,14 @@ from bulkbench.network import load_network
 from bulkbench.target import APP_TARGETS, load_target
 from sim.accuracy import COUNT_TOLERANCE, DROP_SECONDS_TOLERANCE, FAILURE_RATE_TOLERANCE, count_within, within
 from sim.run import SimOptions, run_sim
+
+
+def read_matrix(matrix_dir: Path) -> list[dict]:
+    """The recorded rows; a folder without them is bad input (FileNotFoundError: exit 2), not zero rows."""
+    path = Path(matrix_dir) / "matrix.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{matrix_dir}: no matrix.jsonl (record one with python -m benchmarks.matrix)")
+    return [orjson.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def model_profile_of(spec: dict) -> str:
@@ -32,8 +41,7 @@ def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[st
     """Each real run of ``matrix_dir/matrix.jsonl`` beside the model's prediction with the same options."""
     substitutes = substitutes or {}
     rows = []
-    for line in (Path(matrix_dir) / "matrix.jsonl").read_text().splitlines():
-        entry = orjson.loads(line)
+    for entry in read_matrix(matrix_dir):
         spec, real = entry["spec"], entry["summary"]
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
         profile = model_profile_of(spec)
@@ -76,7 +84,7 @@ def _figures(summary: dict) -> dict:
 def compare_servers(matrix_dir: Path) -> list[dict]:
     """Each real-app row of a matrix beside our server's row with the same scenario under the profile
     that stands for the app: the server's part of the difference (one client, two servers)."""
-    entries = [orjson.loads(line) for line in (Path(matrix_dir) / "matrix.jsonl").read_text().splitlines()]
+    entries = read_matrix(matrix_dir)
     ours = {(e["spec"].get("profile"), e["spec"]["strategy"], e["spec"]["images"], e["spec"].get("users", 1)): e
             for e in entries if "app" not in e["spec"]}
     rows = []
@@ -99,7 +107,7 @@ def compare_servers(matrix_dir: Path) -> list[dict]:
 def compare_engines(matrix_dir: Path) -> list[dict]:
     """Each browser row (the real client) beside the protocol-level row of the same scenario: the
     client's part of the difference (one server, two clients)."""
-    entries = [orjson.loads(line) for line in (Path(matrix_dir) / "matrix.jsonl").read_text().splitlines()]
+    entries = read_matrix(matrix_dir)
 
     def scenario(spec: dict) -> tuple:
         return spec.get("app"), spec["images"], spec.get("uplink_mbit", 0.0)
@@ -165,18 +173,7 @@ def print_servers(rows: list[dict]) -> int:
     return misses
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("matrix_dir")
-    parser.add_argument("--profile", action="append", default=[], help="NAME=PROFILE.toml to simulate NAME with")
-    parser.add_argument("--replications", type=int, default=5)
-    parser.add_argument("--out", default="", help="write the rows as JSON here")
-    parser.add_argument("--model", default="", help="model parameters TOML (default scenarios/model.toml)")
-    parser.add_argument("--servers", action="store_true",
-                        help="hold our server's rows to the real app's rows of the same matrix (no model)")
-    parser.add_argument("--engines", action="store_true",
-                        help="hold the protocol-level client's rows to the browser's rows of the same matrix")
-    args = parser.parse_args(argv)
+def main(args: argparse.Namespace) -> int:
     if args.servers:
         return 1 if print_servers(compare_servers(Path(args.matrix_dir))) else 0
     if args.engines:
@@ -207,5 +204,3 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if misses else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
