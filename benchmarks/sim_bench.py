@@ -22,7 +22,8 @@ from pathlib import Path
 
 import simpy
 
-from sim.run import SimOptions, events_scheduled, gc_paused, run_sim, simulate_once
+from sim.events import events_scheduled
+from sim.run import SimOptions, gc_paused, run_sim, simulate_once
 
 SCENARIO_GRID = {
     "strategy": ["individual", "batched"],

@@ -21,11 +21,10 @@ from heapq import heappop, heappush
 from typing import Any
 
 import simpy
-from simpy.events import NORMAL, PENDING
 
 from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST
 from bulkbench.profile import Overloaded, StageSpec
-from sim.events import call_later
+from sim.events import call_later, is_pending, processed_now, succeed_in
 
 Held = tuple["SlotRequest", float]
 """A worker held: its request and when the job arrived."""
@@ -67,7 +66,7 @@ class SlotRequest(simpy.Event):
     def __exit__(self, *exc_info: object) -> None:
         if exc_info[0] is not GeneratorExit:
             self.slots.release(self)
-        elif self._value is PENDING:
+        elif is_pending(self):
             self.slots.queue.remove(self)
 
 
@@ -92,22 +91,17 @@ class Slots:
         request = SlotRequest(self)
         if self.count < self.capacity:  # nobody waits while a place is free
             self.count += 1
-            request._ok = True
-            request._value = None
-            request.callbacks = None  # processed: a process yielding it goes on at once
+            processed_now(request)  # a process yielding it goes on at once
         else:
             self.queue.append(request)
         return request
 
     def release(self, request: SlotRequest) -> None:
-        if request._value is PENDING:  # still in line: it leaves the line
+        if is_pending(request):  # still in line: it leaves the line
             self.queue.remove(request)
             return
         if self.queue:
-            head = self.queue.popleft()
-            head._ok = True
-            head._value = None
-            self.env.schedule(head, NORMAL)
+            succeed_in(self.env, self.queue.popleft())
         else:
             self.count -= 1
 

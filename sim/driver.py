@@ -242,8 +242,8 @@ class SimClient:
                     yield first_of(env, env.all_of([e for _op, e in pending]), env.timeout(timeout_s))
                 out = {}
                 for op, event in waiting.items():
-                    if event.triggered and event._value is not _GAVE_UP:
-                        out[op] = event._value
+                    if event.triggered and event.value is not _GAVE_UP:
+                        out[op] = event.value
                         del self.answers[op]
                     else:
                         out[op] = Answer(AnswerKind.TIMEOUT)

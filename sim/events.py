@@ -9,6 +9,11 @@
   and the network's steps are callbacks, not processes). It is an entry in SimPy's own queue, counted
   and ordered like any event, without a ``Timeout``'s value and bookkeeping.
 - ``Deadlines``: give-up timers that are almost always cancelled, one event for the earliest.
+
+This is the one module that touches SimPy's private state (``Environment._queue``, ``_eid``, ``_now``;
+``Event._ok``, ``_value``): the rest of ``sim`` goes through the helpers below. They were read from
+SimPy 4.1, which ``pyproject.toml`` pins to its minor release; ``tests/test_sim_events.py`` fails if a
+new SimPy moves them.
 """
 
 from __future__ import annotations
@@ -21,6 +26,34 @@ from typing import Any
 import simpy
 from simpy.core import StopSimulation
 from simpy.events import NORMAL, PENDING
+
+
+def is_pending(event: simpy.Event) -> bool:
+    """Not triggered yet (SimPy's ``triggered`` is its negation; this spares the property call)."""
+    return event._value is PENDING
+
+
+def processed_now(event: simpy.Event, value: Any = None) -> None:
+    """Mark ``event`` succeeded and already processed: a process that yields it goes on at once,
+    without an event in the queue (what a free place or a ready answer needs)."""
+    event._ok = True
+    event._value = value
+    event.callbacks = None
+
+
+def succeed_in(env: simpy.Environment, event: simpy.Event, delay: float = 0.0, value: Any = None,
+               first: Callable[[Any], None] | None = None) -> None:
+    """``event.succeed(value)``, processed ``delay`` from now; ``first`` runs before its other callbacks."""
+    if first is not None:
+        event.callbacks.insert(0, first)
+    event._ok = True
+    event._value = value
+    env.schedule(event, NORMAL, delay)
+
+
+def events_scheduled(env: simpy.Environment) -> int:
+    """How many events the environment scheduled (SimPy numbers them with a counter)."""
+    return next(env._eid)  # type: ignore[attr-defined]
 
 
 class Environment(simpy.Environment):

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import simpy
-from simpy.events import NORMAL
 
 from bulkbench.canvas import Applied, Canvas
 from bulkbench.config import from_table, scenarios_dir, table_of
@@ -44,7 +43,7 @@ from bulkbench.ratelimit import RateLimiter
 from bulkbench.workload import ImageSpec
 from sim.components import ConnectionPool, Held, Link, Slots, Stage
 from sim.driver import SimClient
-from sim.events import Deadlines, call_later
+from sim.events import Deadlines, call_later, succeed_in
 
 CPU_BOUND_STAGES = frozenset({"upload", "thumbnail"})
 """Stages whose work runs in threads and holds a core while it does (first come, first served: a
@@ -403,9 +402,7 @@ class ModelWorld:
                 call_later(env, delay, release)
                 return
             Deadlines.cancel(deadline)
-            outcome.callbacks.insert(0, release)
-            outcome._ok, outcome._value = True, result
-            env.schedule(outcome, NORMAL, delay)
+            succeed_in(env, outcome, delay, result, first=release)
 
         self._upload(client, image, digest, respond)
         result: HttpResult | None = yield outcome

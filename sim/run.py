@@ -32,7 +32,7 @@ from bulkbench.truth import DropResult, drop_figures, judge, last_settled_s, sum
 from bulkbench.workload import ImageSpec, WorkloadSpec, draw_images, load_workload
 from sim.components import Link
 from sim.driver import SimClient
-from sim.events import Environment
+from sim.events import Environment, events_scheduled
 from sim.model import ModelParams, ModelWorld, load_model_params
 
 SAMPLE_EVERY_S = 0.5
@@ -139,11 +139,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def events_scheduled(env: simpy.Environment) -> int:
-    """How many events the environment scheduled (SimPy numbers them with a counter)."""
-    return next(env._eid)  # type: ignore[attr-defined]
 
 
 def _monitor(env: simpy.Environment, world: ModelWorld, series: list[dict[str, float]],

@@ -6,8 +6,7 @@ from collections.abc import Generator
 
 import simpy
 
-from sim.events import Deadlines, call_later
-from sim.run import events_scheduled
+from sim.events import Deadlines, Environment, call_later, events_scheduled, is_pending, processed_now, succeed_in
 
 
 def test_deadlines_fire_at_their_exact_time_unless_cancelled() -> None:
@@ -49,3 +48,40 @@ def test_cancelled_deadlines_cost_almost_no_events() -> None:
     env.process(requests())
     env.run()
     assert events_scheduled(env) < 1000 + 30
+
+
+def test_simpys_private_state_is_where_sim_events_reads_it() -> None:
+    """SimPy may move these in any release: if this fails, a new SimPy came in (the pin in pyproject.toml
+    names the minor release they were read from) and ``sim/events.py`` must be read again against it."""
+    from simpy.core import StopSimulation
+    from simpy.events import NORMAL, PENDING
+    env = simpy.Environment()
+    assert isinstance(env._queue, list) and env._now == 0 and next(env._eid) == 0
+    event = env.event()
+    assert event._value is PENDING and event.callbacks == [] and NORMAL == 1
+    event.succeed(7)
+    assert event._ok is True and event._value == 7 and env._queue[0][3] is event
+    assert callable(StopSimulation.callback)
+
+
+def test_the_helpers_behave_as_simpys_own_calls() -> None:
+    """A place granted on the spot resumes its process at once; ``succeed_in`` is ``succeed`` later,
+    with a callback run first; both seen through SimPy's public API."""
+    env = Environment()
+    seen: list[tuple[str, float, object]] = []
+    granted, later = env.event(), env.event()
+    processed_now(granted, "now")
+    later.callbacks.append(lambda e: seen.append(("callback", env.now, e.value)))
+
+    def process() -> Generator[simpy.Event, object, None]:
+        value = yield granted
+        seen.append(("granted", env.now, value))
+        assert is_pending(later) and not later.triggered
+        succeed_in(env, later, 2.5, "done", first=lambda e: seen.append(("first", env.now, e.value)))
+        assert not is_pending(later) and later.triggered
+        value = yield later
+        seen.append(("later", env.now, value))
+
+    env.run(until=env.process(process()))
+    assert seen == [("granted", 0, "now"), ("first", 2.5, "done"), ("callback", 2.5, "done"),
+                    ("later", 2.5, "done")]
