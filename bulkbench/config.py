@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,9 +21,10 @@ class ConfigError(ValueError):
 
 
 def scenarios_dir() -> Path:
-    """Where named data files live: ``$BULKBENCH_SCENARIOS`` or the repository's ``scenarios/``."""
+    """Where named data files live: ``$BULKBENCH_SCENARIOS``, or the package's own ``scenarios/`` (shipped
+    in the wheel; the repository's top-level ``scenarios`` is a link to it, for the paths users type)."""
     env = os.environ.get("BULKBENCH_SCENARIOS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "scenarios"
+    return Path(env) if env else Path(str(resources.files("bulkbench") / "scenarios"))
 
 
 def read_toml(path: Path) -> dict[str, Any]:
