@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from sim.validate import compare_matrix, compare_servers
+from sim.validate import compare_engines, compare_matrix, compare_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,3 +65,21 @@ def test_our_server_today_agrees_with_the_recorded_real_app(tmp_path, monkeypatc
     assert within(ours.failure_rate, recorded["failure_rate"], ours.drop_seconds, recorded["drop_seconds"])
     assert count_within(ours.extra["http_by_status"].get("429", 0), recorded["extra"]["http_by_status"]["429"])
     assert ours.extra["frames_sent"]["execute_operation"] == recorded["extra"]["frames_sent"]["execute_operation"]
+
+
+ENGINES_AGREE = {("today", 50, 0.0)}
+ENGINE_ROWS = 6
+"""Scenarios (app, images, Mbit/s) where ``individual:fc1316b`` agrees with the real client in Chromium.
+Everywhere else the real page is the bottleneck in ways the strategy does not model yet: its main thread
+is busy 82-92 % of a 200-image drop, a busy page loses the files it previewed in its last second, and it
+shares each image's second upload with the first when they overlap (see examples/validation/README.md)."""
+
+
+def test_the_protocol_client_against_the_recorded_real_client() -> None:
+    """The recorded browser matrix: each browser row beside the protocol-level row of the same scenario."""
+    rows = compare_engines(ROOT / "examples" / "validation" / "browser")
+    assert len(rows) == ENGINE_ROWS
+    assert {(r["app"], r["images"], r["uplink_mbit"]) for r in rows if r["within"]} == ENGINES_AGREE
+    for r in rows:  # where nothing is lost on either side, the operations by type are what the page sent
+        if r["browser"]["failure_rate"] == 0 and r["protocol"]["failure_rate"] == 0 and r["within"]:
+            assert r["browser"]["ops"] == r["protocol"]["ops"]
