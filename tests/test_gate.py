@@ -89,3 +89,57 @@ def test_a_missing_results_directory_is_a_usage_error(tmp_path) -> None:
 
 def test_the_projects_own_thresholds_parse_and_pass_a_good_batched_run(tmp_path) -> None:
     assert gate(str(results(tmp_path, "run")), "--thresholds", "scenarios/thresholds.toml").returncode == EXIT_OK
+
+
+def with_samples(tmp_path: Path, name: str) -> Path:
+    """A run with raw samples: answers of 1, 2, ..., 100 ms over two drops; 4 images, one lost."""
+    run = results(tmp_path, name)
+    (run / "drops").mkdir()
+    for user, acks in enumerate((range(1, 51), range(51, 101))):
+        (run / "drops" / f"user-{user}.json").write_bytes(orjson.dumps({"op_ack_s": [a / 1000 for a in acks],
+                                                                         "upload_s": []}))
+    images = [("ok", 2.0), ("ok", 4.0), ("failed", None), ("ok", 9.0)]
+    (run / "images.jsonl").write_bytes(b"\n".join(orjson.dumps({"outcome": o, "timings": {"settled_at": t}})
+                                                  for o, t in images))
+    return run
+
+
+@pytest.mark.parametrize(("line", "measured"), [
+    ("op_ack_ms p(90) < 91", 90.1),  # numpy's linear percentile over the raw samples, as k6 computes it
+    ("op_ack_ms p(99.5) < 101", 99.505),
+    ("op_ack_ms avg < 51", 50.5), ("op_ack_ms med < 51", 50.5), ("op_ack_ms min < 2", 1.0),
+    ("op_ack_ms max < 101", 100.0), ("op_ack_ms count == 100", 100.0),
+    ("settled_s p(50) < 5", 4.0), ("image_failed rate < 0.3", 0.25), ("image_failed count == 4", 4.0),
+])
+def test_k6_aggregates_over_the_raw_samples(tmp_path, line, measured) -> None:
+    run = with_samples(tmp_path, "run")
+    passed = gate(str(run), "--thresholds", str(thresholds(tmp_path, line)))
+    assert passed.returncode == EXIT_OK and f"measured {measured}" in passed.stdout, passed.stdout + passed.stderr
+    metric, op, _value = line.rsplit(" ", 2)
+    flipped = {"<": ">=", "==": "!="}[op]
+    failed = gate(str(run), "--thresholds", str(thresholds(tmp_path, f"{metric} {flipped} {_value}")))
+    assert failed.returncode == EXIT_THRESHOLDS_FAILED
+
+
+def test_no_samples_of_a_kind_fail_a_threshold_on_them(tmp_path) -> None:
+    run = with_samples(tmp_path, "run")
+    result = gate(str(run), "--thresholds", str(thresholds(tmp_path, "upload_ms max < 1000")))
+    assert result.returncode == EXIT_THRESHOLDS_FAILED and "measured None" in result.stdout
+
+
+def test_an_aggregate_a_summary_cannot_answer_needs_raw_samples(tmp_path) -> None:
+    result = gate(str(results(tmp_path, "run")), "--thresholds", str(thresholds(tmp_path, "op_ack_ms avg < 5")))
+    assert result.returncode == EXIT_USAGE and "no raw samples of op_ack_ms" in result.stderr
+
+
+def test_a_folder_of_runs_gates_every_run_in_it_by_name(tmp_path) -> None:
+    """``compare``'s output: a folder per run (and one for the report, which has no summary)."""
+    out = tmp_path / "compare"
+    out.mkdir()
+    results(out, "real-batched")
+    results(out, "sim-batched", engine="sim", ws_messages_sent=40)
+    (out / "report").mkdir()
+    result = gate(str(out), "--thresholds", str(thresholds(tmp_path, "ws_messages_sent <= 10")))
+    assert result.returncode == EXIT_THRESHOLDS_FAILED
+    assert "real-batched: real batched" in result.stdout and "sim-batched: sim batched" in result.stdout
+    assert 'tests="2" failures="1"' in (out / "gate.xml").read_text()
