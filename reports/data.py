@@ -21,6 +21,8 @@ class Run:
     op_ack_s: list[float] = field(default_factory=list)
     settled_s: list[float] = field(default_factory=list)
     """When each image that ended ok settled (seconds since its drop began)."""
+    images: list[dict[str, Any]] = field(default_factory=list)
+    """Each image's record (outcome, cause, timings), as ``images.jsonl`` has it."""
 
     @property
     def label(self) -> str:
@@ -51,13 +53,10 @@ def load_run(path: Path) -> Run:
     acks: list[float] = []
     for drop in sorted((path / "drops").glob("*.json")) if (path / "drops").exists() else []:
         acks += orjson.loads(drop.read_bytes()).get("op_ack_s", [])
-    settled = []
-    images = path / "images.jsonl"
-    for line in images.read_text().splitlines() if images.exists() else []:
-        record = orjson.loads(line)
-        if record["outcome"] == "ok" and "settled_at" in record["timings"]:
-            settled.append(record["timings"]["settled_at"])
-    return Run(path, summary, series, acks, settled)
+    images_path = path / "images.jsonl"
+    images = [orjson.loads(line) for line in images_path.read_text().splitlines()] if images_path.exists() else []
+    settled = [i["timings"]["settled_at"] for i in images if i["outcome"] == "ok" and "settled_at" in i["timings"]]
+    return Run(path, summary, series, acks, settled, images)
 
 
 def headline(runs: list[Run]) -> pd.DataFrame:

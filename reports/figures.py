@@ -81,6 +81,45 @@ def settled_over_time(runs: list[Run]) -> Figure:
     return fig
 
 
+PHASES = (  # (from, to, label, colour): an image's life, as images.jsonl times it
+    ("created_at", "node_sent_at", "hashing, waiting for its turn to be sent", "#c7c7c7"),
+    ("node_sent_at", "node_acked_at", "node_create in flight", "#ff7f0e"),
+    ("upload_started_at", "upload_done_at", "uploading", "#1f77b4"),
+    ("upload_done_at", "complete_sent_at", "uploaded, its completion waiting", "#9edae5"),
+    ("complete_sent_at", "complete_acked_at", "completion in flight", "#2ca02c"),
+)
+TIMELINE_ROWS = 300
+"""More images than this: an even sample of them, in drop order."""
+
+
+def image_timeline(runs: list[Run]) -> Figure:
+    """One thin row per image, coloured by phase, crossed where it failed: where each drop's time goes."""
+    shown = [run for run in runs if run.images][:4]
+    fig, axes = plt.subplots(len(shown) or 1, 1, figsize=(9, 1.2 + 2.6 * max(1, len(shown))), squeeze=False)
+    for ax, run in zip(axes[:, 0], shown, strict=False):
+        images = run.images
+        if len(images) > TIMELINE_ROWS:
+            images = [images[i] for i in np.linspace(0, len(images) - 1, TIMELINE_ROWS).astype(int)]
+        for row, image in enumerate(images):
+            t = {"created_at": 0.0, **image["timings"]}  # every image of a drop exists from its start
+            for start, end, _label, colour in PHASES:
+                if t.get(start) is not None and t.get(end) is not None and t[end] >= t[start]:
+                    ax.broken_barh([(t[start], max(t[end] - t[start], 0.05))], (row, 0.9), color=colour)
+            if image["outcome"] != "ok":
+                at = t.get("failed_at") or max((v for v in t.values() if v is not None), default=0.0)
+                ax.plot([at], [row + 0.45], marker="x", color=CAUSE_COLOURS.get(image.get("cause"), "k"),
+                        markersize=3)
+        ax.set_ylim(len(images), 0)
+        ax.set_ylabel("image (drop order)")
+        ax.set_title(run.label, fontsize=9)
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[-1, 0].set_xlabel("seconds since the drop began; x: where an image failed, coloured by cause")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colour) for *_r, colour in PHASES]
+    fig.legend(handles, [label for _s, _e, label, _c in PHASES], loc="upper center", ncol=3, fontsize=7)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
 def queues_over_time(runs: list[Run], stages: tuple[str, ...] = ("ops", "upload", "thumbnail")) -> Figure:
     fig, axes = plt.subplots(len(stages) + 1, 1, figsize=(9, 2.2 * (len(stages) + 1)), sharex=True)
     for run in runs:
@@ -101,7 +140,11 @@ def queues_over_time(runs: list[Run], stages: tuple[str, ...] = ("ops", "upload"
     axes[-1].set_ylabel("HTTP requests\nin flight")
     axes[-1].set_xlabel("seconds since the run started")
     axes[-1].grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8, loc="upper right")
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=8, loc="upper right")
+    else:
+        axes[0].text(0.5, 0.5, "no server metrics in these runs (a server bulkbench did not start)",
+                     ha="center", va="center", transform=axes[0].transAxes)
     axes[0].set_title("Server queues (waiting + in service) and connections over time; dashed: model")
     fig.tight_layout()
     return fig

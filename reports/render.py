@@ -20,6 +20,7 @@ FIGURES = (
     ("failures", "Failures by cause", figures.failures_by_cause),
     ("ack_cdf", "Operation ack latency", figures.ack_latency_cdf),
     ("settled", "Images settled over time", figures.settled_over_time),
+    ("timeline", "Each image's life: where the drop's time goes", figures.image_timeline),
     ("queues", "Server queues and connections over time", figures.queues_over_time),
     ("scaling", "Drop time and messages against images per drop", figures.scaling),
 )

@@ -1,0 +1,49 @@
+"""The report's figures draw what the runs hold: checked on the artists, not on pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from reports.data import Run
+from reports.figures import PHASES, TIMELINE_ROWS, image_timeline
+
+SUMMARY = {"engine": "real", "strategy": "individual", "profile": "legacy", "images": 2, "users": 1}
+
+
+def _run(images: list[dict]) -> Run:
+    return Run(Path("r"), {**SUMMARY, "images": len(images)}, pd.DataFrame(), images=images)
+
+
+def _spans(ax) -> list[tuple[float, float]]:
+    """(start, width) of every bar drawn, in seconds."""
+    out = []
+    for collection in ax.collections:
+        for path in collection.get_paths():
+            xs = path.vertices[:, 0]
+            out.append((round(float(xs.min()), 3), round(float(xs.max() - xs.min()), 3)))
+    return out
+
+
+def test_the_timeline_draws_each_images_phases_and_marks_a_failure() -> None:
+    ok = {"outcome": "ok", "cause": None, "timings": {
+        "node_sent_at": 1.0, "node_acked_at": 1.5, "upload_started_at": 2.0, "upload_done_at": 4.0,
+        "complete_sent_at": 6.0, "complete_acked_at": 6.5, "settled_at": 6.5}}
+    lost = {"outcome": "failed", "cause": "orphaned", "timings": {"node_sent_at": 3.0, "failed_at": 30.0}}
+    fig = image_timeline([_run([ok, lost])])
+    ax = fig.axes[0]
+    spans = sorted(_spans(ax))
+    # the ok image: all five phases; the lost one: only its wait before its node was sent
+    assert spans == sorted([(0.0, 1.0), (1.0, 0.5), (2.0, 2.0), (4.0, 2.0), (6.0, 0.5), (0.0, 3.0)])
+    (cross,) = ax.lines
+    assert list(cross.get_xdata()) == [30.0] and cross.get_marker() == "x"
+    assert len(PHASES) == 5
+
+
+def test_a_big_drop_is_sampled_evenly_in_drop_order() -> None:
+    images = [{"outcome": "ok", "timings": {"node_sent_at": float(i)}} for i in range(1000)]
+    ax = image_timeline([_run(images)]).axes[0]
+    waits = sorted(start + width for start, width in _spans(ax))  # each image's wait ends when its node is sent
+    assert len(waits) == TIMELINE_ROWS and waits[0] == 0.0 + 0.05 and waits[-1] == 999.0
+    assert sorted(set(waits)) == waits  # no image drawn twice
