@@ -120,6 +120,77 @@ def image_timeline(runs: list[Run]) -> Figure:
     return fig
 
 
+def _count_down(ends: list[float | None]) -> tuple[np.ndarray, np.ndarray]:
+    """A step curve that starts at len(ends) and falls by one at each end (None: never)."""
+    times = np.sort(np.array([t for t in ends if t is not None], dtype=float))
+    return np.concatenate([[0.0], times]), len(ends) - np.arange(0, len(times) + 1)
+
+
+def orphan_deadline_s(run: Run) -> float | None:
+    """When the client's sweep removes a node still unconfirmed (None: this client sweeps none)."""
+    from bulkbench.config import ConfigError
+    from bulkbench.strategies import strategy_params
+    try:
+        params = strategy_params(run.summary["strategy"])
+    except ConfigError:
+        return None  # the real client in a browser, or a strategy of another version: no known deadline
+    if not getattr(params, "orphan_sweep", False):
+        return None
+    large = run.summary["images"] > params.large_canvas_nodes
+    return params.orphan_after_large_s if large else params.orphan_after_s
+
+
+def client_queue(runs: list[Run]) -> Figure:
+    """The client's side of the loss: nodes not yet sent (the operation queue) and not yet confirmed,
+    against the deadline after which the client's own sweep removes an unconfirmed node."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for number, run in enumerate(run for run in runs if run.images):
+        colour = colours[number % len(colours)]
+
+        def end(image: dict, key: str) -> float | None:
+            t = image["timings"]
+            return t.get(key) if t.get(key) is not None else t.get("failed_at")
+
+        for key, style, what in (("node_sent_at", ":", "not yet sent"), ("node_acked_at", "-", "not yet confirmed")):
+            x, y = _count_down([end(image, key) for image in run.images])
+            ax.step(x, y, where="post", color=colour, linestyle=style, label=f"{run.label}: nodes {what}")
+        deadline = orphan_deadline_s(run)
+        if deadline is not None:
+            ax.axvline(deadline, color=colour, linestyle="--", linewidth=1,
+                       label=f"{run.label}: orphan deadline ({deadline:g} s after the drop)")
+    ax.set_xlabel("seconds since the drop began")
+    ax.set_ylabel("nodes (each user's drop)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("The client's operation queue: a node still unconfirmed at the deadline is swept (orphaned)")
+    fig.tight_layout()
+    return fig
+
+
+def ack_latency_over_time(runs: list[Run]) -> Figure:
+    """Each operation's answer time against when it was sent: the uplink's queue made visible."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for run in (run for run in runs if run.images):
+        for sent, acked, marker, what in (("node_sent_at", "node_acked_at", ".", "node_create"),
+                                          ("complete_sent_at", "complete_acked_at", "+", "completion")):
+            points = [(i["timings"][sent], i["timings"][acked] - i["timings"][sent]) for i in run.images
+                      if i["timings"].get(sent) is not None and i["timings"].get(acked) is not None]
+            if points:
+                x, y = zip(*points, strict=True)
+                ax.plot(x, np.maximum(np.array(y) * 1000, 0.1), marker, markersize=3, linestyle="none",
+                        label=f"{run.label}: {what}")
+    ax.set_yscale("log")
+    ax.set_xlabel("seconds since the drop began (when the operation was sent)")
+    ax.set_ylabel("its answer after (ms, log scale)")
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, markerscale=2)
+    ax.set_title("Operation ack latency over the drop")
+    fig.tight_layout()
+    return fig
+
+
 def queues_over_time(runs: list[Run], stages: tuple[str, ...] = ("ops", "upload", "thumbnail")) -> Figure:
     fig, axes = plt.subplots(len(stages) + 1, 1, figsize=(9, 2.2 * (len(stages) + 1)), sharex=True)
     for run in runs:

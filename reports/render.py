@@ -21,6 +21,8 @@ FIGURES = (
     ("ack_cdf", "Operation ack latency", figures.ack_latency_cdf),
     ("settled", "Images settled over time", figures.settled_over_time),
     ("timeline", "Each image's life: where the drop's time goes", figures.image_timeline),
+    ("client_queue", "The client's operation queue against its orphan deadline", figures.client_queue),
+    ("ack_over_time", "Operation ack latency over the drop", figures.ack_latency_over_time),
     ("queues", "Server queues and connections over time", figures.queues_over_time),
     ("scaling", "Drop time and messages against images per drop", figures.scaling),
 )

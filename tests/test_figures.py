@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from reports.data import Run
-from reports.figures import PHASES, TIMELINE_ROWS, image_timeline
+from reports.figures import PHASES, TIMELINE_ROWS, ack_latency_over_time, client_queue, image_timeline
 
 SUMMARY = {"engine": "real", "strategy": "individual", "profile": "legacy", "images": 2, "users": 1}
 
@@ -47,3 +47,30 @@ def test_a_big_drop_is_sampled_evenly_in_drop_order() -> None:
     waits = sorted(start + width for start, width in _spans(ax))  # each image's wait ends when its node is sent
     assert len(waits) == TIMELINE_ROWS and waits[0] == 0.0 + 0.05 and waits[-1] == 999.0
     assert sorted(set(waits)) == waits  # no image drawn twice
+
+
+def test_the_client_queue_counts_down_to_the_orphan_deadline() -> None:
+    """Three images: one confirmed at 2 s, one at 5 s, one never (swept at the deadline, 30 s)."""
+    images = [{"outcome": "ok", "timings": {"node_sent_at": 1.0, "node_acked_at": 2.0}},
+              {"outcome": "ok", "timings": {"node_sent_at": 4.0, "node_acked_at": 5.0}},
+              {"outcome": "failed", "cause": "orphaned", "timings": {"failed_at": 30.0}}]
+    ax = client_queue([_run(images)]).axes[0]
+    unconfirmed = next(line for line in ax.lines if line.get_label().endswith("nodes not yet confirmed"))
+    assert list(unconfirmed.get_xdata()) == [0.0, 2.0, 5.0, 30.0] and list(unconfirmed.get_ydata()) == [3, 2, 1, 0]
+    (deadline,) = [line for line in ax.lines if "orphan deadline" in line.get_label()]
+    assert list(deadline.get_xdata()) == [30.0, 30.0]  # individual's sweep: 30 s for a small canvas
+
+
+def test_a_client_without_a_sweep_has_no_deadline_drawn() -> None:
+    run = _run([{"outcome": "ok", "timings": {"node_sent_at": 1.0, "node_acked_at": 2.0}}])
+    run.summary["strategy"] = "individual:fc1316b"
+    assert not [line for line in client_queue([run]).axes[0].lines if "deadline" in line.get_label()]
+
+
+def test_ack_latency_over_time_plots_each_answer_when_it_was_sent() -> None:
+    images = [{"outcome": "ok", "timings": {"node_sent_at": 1.0, "node_acked_at": 1.25,
+                                            "complete_sent_at": 8.0, "complete_acked_at": 9.0}}]
+    ax = ack_latency_over_time([_run(images)]).axes[0]
+    points = {line.get_label().rsplit(": ", 1)[1]: (list(line.get_xdata()), list(line.get_ydata()))
+              for line in ax.lines}
+    assert points == {"node_create": ([1.0], [250.0]), "completion": ([8.0], [1000.0])}
