@@ -191,7 +191,25 @@ def ack_latency_over_time(runs: list[Run]) -> Figure:
     return fig
 
 
-def queues_over_time(runs: list[Run], stages: tuple[str, ...] = ("ops", "upload", "thumbnail")) -> Figure:
+def busy_stages(runs: list[Run], stages: tuple[str, ...] = ("ops", "persist", "upload", "thumbnail")) -> list[str]:
+    """The server stages that ever held a job in any run: a flat line at zero says nothing."""
+    busy = []
+    for stage in stages:
+        for run in runs:
+            series, column = run.series, f"queue_depth.{stage}"
+            if series.empty or column not in series:
+                continue
+            if (series[column] + series.get(f"busy_workers.{stage}", 0)).max() > 0:
+                busy.append(stage)
+                break
+    return busy
+
+
+def queues_over_time(runs: list[Run]) -> Figure | None:
+    """Jobs in each stage that was ever busy, and HTTP requests in flight; None when no run has any."""
+    stages = busy_stages(runs)
+    if not stages:
+        return None
     fig, axes = plt.subplots(len(stages) + 1, 1, figsize=(9, 2.2 * (len(stages) + 1)), sharex=True)
     for run in runs:
         series = run.series
@@ -200,9 +218,9 @@ def queues_over_time(runs: list[Run], stages: tuple[str, ...] = ("ops", "upload"
         style = LINESTYLE[run.summary["engine"]]
         for ax, stage in zip(axes, stages, strict=False):
             column = f"queue_depth.{stage}"
-            busy = f"busy_workers.{stage}"
             if column in series:
-                ax.plot(series["t"], series[column] + series.get(busy, 0), style, label=run.label, linewidth=1)
+                ax.plot(series["t"], series[column] + series.get(f"busy_workers.{stage}", 0), style, label=run.label,
+                        linewidth=1)
         if "http_in_flight" in series:
             axes[-1].plot(series["t"], series["http_in_flight"], style, label=run.label, linewidth=1)
     for ax, stage in zip(axes, stages, strict=False):
@@ -211,17 +229,16 @@ def queues_over_time(runs: list[Run], stages: tuple[str, ...] = ("ops", "upload"
     axes[-1].set_ylabel("HTTP requests\nin flight")
     axes[-1].set_xlabel("seconds since the run started")
     axes[-1].grid(True, alpha=0.3)
-    if axes[0].get_legend_handles_labels()[0]:
-        axes[0].legend(fontsize=8, loc="upper right")
-    else:
-        axes[0].text(0.5, 0.5, "no server metrics in these runs (a server bulkbench did not start)",
-                     ha="center", va="center", transform=axes[0].transAxes)
-    axes[0].set_title("Server queues (waiting + in service) and connections over time; dashed: model")
+    axes[0].legend(fontsize=8, loc="upper right")
+    axes[0].set_title("Server stages that were ever busy (waiting + in service), and connections; dashed: model")
     fig.tight_layout()
     return fig
 
 
-def scaling(runs: list[Run]) -> Figure:
+def scaling(runs: list[Run]) -> Figure | None:
+    """Drop time and messages against images per drop; None with fewer than two drop sizes."""
+    if len({run.summary["images"] for run in runs}) < 2:
+        return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:

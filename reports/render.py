@@ -43,20 +43,21 @@ def build(run_dirs: list[Path], out: Path, title: str = "bulkbench report") -> d
     runs: list[Run] = [load_run(Path(d)) for d in run_dirs]
     table = headline(runs)
     out.mkdir(parents=True, exist_ok=True)
-    images = {name: _png(make(runs)) for name, _caption, make in FIGURES}
+    images = {name: _png(fig) for name, _caption, make in FIGURES if (fig := make(runs)) is not None}
     for name, data in images.items():
         (out / f"{name}.png").write_bytes(data)
     shown = table.fillna("")
     shown["failure rate"] = [f"{v:.1%}" for v in table["failure rate"]]
-    (out / "report.md").write_text(_markdown(title, shown, run_dirs))
+    (out / "report.md").write_text(_markdown(title, shown, run_dirs, images))
     (out / "report.html").write_text(_html(title, shown, images, run_dirs, out))
     return {"html": out / "report.html", "markdown": out / "report.md", "table": table}
 
 
-def _markdown(title: str, table: pd.DataFrame, run_dirs: list[Path]) -> str:
+def _markdown(title: str, table: pd.DataFrame, run_dirs: list[Path], shown_figures: dict[str, bytes]) -> str:
     lines = [f"# {title}", "", table.to_markdown(index=False) if _has_tabulate() else _pipe_table(table), ""]
     for name, caption, _make in FIGURES:
-        lines += [f"## {caption}", "", f"![{caption}]({name}.png)", ""]
+        if name in shown_figures:
+            lines += [f"## {caption}", "", f"![{caption}]({name}.png)", ""]
     lines += ["Runs: " + ", ".join(f"`{d}`" for d in run_dirs), ""]
     return "\n".join(lines)
 
@@ -80,6 +81,8 @@ def _html(title: str, table: pd.DataFrame, images: dict[str, bytes], run_dirs: l
     parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title><style>{STYLE}</style>",
              f"<h1>{html.escape(title)}</h1>", table.to_html(index=False, escape=True, border=0)]
     for name, caption, _make in FIGURES:
+        if name not in images:
+            continue  # it would say nothing for these runs (one drop size, no busy stage)
         encoded = base64.b64encode(images[name]).decode()
         parts.append(f"<h2>{html.escape(caption)}</h2><img alt='{html.escape(caption)}' "
                      f"src='data:image/png;base64,{encoded}'>")

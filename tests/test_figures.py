@@ -7,9 +7,19 @@ from pathlib import Path
 import pandas as pd
 
 from reports.data import Run
-from reports.figures import PHASES, TIMELINE_ROWS, ack_latency_over_time, client_queue, image_timeline
+from reports.figures import (
+    PHASES,
+    TIMELINE_ROWS,
+    ack_latency_over_time,
+    busy_stages,
+    client_queue,
+    image_timeline,
+    queues_over_time,
+    scaling,
+)
 
-SUMMARY = {"engine": "real", "strategy": "individual", "profile": "legacy", "images": 2, "users": 1}
+SUMMARY = {"engine": "real", "strategy": "individual", "profile": "legacy", "images": 2, "users": 1,
+           "drop_seconds": 2.0, "ws_messages_sent": 4}
 
 
 def _run(images: list[dict]) -> Run:
@@ -74,3 +84,16 @@ def test_ack_latency_over_time_plots_each_answer_when_it_was_sent() -> None:
     points = {line.get_label().rsplit(": ", 1)[1]: (list(line.get_xdata()), list(line.get_ydata()))
               for line in ax.lines}
     assert points == {"node_create": ([1.0], [250.0]), "completion": ([8.0], [1000.0])}
+
+
+def test_figures_that_would_say_nothing_are_left_out() -> None:
+    idle = pd.DataFrame({"t": [0.0, 1.0], "queue_depth.ops": [0, 0], "busy_workers.ops": [0, 0],
+                         "queue_depth.thumbnail": [0, 2], "busy_workers.thumbnail": [1, 4]})
+    run = Run(Path("r"), {**SUMMARY}, idle)
+    assert busy_stages([run]) == ["thumbnail"]  # ops never held a job: no flat line at zero
+    assert len(queues_over_time([run]).axes) == 2  # the busy stage, and the connections
+    assert queues_over_time([Run(Path("r"), {**SUMMARY}, idle.assign(**{"busy_workers.thumbnail": 0,
+                                                                         "queue_depth.thumbnail": 0}))]) is None
+    assert scaling([run, Run(Path("s"), {**SUMMARY}, idle)]) is None  # one drop size: no axis to scale on
+    assert scaling([run, Run(Path("s"), {**SUMMARY, "images": 500, "drop_seconds": 1.0, "ws_messages_sent": 1},
+                             idle)]) is not None
