@@ -116,24 +116,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for strategy in strategies:  # refuse what the target cannot serve before anything runs
         check_target(run_options(strategy=strategy, target=args.target, start_app=args.start_app,
                                  target_profile=target_profile, canvas=args.canvas, transport=args.transport))
-    for strategy in strategies:
-        common = dict(strategy=strategy, images=args.images, users=args.users, seed=args.seed,
+    for images, strategy in ((n, s) for n in args.images for s in strategies):
+        common = dict(strategy=strategy, images=images, users=args.users, seed=args.seed,
                       workload=args.workload, canvas=args.canvas)
+        size = f"-{images}" if len(args.images) > 1 else ""  # one folder per size when there are several
         for number in range(1, args.real_runs + 1):  # the same drop again: what the real system varies by
-            name = f"real-{strategy}" if number == 1 else f"real-{strategy}-{number}"
-            print(f">>> {strategy}: real run {number}/{args.real_runs} ({network.name}) ...", flush=True)
+            name = f"real-{strategy}{size}" + ("" if number == 1 else f"-{number}")
+            print(f">>> {strategy}, {images} images: real run {number}/{args.real_runs} ({network.name}) ...",
+                  flush=True)
             summaries.append(run(run_options(**common, profile=args.profile, out=out / name,
                                              uplink_mbit=network.uplink_mbit, quiet=True,
                                              max_seconds=args.max_seconds, target=args.target, start_app=args.start_app,
                                              target_profile=target_profile, transport=args.transport)))
             dirs.append(out / name)
-        print(f">>> {strategy}: model of {model_profile} ({args.replications} replications) ...", flush=True)
-        summaries.append(run_sim(sim_options(**common, profile=model_profile, out=out / f"sim-{strategy}",
+        print(f">>> {strategy}, {images} images: model of {model_profile} ({args.replications} replications) ...",
+              flush=True)
+        summaries.append(run_sim(sim_options(**common, profile=model_profile, out=out / f"sim-{strategy}{size}",
                                              uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms,
                                              replications=args.replications)))
-        dirs.append(out / f"sim-{strategy}")
+        dirs.append(out / f"sim-{strategy}{size}")
     against = target.name if target.name != "reference" else f"{args.profile} profile"
-    report = build(dirs, out / "report", f"bulkbench compare: {args.images} images, {against}, {network.name}")
+    sizes = ", ".join(str(n) for n in args.images)
+    report = build(dirs, out / "report", f"bulkbench compare: {sizes} images, {against}, {network.name}")
     print()
     print(table(summaries))
     print(f"\nreport: {report['html']}")
@@ -161,11 +165,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_scenario_options(command: argparse.ArgumentParser) -> None:
+def _image_counts(text: str) -> list[int]:
+    """``200`` or ``200,500,1000``: the drop sizes ``compare`` runs, each of them (the scaling figure)."""
+    try:
+        return [_positive_int(part) for part in text.split(",")]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"images: {exc}") from exc
+
+
+def _add_scenario_options(command: argparse.ArgumentParser, several_sizes: bool = False) -> None:
     """The options a scenario is made of, shared by ``run`` (and the model's ``sim``)."""
     command.add_argument("--strategy", default="individual",
                          help="individual | batched | chunked | probe (one thing at a time, for calibrate)")
-    command.add_argument("--images", type=_positive_int, default=200, help="images per drop")
+    if several_sizes:
+        command.add_argument("--images", type=_image_counts, default=[200],
+                             help="images per drop; several, comma-separated, make a scaling figure")
+    else:
+        command.add_argument("--images", type=_positive_int, default=200, help="images per drop")
     command.add_argument("--users", type=_positive_int, default=1, help="users dropping at once")
     command.add_argument("--profile", default="legacy", help="server profile name in scenarios/ or a TOML path")
     command.add_argument("--seed", type=int, default=1, help="seed of every random choice")
@@ -299,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.set_defaults(func=cmd_gate)
 
     compare = commands.add_parser("compare", help="the main job: strategies real and modelled, one report")
-    _add_scenario_options(compare)
+    _add_scenario_options(compare, several_sizes=True)
     compare.set_defaults(network="uplink-10")  # where a 200-image drop starts to lose images (issue 3)
     compare.add_argument("--strategies", default="individual,batched", help="comma-separated")
     compare.add_argument("--replications", type=int, default=5)

@@ -27,3 +27,20 @@ def test_compare_refuses_zero_real_runs(tmp_path) -> None:
                              "--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "must be 1 or more" in result.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_compare_over_several_drop_sizes_draws_the_scaling_and_gates_every_run(tmp_path) -> None:
+    out = tmp_path / "compare"
+    result = subprocess.run(
+        [sys.executable, "-m", "bulkbench.cli", "compare", "--strategies", "batched", "--images", "4,8",
+         "--network", "loopback", "--workload", "scenarios/workload-light.toml", "--replications", "1",
+         "--out", str(out), "--max-seconds", "120"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.parent.name for p in out.glob("*/summary.json")) == [
+        "real-batched-4", "real-batched-8", "sim-batched-4", "sim-batched-8"]
+    assert (out / "report" / "scaling.png").exists()  # two drop sizes: an axis to scale on
+    gated = subprocess.run([sys.executable, "-m", "bulkbench.cli", "gate", str(out), "--thresholds",
+                            "scenarios/thresholds.toml"], capture_output=True, text=True, timeout=60)
+    assert gated.returncode == 0, gated.stdout + gated.stderr
+    assert all(name in gated.stdout for name in ("real-batched-4:", "real-batched-8:", "sim-batched-4:"))
