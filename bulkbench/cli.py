@@ -154,8 +154,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
             out = Path(args.out) / f"verify-{spec['strategy']}-{spec['profile']}-{spec['images']}x{spec['users']}"
             return run(run_options(out=out, quiet=True, max_seconds=1500, **spec)).to_json()
 
-    from sim.plan import main
-    return main(args, verify)
+    from reports.plan_page import write
+    from sim.plan import plan_from_args
+    result = plan_from_args(args, verify)
+    pages = write(Path(args.out), result)
+    print(pages["markdown"].read_text().split("\n![")[0])
+    print(f"plan: {pages['html']}, {pages['json']}")
+    return 0 if result["plans"] else 2
 
 
 def _positive_int(text: str) -> int:

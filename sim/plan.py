@@ -3,34 +3,26 @@
 For each strategy and profile, the model sweeps images per drop x users (in parallel on every
 core). The plan answers "how many images per drop, how many users at once" as a frontier: the
 largest drop (1 user) and the most users (at ``--images``) with failure rate and drop time under
-the targets. It shows the failure-rate heatmap, which server knob buys the most headroom (each
-knob changed alone), and a Universal Scalability Law fit of throughput (images/s) against users.
-``--verify K`` re-runs K frontier points for real and puts measured beside predicted.
+the targets; which server knob buys the most headroom (each knob changed alone), and a Universal
+Scalability Law fit of throughput (images/s) against users. ``--verify K`` re-runs K frontier points
+for real and puts measured beside predicted. The page (heatmaps, tables) is ``reports.plan_page``'s.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import io
 import itertools
 import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import orjson  # noqa: E402
-
-from bulkbench.profile import Profile, load_profile  # noqa: E402
+from bulkbench.profile import Profile, load_profile
 from sim.accuracy import DROP_SECONDS_TOLERANCE, FAILURE_RATE_TOLERANCE, within
-from sim.run import SimOptions, run_sim  # noqa: E402
+from sim.run import SimOptions, run_sim
 
 IMAGES = (50, 100, 200, 300, 500, 750, 1000)
 USERS = (1, 2, 5, 10, 20)
@@ -116,35 +108,8 @@ def usl_fit(users: list[int], throughput: list[float]) -> dict[str, float] | Non
     return {"x1_images_per_s": x1, "sigma": sigma, "kappa": kappa, "peak_users": peak}
 
 
-def _png(fig: Any) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def heatmap(rows: list[dict[str, Any]], title: str) -> bytes:
-    grid = np.full((len(USERS), len(IMAGES)), np.nan)
-    for row in rows:
-        if row["images"] in IMAGES and row["users"] in USERS:
-            grid[USERS.index(row["users"]), IMAGES.index(row["images"])] = row["failure_rate"] * 100
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    image = ax.imshow(grid, cmap="RdYlGn_r", vmin=0, vmax=100, aspect="auto", origin="lower")
-    ax.set_xticks(range(len(IMAGES)), [str(i) for i in IMAGES])
-    ax.set_yticks(range(len(USERS)), [str(u) for u in USERS])
-    ax.set_xlabel("images per drop")
-    ax.set_ylabel("users at once")
-    for (y, x), value in np.ndenumerate(grid):
-        if not np.isnan(value):
-            ax.text(x, y, f"{value:.0f}", ha="center", va="center", fontsize=7)
-    fig.colorbar(image, ax=ax, label="images lost (%)")
-    ax.set_title(title)
-    fig.tight_layout()
-    return _png(fig)
-
-
 def plan(strategies: list[str], profiles: list[str], targets: PlanTargets, images_at: int, uplink_mbit: float,
-         seed: int, processes: int, out: Path, workload: str = "",
+         seed: int, processes: int, workload: str = "",
          verify: Callable[[dict[str, Any]], dict[str, Any]] | None = None, verify_points: int = 0) -> dict[str, Any]:
     base = {"seed": seed, "uplink_mbit": uplink_mbit, "workload": workload, "link_per_user": True}
     jobs: list[tuple[dict[str, Any], Profile | None]] = []
@@ -159,8 +124,10 @@ def plan(strategies: list[str], profiles: list[str], targets: PlanTargets, image
                  progress_bar)
     for (spec, _prof), row in zip(jobs, rows, strict=True):
         row["knob"] = spec.get("knob", "")
-    result: dict[str, Any] = {"targets": dataclasses.asdict(targets), "uplink_mbit": uplink_mbit, "plans": []}
-    figures: dict[str, bytes] = {}
+    result: dict[str, Any] = {"targets": dataclasses.asdict(targets), "uplink_mbit": uplink_mbit, "plans": [],
+                              "grid": {"images": list(IMAGES), "users": list(USERS)},
+                              "tolerance": {"failure_rate": FAILURE_RATE_TOLERANCE,
+                                            "drop_seconds": DROP_SECONDS_TOLERANCE}}
     for strategy, profile in itertools.product(strategies, profiles):
         mine = [r for r in rows if r["strategy"] == strategy and r["profile"] == profile]
         plain = [r for r in mine if not r["knob"]]
@@ -175,11 +142,9 @@ def plan(strategies: list[str], profiles: list[str], targets: PlanTargets, image
         entry["usl"] = usl_fit([r["users"] for r in at],
                                [r["images_ok"] / r["drop_seconds"] if r["drop_seconds"] else 0.0 for r in at])
         result["plans"].append(entry)
-        figures[f"{strategy}-{profile}"] = heatmap(plain, f"{strategy} on {profile}: images lost (%)")
     if verify is not None and verify_points:
         result["verified"] = _verify(rows, result["plans"], verify, verify_points, base, images_at)
     result["rows"] = rows
-    _write(out, result, figures)
     return result
 
 
@@ -210,48 +175,9 @@ def _verify(rows: list[dict[str, Any]], plans: list[dict[str, Any]], verify: Cal
     return checked
 
 
-def _write(out: Path, result: dict[str, Any], figures: dict[str, bytes]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "plan.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    t = result["targets"]
-    lines = [f"# Capacity plan (model; failure rate < {t['failure_rate']:.1%}, drop < {t['drop_seconds']:g} s, "
-             f"uplink {result['uplink_mbit']:g} Mbit/s)", "",
-             "| strategy | profile | largest drop (1 user) | most users | best server knob (largest drop) | "
-             "USL sigma | USL kappa | USL peak users |", "|---|---|---|---|---|---|---|---|"]
-    for p in result["plans"]:
-        most = next(v for k, v in p.items() if k.startswith("most_users_at_"))
-        usl = p["usl"] or {}
-        best = f"{p['best_knob']} ({p['largest_drop_by_knob'].get(p['best_knob'], 0)})"
-        lines.append(f"| {p['strategy']} | {p['profile']} | {p['largest_drop_1_user']} | {most} | {best} | "
-                     f"{usl.get('sigma', float('nan')):.3f} | {usl.get('kappa', float('nan')):.4f} | "
-                     f"{usl.get('peak_users', float('nan')):.1f} |")
-    if result.get("verified"):
-        lines += ["", "## Verified by real runs", "",
-                  f"The model's stated error: failure rate +-{FAILURE_RATE_TOLERANCE}, drop time "
-                  f"+-{DROP_SECONDS_TOLERANCE:.0%} (`sim/accuracy.py`).", "",
-                  "| strategy | profile | images | users | failure rate predicted | measured | drop s predicted | "
-                  "measured | within the model's error |", "|---|---|---|---|---|---|---|---|---|"]
-        for v in result["verified"]:
-            lines.append(f"| {v['strategy']} | {v['profile']} | {v['images']} | {v['users']} | "
-                         f"{v['predicted_failure_rate']:.3f} | {v['measured_failure_rate']:.3f} | "
-                         f"{v['predicted_drop_seconds']:.1f} | {v['measured_drop_seconds']:.1f} | "
-                         f"{'yes' if v['within_model_error'] else 'NO'} |")
-    for name, data in figures.items():
-        (out / f"heatmap-{name}.png").write_bytes(data)
-        lines += ["", f"![{name}](heatmap-{name}.png)"]
-    (out / "plan.md").write_text("\n".join(lines) + "\n")
-    body = "".join(f"<h2>{name}</h2><img src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
-                   for name, data in figures.items())
-    table = "<pre>" + "\n".join(lines[:4 + len(result["plans"])]) + "</pre>"
-    (out / "plan.html").write_text(f"<!doctype html><meta charset=utf-8><title>bulkbench plan</title>"
-                                   f"<h1>Capacity plan</h1>{table}{body}")
-
-
-def main(args: Any, verify: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> int:
-    result = plan(args.strategies.split(","), args.profiles.split(","),
-                  PlanTargets(args.target_failure_rate, args.target_drop_seconds), args.images_at, args.uplink_mbit,
-                  args.seed, args.processes or os.cpu_count() or 1, Path(args.out), args.workload,
-                  verify=verify, verify_points=args.verify)
-    print((Path(args.out) / "plan.md").read_text().split("\n![")[0])
-    print(f"plan: {Path(args.out) / 'plan.html'}, {Path(args.out) / 'plan.json'}")
-    return 0 if result["plans"] else 2
+def plan_from_args(args: Any, verify: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The plan the command line asks for (``reports.plan_page`` writes it)."""
+    return plan(args.strategies.split(","), args.profiles.split(","),
+                PlanTargets(args.target_failure_rate, args.target_drop_seconds), args.images_at, args.uplink_mbit,
+                args.seed, args.processes or os.cpu_count() or 1, args.workload, verify=verify,
+                verify_points=args.verify)

@@ -31,3 +31,27 @@ def test_a_knob_changes_one_thing() -> None:
     changed = apply_knob(legacy, {"stages.thumbnail.workers": 2.0})
     assert changed.stage("thumbnail").workers == 8 and changed.stage("ops") == legacy.stage("ops")
     assert apply_knob(legacy, {"thumbnails": "async"}).thumbnails == "async"
+
+
+def test_the_plan_page_writes_what_the_plan_holds(tmp_path) -> None:
+    """The page (``reports.plan_page``) from a plan's result: its table, a heatmap per plan, the checks."""
+    from reports.plan_page import write
+    rows = [{"strategy": "batched", "profile": "legacy", "images": n, "users": u, "knob": "",
+             "failure_rate": 0.5 if n * u > 500 else 0.0, "drop_seconds": 10.0, "images_ok": n * u}
+            for n in (50, 1000) for u in (1, 5)]
+    result = {"targets": {"failure_rate": 0.01, "drop_seconds": 300.0}, "uplink_mbit": 10.0,
+              "grid": {"images": [50, 1000], "users": [1, 5]},
+              "tolerance": {"failure_rate": 0.05, "drop_seconds": 0.15},
+              "plans": [{"strategy": "batched", "profile": "legacy", "largest_drop_1_user": 50, "most_users_at_200": 5,
+                         "largest_drop_by_knob": {"delta persistence": 1000}, "best_knob": "delta persistence",
+                         "usl": None}],
+              "verified": [{"strategy": "batched", "profile": "legacy", "images": 50, "users": 1,
+                            "predicted_failure_rate": 0.0, "measured_failure_rate": 0.2, "predicted_drop_seconds": 10.0,
+                            "measured_drop_seconds": 11.0, "within_model_error": False}],
+              "rows": rows}
+    pages = write(tmp_path, result)
+    markdown = pages["markdown"].read_text()
+    assert "| batched | legacy | 50 | 5 | delta persistence (1000) |" in markdown
+    assert "| batched | legacy | 50 | 1 | 0.000 | 0.200 | 10.0 | 11.0 | NO |" in markdown
+    assert "failure rate +-0.05, drop time +-15%" in markdown
+    assert (tmp_path / "heatmap-batched-legacy.png").stat().st_size > 1000 and pages["html"].exists()
