@@ -119,7 +119,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for images, strategy in ((n, s) for n in args.images for s in strategies):
         common = dict(strategy=strategy, images=images, users=args.users, seed=args.seed,
                       workload=args.workload, canvas=args.canvas)
-        size = f"-{images}" if len(args.images) > 1 else ""  # one folder per size when there are several
+        size = f"-n{images}" if len(args.images) > 1 else ""  # a folder per size (n: not a repeat's number)
         for number in range(1, args.real_runs + 1):  # the same drop again: what the real system varies by
             name = f"real-{strategy}{size}" + ("" if number == 1 else f"-{number}")
             print(f">>> {strategy}, {images} images: real run {number}/{args.real_runs} ({network.name}) ...",
@@ -170,12 +170,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _substitute(text: str) -> str:
+    name, equals, path = text.partition("=")
+    if not (name and equals and path):
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=PROFILE.toml")
+    return text
+
+
 def _image_counts(text: str) -> list[int]:
     """``200`` or ``200,500,1000``: the drop sizes ``compare`` runs, each of them (the scaling figure)."""
     try:
-        return [_positive_int(part) for part in text.split(",")]
+        counts = [_positive_int(part) for part in text.split(",")]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"images: {exc}") from exc
+    if len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"images: {text} names a size twice")
+    return counts
 
 
 def _add_scenario_options(command: argparse.ArgumentParser, several_sizes: bool = False) -> None:
@@ -293,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="recorded runs held to each other: the model to real runs (default), our server to "
                          "the real app (--servers), our client to the real one (--engines); exit 1 on a miss")
     validate.add_argument("matrix_dir", help="a folder with matrix.jsonl (python -m benchmarks.matrix)")
-    validate.add_argument("--profile", action="append", default=[], metavar="NAME=PROFILE.toml",
+    validate.add_argument("--profile", action="append", default=[], metavar="NAME=PROFILE.toml", type=_substitute,
                           help="simulate profile NAME with this file instead")
     validate.add_argument("--replications", type=_positive_int, default=5)
     validate.add_argument("--out", default="", help="write the rows as JSON here")

@@ -9,6 +9,7 @@ signal closes that gap: the kernel kills the child when its parent goes, however
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import sys
 
@@ -21,6 +22,12 @@ def die_with_parent() -> None:
     """``preexec_fn`` for ``subprocess.Popen``: SIGKILL this child when the thread that made it ends.
 
     The signal follows the *thread*, so make long-lived children from the main thread (as the CLI does).
-    It survives ``exec``, so a child started through ``ip netns exec`` keeps it."""
-    if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    It survives ``exec``, so a child started through ``ip netns exec`` keeps it. It is not inherited:
+    a child's own children (Locust's workers, Playwright's driver and Chromium) end as that child
+    arranges (Playwright's driver is meant to close its browsers when its pipe to us closes)."""
+    if _prctl is None:
+        return
+    if _prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")  # Popen raises it in the parent
+    if os.getppid() == 1:  # the parent died between fork and prctl: the signal will never come
+        os._exit(1)

@@ -105,8 +105,8 @@ def image_timeline(runs: list[Run]) -> Figure:
             for start, end, _label, colour in PHASES:
                 if t.get(start) is not None and t.get(end) is not None and t[end] >= t[start]:
                     ax.broken_barh([(t[start], max(t[end] - t[start], 0.05))], (row, 0.9), color=colour)
-            if image["outcome"] != "ok":
-                at = t.get("failed_at") or max((v for v in t.values() if v is not None), default=0.0)
+            if image["outcome"] != "ok":  # a failed image's settled_at is when the client gave up on it
+                at = t.get("settled_at") or max((v for v in t.values() if v is not None), default=0.0)
                 ax.plot([at], [row + 0.45], marker="x", color=CAUSE_COLOURS.get(image.get("cause"), "k"),
                         markersize=3)
         ax.set_ylim(len(images), 0)
@@ -134,8 +134,8 @@ def orphan_deadline_s(run: Run) -> float | None:
         params = strategy_params(run.summary["strategy"])
     except ConfigError:
         return None  # the real client in a browser, or a strategy of another version: no known deadline
-    if not getattr(params, "orphan_sweep", False):
-        return None
+    if not getattr(params, "orphan_sweep", False) or run.summary["strategy"].startswith("chunked"):
+        return None  # no sweep; or chunked's, which counts from each chunk's start, not the drop's
     large = run.summary["images"] > params.large_canvas_nodes
     return params.orphan_after_large_s if large else params.orphan_after_s
 
@@ -149,8 +149,11 @@ def client_queue(runs: list[Run]) -> Figure:
         colour = colours[number % len(colours)]
 
         def end(image: dict, key: str) -> float | None:
+            """When the image left this count: its step, or (never reached) when the client gave up on it."""
             t = image["timings"]
-            return t.get(key) if t.get(key) is not None else t.get("failed_at")
+            if t.get(key) is not None:
+                return t[key]
+            return t.get("settled_at") if image["outcome"] != "ok" else None
 
         for key, style, what in (("node_sent_at", ":", "not yet sent"), ("node_acked_at", "-", "not yet confirmed")):
             x, y = _count_down([end(image, key) for image in run.images])

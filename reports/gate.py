@@ -9,11 +9,12 @@ Thresholds are written as k6 users write them, in TOML (``scenarios/thresholds.t
 A threshold is ``METRIC [AGGREGATE] OP NUMBER``, OP one of ``< <= > >= == !=``:
 
 - a summary field (``failure_rate``, ``drop_seconds``, ``ws_messages_sent``, ...), with no aggregate;
-- a trend over raw samples, with ``p(N)`` (any N from 0 to 100), ``avg``, ``med``, ``min``, ``max`` or
-  ``count``, as in k6: ``op_ack_ms`` and ``upload_ms`` (every answer and upload of every drop, from
-  ``drops/*.json``) and ``settled_s`` (each settled image's time, from ``images.jsonl``). A run without
-  raw samples falls back to the summary's ``p(50)``, ``p(95)``, ``p(99)`` and ``max``;
-- a rate over images, with ``rate`` or ``count``: ``image_failed`` (1 for each image lost).
+- a trend over raw samples, with k6's ``p(N)`` (any N from 0 to 100), ``avg``, ``med``, ``min``,
+  ``max``, and ``count`` (ours): ``op_ack_ms`` and ``upload_ms`` (every answer and upload of every drop,
+  from ``drops/*.json``) and ``settled_s`` (each settled image's time, from ``images.jsonl``). A run
+  without raw samples (a model run of several replications keeps only the first's) falls back to its
+  summary's ``p(50)``, ``p(95)``, ``p(99)`` and ``max``;
+- a rate over images, with k6's ``rate`` (or ``count``): ``image_failed`` (1 for each image lost).
 
 RUN_DIR is one run's results, or a folder of them (``compare``'s output): every run in it is gated,
 each named by its folder. ``--baseline RUN_DIR --max-regression PCT`` also fails any of failure_rate,
@@ -138,6 +139,8 @@ def load_records(run_dir: Path) -> list[dict[str, Any]]:
     for run in runs:
         samples = raw_samples(run)
         for record in orjson.loads((run / "summary.json").read_bytes()):
+            if record.get("extra", {}).get("replications", 1) > 1:
+                samples = {}  # a model run keeps the first replication's samples; its summary is all of them
             records.append({**record, "_name": run.name or str(run), "_samples": samples,
                             "_run": "" if run == run_dir else run.name})  # the baseline is matched by it
     return records

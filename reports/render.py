@@ -44,6 +44,9 @@ def build(run_dirs: list[Path], out: Path, title: str = "bulkbench report") -> d
     table = headline(runs)
     out.mkdir(parents=True, exist_ok=True)
     images = {name: _png(fig) for name, _caption, make in FIGURES if (fig := make(runs)) is not None}
+    for name, _caption, _make in FIGURES:
+        if name not in images:  # left out this time: no stale picture of an earlier report beside this one
+            (out / f"{name}.png").unlink(missing_ok=True)
     for name, data in images.items():
         (out / f"{name}.png").write_bytes(data)
     shown = table.fillna("")

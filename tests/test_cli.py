@@ -21,6 +21,8 @@ BAD_INPUT = [
     (["calibrate", "/tmp", "--out", "/tmp/never.toml"], "not a real run's results directory"),
     (["gate", "/nonexistent"], "no summary.json"),
     (["validate", "/nonexistent"], "no matrix.jsonl"),
+    (["validate", "x", "--profile", "legacy"], "NAME=PROFILE.toml"),
+    (["compare", "--images", "200,200"], "names a size twice"),
 ]
 
 

@@ -38,9 +38,11 @@ def test_compare_over_several_drop_sizes_draws_the_scaling_and_gates_every_run(t
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.parent.name for p in out.glob("*/summary.json")) == [
-        "real-batched-4", "real-batched-8", "sim-batched-4", "sim-batched-8"]
+        "real-batched-n4", "real-batched-n8", "sim-batched-n4", "sim-batched-n8"]
     assert (out / "report" / "scaling.png").exists()  # two drop sizes: an axis to scale on
     gated = subprocess.run([sys.executable, "-m", "bulkbench.cli", "gate", str(out), "--thresholds",
                             "scenarios/thresholds.toml"], capture_output=True, text=True, timeout=60)
     assert gated.returncode == 0, gated.stdout + gated.stderr
-    assert all(name in gated.stdout for name in ("real-batched-4:", "real-batched-8:", "sim-batched-4:"))
+    assert all(name in gated.stdout for name in ("real-batched-n4:", "real-batched-n8:", "sim-batched-n4:"))
+    report = (out / "report" / "report.md").read_text()
+    assert "real batched 4 |" in report and "#" not in report.split("\n## ")[0]  # sizes are not repeats

@@ -40,7 +40,7 @@ def test_the_timeline_draws_each_images_phases_and_marks_a_failure() -> None:
     ok = {"outcome": "ok", "cause": None, "timings": {
         "node_sent_at": 1.0, "node_acked_at": 1.5, "upload_started_at": 2.0, "upload_done_at": 4.0,
         "complete_sent_at": 6.0, "complete_acked_at": 6.5, "settled_at": 6.5}}
-    lost = {"outcome": "failed", "cause": "orphaned", "timings": {"node_sent_at": 3.0, "failed_at": 30.0}}
+    lost = {"outcome": "failed", "cause": "orphaned", "timings": {"node_sent_at": 3.0, "settled_at": 30.0}}
     fig = image_timeline([_run([ok, lost])])
     ax = fig.axes[0]
     spans = sorted(_spans(ax))
@@ -63,7 +63,7 @@ def test_the_client_queue_counts_down_to_the_orphan_deadline() -> None:
     """Three images: one confirmed at 2 s, one at 5 s, one never (swept at the deadline, 30 s)."""
     images = [{"outcome": "ok", "timings": {"node_sent_at": 1.0, "node_acked_at": 2.0}},
               {"outcome": "ok", "timings": {"node_sent_at": 4.0, "node_acked_at": 5.0}},
-              {"outcome": "failed", "cause": "orphaned", "timings": {"failed_at": 30.0}}]
+              {"outcome": "failed", "cause": "orphaned", "timings": {"settled_at": 30.0}}]  # as fail() records it
     ax = client_queue([_run(images)]).axes[0]
     unconfirmed = next(line for line in ax.lines if line.get_label().endswith("nodes not yet confirmed"))
     assert list(unconfirmed.get_xdata()) == [0.0, 2.0, 5.0, 30.0] and list(unconfirmed.get_ydata()) == [3, 2, 1, 0]

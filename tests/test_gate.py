@@ -143,3 +143,14 @@ def test_a_folder_of_runs_gates_every_run_in_it_by_name(tmp_path) -> None:
     assert result.returncode == EXIT_THRESHOLDS_FAILED
     assert "real-batched: real batched" in result.stdout and "sim-batched: sim batched" in result.stdout
     assert 'tests="2" failures="1"' in (out / "gate.xml").read_text()
+
+
+def test_a_model_run_of_several_replications_is_gated_on_its_summary(tmp_path) -> None:
+    """Its samples are the first replication's only: a percentile comes from the summary (all of them),
+    an aggregate the summary does not hold is unusable rather than measured on a fifth of the runs."""
+    run = with_samples(tmp_path, "sim")
+    (run / "summary.json").write_bytes(orjson.dumps([{**RECORD, "engine": "sim", "extra": {"replications": 5}}]))
+    p95 = gate(str(run), "--thresholds", str(thresholds(tmp_path, "op_ack_ms p(95) < 41")))
+    assert p95.returncode == EXIT_OK and "measured 40.0" in p95.stdout  # the summary's, not the samples' 95.05
+    avg = gate(str(run), "--thresholds", str(thresholds(tmp_path, "op_ack_ms avg < 51")))
+    assert avg.returncode == EXIT_USAGE and "no raw samples" in avg.stderr
