@@ -10,6 +10,9 @@ FAILURE_RATE_TOLERANCE = 0.05
 """Absolute difference in failure rate (0.05 = five images in a hundred)."""
 DROP_SECONDS_TOLERANCE = 0.15
 """Relative difference in drop time."""
+DROP_SECONDS_BIAS_TOLERANCE = 0.075
+"""Half of that, for the mean signed error over a matrix's rows of one strategy: every row inside +-15 %
+but all on one side is a bias the per-row tolerance hides (issue4's batched rows: -6.0 % on average)."""
 
 
 def within(predicted_failure_rate: float, measured_failure_rate: float, predicted_drop_s: float,
