@@ -72,7 +72,7 @@ def test_our_server_today_agrees_with_the_recorded_real_app(tmp_path, monkeypatc
 
 
 ENGINES_AGREE = {("today", 50, 0.0)}
-ENGINE_ROWS = 6
+ENGINE_ROWS = 9
 """Scenarios (app, images, Mbit/s) where ``individual:fc1316b`` agrees with the real client in Chromium.
 Everywhere else the real page is the bottleneck in ways the strategy does not model yet: its main thread
 is busy 82-92 % of a 200-image drop, a busy page loses the files it previewed in its last second, and it
