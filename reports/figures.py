@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -18,6 +20,19 @@ CAUSE_COLOURS = {
     "http_503": "#e377c2", "http_timeout": "#7f7f7f", "http_error": "#bcbd22", "connection_lost": "#17becf",
     "never_sent": "#1f77b4", "not_on_server": "#2ca02c",
 }
+
+
+def _finish(fig: Figure, ax: Any, xlabel: str, ylabel: str, title: str, legend: dict[str, Any] | None = None,
+            grid: str = "major") -> Figure:
+    """The part every one-panel figure ends with: labels, a grid, a legend if anything is labelled."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which=grid, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**{"fontsize": 8, **(legend or {})})
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
 
 
 def failures_by_cause(runs: list[Run]) -> Figure:
@@ -53,14 +68,9 @@ def ack_latency_cdf(runs: list[Run]) -> Figure:
         ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post", label=run.label,
                 linestyle=LINESTYLE[run.summary["engine"]])
     ax.set_xscale("log")
-    ax.set_xlabel("operation ack latency (ms, log scale)")
-    ax.set_ylabel("fraction of acked operations")
     ax.set_ylim(0, 1.01)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Operation ack latency (CDF, raw samples); dashed: model, dotted: the real client")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "operation ack latency (ms, log scale)", "fraction of acked operations",
+                   "Operation ack latency (CDF, raw samples); dashed: model, dotted: the real client", grid="both")
 
 
 def settled_over_time(runs: list[Run]) -> Figure:
@@ -72,13 +82,8 @@ def settled_over_time(runs: list[Run]) -> Figure:
             continue
         ax.step(np.concatenate([[0.0], times]), np.arange(0, len(times) + 1), where="post", label=run.label,
                 linestyle=LINESTYLE[run.summary["engine"]])
-    ax.set_xlabel("seconds since the drop began")
-    ax.set_ylabel("images settled (ok, each user's drop)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Images settled over time; solid: protocol-level, dotted: the real client, dashed: model")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "seconds since the drop began", "images settled (ok, each user's drop)",
+                   "Images settled over time; solid: protocol-level, dotted: the real client, dashed: model")
 
 
 PHASES = (  # (from, to, label, colour): an image's life, as images.jsonl times it
@@ -162,13 +167,9 @@ def client_queue(runs: list[Run]) -> Figure:
         if deadline is not None:
             ax.axvline(deadline, color=colour, linestyle="--", linewidth=1,
                        label=f"{run.label}: orphan deadline ({deadline:g} s after the drop)")
-    ax.set_xlabel("seconds since the drop began")
-    ax.set_ylabel("nodes (each user's drop)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title("The client's operation queue: a node still unconfirmed at the deadline is swept (orphaned)")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "seconds since the drop began", "nodes (each user's drop)",
+                   "The client's operation queue: a node still unconfirmed at the deadline is swept (orphaned)",
+                   legend={"fontsize": 7})
 
 
 def ack_latency_over_time(runs: list[Run]) -> Figure:
@@ -184,14 +185,9 @@ def ack_latency_over_time(runs: list[Run]) -> Figure:
                 ax.plot(x, np.maximum(np.array(y) * 1000, 0.1), marker, markersize=3, linestyle="none",
                         label=f"{run.label}: {what}")
     ax.set_yscale("log")
-    ax.set_xlabel("seconds since the drop began (when the operation was sent)")
-    ax.set_ylabel("its answer after (ms, log scale)")
-    ax.grid(True, which="both", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, markerscale=2)
-    ax.set_title("Operation ack latency over the drop")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "seconds since the drop began (when the operation was sent)",
+                   "its answer after (ms, log scale)", "Operation ack latency over the drop",
+                   legend={"fontsize": 7, "markerscale": 2}, grid="both")
 
 
 def busy_stages(runs: list[Run], stages: tuple[str, ...] = ("ops", "persist", "upload", "thumbnail")) -> list[str]:
