@@ -107,6 +107,8 @@ def image_timeline(runs: list[Run]) -> Figure:
             images = [images[i] for i in np.linspace(0, len(images) - 1, TIMELINE_ROWS).astype(int)]
         for row, image in enumerate(images):
             t = {"created_at": 0.0, **image["timings"]}  # every image of a drop exists from its start
+            if image["outcome"] == "ok" and t.get("complete_sent_at") is None:  # batched: done at the end
+                t["complete_sent_at"] = t["complete_acked_at"] = t.get("settled_at")
             for start, end, _label, colour in PHASES:
                 if t.get(start) is not None and t.get(end) is not None and t[end] >= t[start]:
                     ax.broken_barh([(t[start], max(t[end] - t[start], 0.05))], (row, 0.9), color=colour)
