@@ -72,13 +72,18 @@ def sweep(jobs: list[tuple[dict[str, Any], Profile | None]], processes: int,
     return results
 
 
-def progress_bar(done: int, total: int) -> None:
-    width = 40
-    filled = int(width * done / total)
-    sys.stdout.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} scenarios")
-    if done == total:
-        sys.stdout.write("\n")
-    sys.stdout.flush()
+def progress_bar(done: int, total: int, stream: Any = None) -> None:
+    """A bar redrawn in place on a terminal; elsewhere (a CI log, a pipe) one line per tenth, and the end."""
+    stream = stream or sys.stdout
+    if stream.isatty():
+        width = 40
+        filled = int(width * done / total)
+        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} scenarios")
+        if done == total:
+            stream.write("\n")
+    elif done == total or done * 10 // total != (done - 1) * 10 // total:
+        stream.write(f"{done}/{total} scenarios\n")
+    stream.flush()
 
 
 def frontier(rows: Iterable[dict[str, Any]], targets: PlanTargets, images_at: int) -> dict[str, Any]:

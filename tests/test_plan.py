@@ -55,3 +55,15 @@ def test_the_plan_page_writes_what_the_plan_holds(tmp_path) -> None:
     assert "| batched | legacy | 50 | 1 | 0.000 | 0.200 | 10.0 | 11.0 | NO |" in markdown
     assert "failure rate +-0.05, drop time +-15%" in markdown
     assert (tmp_path / "heatmap-batched-legacy.png").stat().st_size > 1000 and pages["html"].exists()
+
+
+def test_the_progress_bar_knows_when_it_is_not_on_a_terminal() -> None:
+    """In a log, no carriage returns and no line per scenario: a line per tenth, and the last."""
+    import io
+
+    from sim.plan import progress_bar
+    log = io.StringIO()
+    for done in range(1, 281):
+        progress_bar(done, 280, log)
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 10 and lines[-1] == "280/280 scenarios"
