@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
+import scipy.optimize
 
 from bulkbench.profile import Profile, load_profile
 from sim.accuracy import DROP_SECONDS_TOLERANCE, FAILURE_RATE_TOLERANCE, within
@@ -98,19 +99,23 @@ def frontier(rows: Iterable[dict[str, Any]], targets: PlanTargets, images_at: in
 
 
 def usl_fit(users: list[int], throughput: list[float]) -> dict[str, float] | None:
-    """Universal Scalability Law: X(N) = X1 N / (1 + sigma (N-1) + kappa N (N-1)), linear least squares."""
+    """Universal Scalability Law, X(N) = X1 N / (1 + sigma (N-1) + kappa N (N-1)), fitted to the
+    throughputs themselves by bounded non-linear least squares (sigma, kappa >= 0): a coefficient the
+    data would push below zero is held at zero and the others are fitted again, not clipped after."""
     pairs = [(n, x) for n, x in zip(users, throughput, strict=True) if x > 0]
     if len(pairs) < 3 or pairs[0][0] != 1:
         return None
-    x1 = pairs[0][1]
-    rows, rhs = [], []
-    for n, x in pairs[1:]:
-        rows.append([n - 1, n * (n - 1)])
-        rhs.append(n * x1 / x - 1)
-    (sigma, kappa), *_ = np.linalg.lstsq(np.array(rows, float), np.array(rhs, float), rcond=None)
-    sigma, kappa = max(0.0, float(sigma)), max(0.0, float(kappa))
+    n = np.array([p[0] for p in pairs], float)
+    x = np.array([p[1] for p in pairs], float)
+
+    def model(n: np.ndarray, x1: float, sigma: float, kappa: float) -> np.ndarray:
+        return x1 * n / (1 + sigma * (n - 1) + kappa * n * (n - 1))
+
+    (x1, sigma, kappa), _ = scipy.optimize.curve_fit(model, n, x, p0=(x[0], 0.01, 0.0001),
+                                                    bounds=([0.0, 0.0, 0.0], [np.inf, np.inf, np.inf]))
+    sigma, kappa = float(sigma), float(kappa)
     peak = float(np.sqrt((1 - sigma) / kappa)) if kappa > 0 and sigma < 1 else float("inf")
-    return {"x1_images_per_s": x1, "sigma": sigma, "kappa": kappa, "peak_users": peak}
+    return {"x1_images_per_s": float(x1), "sigma": sigma, "kappa": kappa, "peak_users": peak}
 
 
 def plan(strategies: list[str], profiles: list[str], targets: PlanTargets, images_at: int, uplink_mbit: float,

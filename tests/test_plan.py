@@ -67,3 +67,19 @@ def test_the_progress_bar_knows_when_it_is_not_on_a_terminal() -> None:
         progress_bar(done, 280, log)
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue() and len(lines) == 10 and lines[-1] == "280/280 scenarios"
+
+
+def test_usl_fit_holds_a_coefficient_at_zero_and_fits_the_rest_again() -> None:
+    """Throughput made with sigma = -0.02 (slightly better than linear, then contention): sigma is held at
+    0, and X1 and kappa are fitted again under that bound, not taken from the unbounded fit and clipped."""
+    users = [1, 2, 4, 8, 16, 32]
+    throughput = [10 * n / (1 - 0.02 * (n - 1) + 0.004 * n * (n - 1)) for n in users]
+    fit = usl_fit(users, throughput)
+    assert fit is not None and fit["sigma"] == pytest.approx(0.0, abs=1e-9) and fit["kappa"] > 0.001
+
+    def residual(x1: float, kappa: float) -> float:
+        return sum((x1 * n / (1 + kappa * n * (n - 1)) - x) ** 2 for n, x in zip(users, throughput, strict=True))
+
+    best = residual(fit["x1_images_per_s"], fit["kappa"])
+    for x1, kappa in ((1.02, 1.0), (0.98, 1.0), (1.0, 1.1), (1.0, 0.9)):  # a minimum under the bound
+        assert residual(fit["x1_images_per_s"] * x1, fit["kappa"] * kappa) > best
