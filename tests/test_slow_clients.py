@@ -54,6 +54,9 @@ def test_a_client_that_stops_reading_is_dropped_and_frees_its_backlog(start_serv
     with connect(server.ws_url, sock=sock, max_queue=1, max_size=None, ping_interval=None) as lazy:
         lazy.send(encode(Event.JOIN_CANVAS, {"canvasId": "big"}))
         lazy.send(execute_operation_frame("b", OpType.BATCH_NODE_CREATE, {"nodes": [node(i) for i in range(1000)]}))
+        # the batch applied before the flood: a client dropped while its operation still waits in the queue
+        # has no answer for it (it would send it again), so the canvas check below would race the drop
+        _wait_for(lambda: len(canvas_of(server, "big")["nodes"]) == 1000, "the batch applied")
         sent = 0
         try:
             while sent < requests:  # each asks for the whole canvas (~150 KB)
