@@ -12,6 +12,8 @@ from pathlib import Path
 
 import orjson
 
+from reports.data import read_images
+
 MINUTES = (1, 2, 5, 10, 15)
 
 
@@ -31,7 +33,7 @@ def main(argv: list[str]) -> int:
         summary = orjson.loads((run / "summary.json").read_bytes())[0]
         if summary["images"] < 200:
             continue
-        images = [orjson.loads(line) for line in (run / "images.jsonl").read_bytes().splitlines()]
+        images = read_images(run)
         uplink = summary["extra"].get("network", {}).get("uplink_mbit") or 0
         times = [60.0 * m for m in MINUTES]
         columns = [" / ".join(str(progress(images, key, t, ok)) for t in times)

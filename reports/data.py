@@ -43,6 +43,18 @@ class NotAResultsDirectory(ConfigError):
     """Given a folder that holds no results: the command line answers exit 2 and why."""
 
 
+def read_drops(path: Path) -> list[dict[str, Any]]:
+    """A run's drops (``drops/*.json``): each user's answers and uploads, as the engine recorded them."""
+    folder = path / "drops"
+    return [orjson.loads(p.read_bytes()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def read_images(path: Path) -> list[dict[str, Any]]:
+    """A run's images (``images.jsonl``): each one's outcome, cause and timings."""
+    images = path / "images.jsonl"
+    return [orjson.loads(line) for line in images.read_bytes().splitlines() if line.strip()] if images.exists() else []
+
+
 def load_run(path: Path) -> Run:
     summary_path = path / "summary.json"
     if not summary_path.exists():
@@ -50,11 +62,8 @@ def load_run(path: Path) -> Run:
     summary = orjson.loads(summary_path.read_bytes())[0]
     series_path = path / "server_metrics.csv"
     series = pd.read_csv(series_path) if series_path.exists() and series_path.stat().st_size else pd.DataFrame()
-    acks: list[float] = []
-    for drop in sorted((path / "drops").glob("*.json")) if (path / "drops").exists() else []:
-        acks += orjson.loads(drop.read_bytes()).get("op_ack_s", [])
-    images_path = path / "images.jsonl"
-    images = [orjson.loads(line) for line in images_path.read_text().splitlines()] if images_path.exists() else []
+    acks = [ack for drop in read_drops(path) for ack in drop.get("op_ack_s", [])]
+    images = read_images(path)
     settled = [i["timings"]["settled_at"] for i in images if i["outcome"] == "ok" and "settled_at" in i["timings"]]
     return Run(path, summary, series, acks, settled, images)
 

@@ -38,6 +38,7 @@ import numpy as np
 import orjson
 
 from bulkbench.config import ConfigError, read_toml
+from reports.data import read_drops, read_images
 
 EXIT_OK = 0
 EXIT_THRESHOLDS_FAILED = 99
@@ -150,15 +151,10 @@ def raw_samples(run: Path) -> dict[str, list[float]]:
     """Every sample the run kept: answers and uploads from its drops, settled times and outcomes from its
     images. A run that kept none of a kind has no entry (the summary's figures stand in)."""
     samples: dict[str, list[float]] = {}
-    drops = sorted((run / "drops").glob("*.json")) if (run / "drops").is_dir() else []
-    if drops:
-        samples["op_ack_ms"], samples["upload_ms"] = [], []
-        for path in drops:
-            drop = orjson.loads(path.read_bytes())
-            samples["op_ack_ms"] += [s * 1000 for s in drop.get("op_ack_s", [])]
-            samples["upload_ms"] += [s * 1000 for s in drop.get("upload_s", [])]
-    if (run / "images.jsonl").exists():
-        images = [orjson.loads(line) for line in (run / "images.jsonl").read_bytes().splitlines() if line.strip()]
+    if drops := read_drops(run):
+        samples["op_ack_ms"] = [s * 1000 for drop in drops for s in drop.get("op_ack_s", [])]
+        samples["upload_ms"] = [s * 1000 for drop in drops for s in drop.get("upload_s", [])]
+    if images := read_images(run):
         samples["settled_s"] = [i["timings"]["settled_at"] for i in images
                                 if i["outcome"] == "ok" and i["timings"].get("settled_at") is not None]
         samples["image_failed"] = [0.0 if i["outcome"] == "ok" else 1.0 for i in images]

@@ -60,11 +60,16 @@ def test_a_run_writes_the_schema_and_counts_what_the_server_saw(start_server, tm
         assert summary.ws_messages_sent == 1 + 4 * 12
 
 
-def test_a_refused_upload_is_a_failed_image_with_its_cause(start_server, tmp_path, small_workload):
+def _rate_limited(start_server, tmp_path, requests: int, block_s: float):
+    """Our legacy server with a per-IP limit of ``requests`` a minute, then ``block_s`` blocked."""
     profile = tmp_path / "tight.toml"
-    profile.write_text('extends = "legacy"\nname = "tight"\n[rate_limit]\nrequests = 5\nwindow_s = 60.0\n'
-                       'block_s = 30.0\n')
-    server = start_server(profile)
+    profile.write_text(f'extends = "legacy"\nname = "tight"\n[rate_limit]\nrequests = {requests}\n'
+                       f'window_s = 60.0\nblock_s = {block_s}\n')
+    return start_server(profile), profile
+
+
+def test_a_refused_upload_is_a_failed_image_with_its_cause(start_server, tmp_path, small_workload):
+    server, profile = _rate_limited(start_server, tmp_path, requests=5, block_s=30.0)
     summary = run(RunOptions(strategy="individual", images=10, profile=str(profile), out=tmp_path / "out",
                              target=server.url, workload=small_workload, quiet=True, max_seconds=300))
     assert summary.images_ok == 5
@@ -152,10 +157,7 @@ def test_a_drop_cap_stops_a_drop_where_it_is_and_judges_what_the_server_holds(st
 def test_a_real_client_comes_back_when_retry_after_says(start_server, tmp_path, small_workload):
     """Two requests allowed, then blocked 3 s with Retry-After 3 (the client's own backoff is 1 s): the
     refused upload goes through on its retry, 3 s after its first try and not much later."""
-    profile = tmp_path / "tight.toml"
-    profile.write_text('extends = "legacy"\nname = "tight"\n[rate_limit]\nrequests = 2\nwindow_s = 60.0\n'
-                       'block_s = 3.0\n')
-    server = start_server(profile)
+    server, profile = _rate_limited(start_server, tmp_path, requests=2, block_s=3.0)
     summary = run(RunOptions(strategy="batched", images=3, profile=str(profile), out=tmp_path / "out",
                              target=server.url, workload=small_workload, quiet=True, max_seconds=120))
     assert summary.images_ok == 3
