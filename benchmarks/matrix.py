@@ -132,9 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         done[name] = summary.to_json()
     summaries = []
     for entry in (orjson.loads(line) for line in log.read_text().splitlines()):
-        record = dict(entry["summary"])
-        record.pop("failure_rate", None)
-        summaries.append((entry["spec"], RunSummary(**record)))
+        summaries.append((entry["spec"], RunSummary.from_json(entry["summary"])))
     print()
     print(table([s for _, s in summaries]))
     print("\nnetworks: " + ", ".join(f"{s.extra['network']['name']}" for _, s in summaries))

@@ -57,9 +57,9 @@ def bare_mm1_events_per_s(customers: int = 100_000) -> float:
 
 
 def model_events_per_s(options: SimOptions) -> tuple[float, float]:
+    from bulkbench.model_params import load_model_params
     from bulkbench.profile import load_profile
     from bulkbench.workload import WorkloadSpec
-    from sim.model import load_model_params
 
     profile, params = load_profile(options.profile), load_model_params()
     started = time.perf_counter()

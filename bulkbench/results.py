@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from bulkbench import __version__
 
@@ -82,6 +82,12 @@ class RunSummary:
     upload_ms: dict[str, float | None]
     seed: int
     version: str = __version__
+    time_to_first_settled_s: float | None = None
+    """From the run's first byte to the first image settled ok (None: none did)."""
+    settled_p50_s: float | None = None
+    """From the run's first byte to the median image settled ok: what a user waits for half the drop."""
+    bound_seconds: float | None = None
+    """The scenario's physical bound (``bulkbench.bound``): no client can drop faster."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -89,21 +95,35 @@ class RunSummary:
         total = self.images_ok + self.images_failed
         return self.images_failed / total if total else 0.0
 
+    @property
+    def drop_over_bound(self) -> float | None:
+        return round(self.drop_seconds / self.bound_seconds, 4) if self.bound_seconds else None
+
+    DERIVED: ClassVar[tuple[str, ...]] = ("failure_rate", "drop_over_bound")
+    """Computed from the fields: written by ``to_json``, not read back."""
+
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
         record["failure_rate"] = self.failure_rate
+        record["drop_over_bound"] = self.drop_over_bound
         return record
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> RunSummary:
+        return cls(**{k: v for k, v in record.items() if k not in cls.DERIVED})
 
 
 def table(summaries: list[RunSummary]) -> str:
     """The headline numbers, one row per record, as a terminal table."""
     head = (f"{'engine':<6} {'strategy':<10} {'profile':<17} {'images':>6} {'users':>5} {'lost':>6} {'rate':>6} "
-            f"{'drop s':>7} {'ws sent':>8} {'http':>6} {'ack p95 ms':>10}  causes")
+            f"{'drop s':>7} {'/bound':>6} {'ws sent':>8} {'http':>6} {'ack p95 ms':>10}  causes")
     rows = [head, "-" * len(head)]
     for s in summaries:
         p95 = s.op_ack_ms.get("p95")
         causes = ", ".join(f"{k} {v}" for k, v in s.failures_by_cause.items()) or "-"
+        over = f"{s.drop_over_bound:.2f}" if s.drop_over_bound is not None else "-"
         rows.append(f"{s.engine:<6} {s.strategy:<10} {s.profile:<17} {s.images:>6} {s.users:>5} "
-                    f"{s.images_failed:>6} {s.failure_rate:>6.1%} {s.drop_seconds:>7.1f} {s.ws_messages_sent:>8} "
+                    f"{s.images_failed:>6} {s.failure_rate:>6.1%} {s.drop_seconds:>7.1f} {over:>6} "
+                    f"{s.ws_messages_sent:>8} "
                     f"{s.http_requests:>6} {(f'{p95:.0f}' if p95 is not None else '-'):>10}  {causes}")
     return "\n".join(rows)

@@ -145,6 +145,8 @@ def summarize(engine: str, strategy: str, profile: str, seed: int, results: Iter
             causes[record.cause or "unknown"] = causes.get(record.cause or "unknown", 0) + 1
     first = min((r.started_at + r.first_byte_s for r in results), default=0.0)
     last = max((r.started_at + r.last_settled_s for r in results), default=0.0)
+    settled = sorted(max(0.0, r.started_at + record.timings["settled_at"] - first) for r in results
+                     for record in r.records if record.outcome == "ok" and "settled_at" in record.timings)
     return RunSummary(
         engine=engine,  # type: ignore[arg-type]
         strategy=strategy,
@@ -162,6 +164,8 @@ def summarize(engine: str, strategy: str, profile: str, seed: int, results: Iter
         op_ack_ms=_ms(percentiles(s for r in results for s in r.op_ack_s)),
         upload_ms=_ms(percentiles(s for r in results for s in r.upload_s)),
         seed=seed,
+        time_to_first_settled_s=round(settled[0], 4) if settled else None,
+        settled_p50_s=round(percentiles(settled)["p50"], 4) if settled else None,
         extra=extra or {},
     )
 

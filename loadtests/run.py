@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from bulkbench.bound import add_bound
 from bulkbench.config import ConfigError
 from bulkbench.lifeline import die_with_parent
 from bulkbench.network import load_network
@@ -213,6 +214,7 @@ def run(options: RunOptions) -> RunSummary:
         "processes": options.processes, "emulation": options.emulation,
         "workload": {"median_bytes": workload.median_bytes, "sigma": workload.sigma},
     })
+    add_bound(summary, [draw_images(workload, user=user) for user in range(options.users)], profile, network)
     write_results(out, [summary], results)
     return summary
 

@@ -22,13 +22,15 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from bulkbench.bound import add_bound
 from bulkbench.config import ConfigError
 from bulkbench.lifeline import die_with_parent
 from bulkbench.network import load_network
+from bulkbench.profile import load_profile
 from bulkbench.results import RunSummary, table
 from bulkbench.target import APP_TARGETS, TargetError, load_target
 from bulkbench.truth import DropResult, TruthError, drop_figures, summarize
-from bulkbench.workload import draw_images, load_workload
+from bulkbench.workload import ImageSpec, draw_images, load_workload
 from loadtests.imagecache import ImageCache
 from loadtests.imagecanvas import ImageCanvasApp
 from loadtests.network import BROWSER_SUBNET, BrowserNamespaces, ShapedNamespace, namespaces_allowed
@@ -150,7 +152,7 @@ def browser_run(options: BrowserRunOptions) -> RunSummary:
             except subprocess.TimeoutExpired:
                 session.kill()
                 session.wait()
-    return summarize_drops(out, options, target_name, network)
+    return summarize_drops(out, options, target_name, network, drops)
 
 
 @dataclasses.dataclass
@@ -225,7 +227,8 @@ def _end_sessions(sessions: list[subprocess.Popen[bytes]]) -> None:
                 session.wait()
 
 
-def summarize_drops(out: Path, options: BrowserRunOptions, target_name: str, network: Any) -> RunSummary:
+def summarize_drops(out: Path, options: BrowserRunOptions, target_name: str, network: Any,
+                    drops: list[list[ImageSpec]] | None = None) -> RunSummary:
     errors = [p.read_text().strip() for p in sorted((out / "drops").glob("*.error"))]
     if errors:
         raise TruthError(f"{len(errors)} of {options.users} browser drops have no judgement: {errors[0]}; "
@@ -238,6 +241,8 @@ def summarize_drops(out: Path, options: BrowserRunOptions, target_name: str, net
         "network": network.to_json(), "target_profile": target.name, "model_profile": target.model_profile,
         "transport": target.socket.transport, "viewport": list(options.viewport), **drop_figures(results),
         **browser_figures(results)})
+    if drops is not None:
+        add_bound(summary, drops, load_profile(target.model_profile), network)
     write_results(out, [summary], results)
     return summary
 

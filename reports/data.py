@@ -68,6 +68,10 @@ def load_run(path: Path) -> Run:
     return Run(path, summary, series, acks, settled, images)
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def headline(runs: list[Run]) -> pd.DataFrame:
     """One row per run, with the model's error beside each real run it predicted."""
     rows = []
@@ -79,7 +83,9 @@ def headline(runs: list[Run]) -> pd.DataFrame:
             "run": run.label, "engine": s["engine"], "strategy": s["strategy"], "profile": s["profile"],
             "images": s["images"], "users": s["users"], "images lost": round(s["images_failed"], 1),
             "failure rate": s["failure_rate"],
-            "causes": causes, "drop s": round(s["drop_seconds"], 1), "ws messages": round(s["ws_messages_sent"]),
+            "causes": causes, "drop s": round(s["drop_seconds"], 1),
+            "bound s": _round(s.get("bound_seconds"), 1), "drop / bound": _round(s.get("drop_over_bound"), 2),
+            "settled p50 s": _round(s.get("settled_p50_s"), 1), "ws messages": round(s["ws_messages_sent"]),
             "http requests": round(s["http_requests"]),
             "op-ack p95 ms": None if s["op_ack_ms"]["p95"] is None else round(s["op_ack_ms"]["p95"], 1),
             "model error (failure rate)": None, "model error (drop s)": None,

@@ -80,10 +80,13 @@ def settled_over_time(runs: list[Run]) -> Figure:
         times = np.sort(np.array(run.settled_s))
         if not len(times):
             continue
-        ax.step(np.concatenate([[0.0], times]), np.arange(0, len(times) + 1), where="post", label=run.label,
-                linestyle=LINESTYLE[run.summary["engine"]])
+        (line,) = ax.step(np.concatenate([[0.0], times]), np.arange(0, len(times) + 1), where="post",
+                          label=run.label, linestyle=LINESTYLE[run.summary["engine"]])
+        if run.summary.get("bound_seconds"):  # no client can be done before it
+            ax.axvline(run.summary["bound_seconds"], color=line.get_color(), linewidth=0.8, alpha=0.6)
     return _finish(fig, ax, "seconds since the drop began", "images settled (ok, each user's drop)",
-                   "Images settled over time; solid: protocol-level, dotted: the real client, dashed: model")
+                   "Images settled over time (vertical: each run's physical bound); solid: protocol-level, "
+                   "dotted: the real client, dashed: model")
 
 
 PHASES = (  # (from, to, label, colour): an image's life, as images.jsonl times it

@@ -8,7 +8,8 @@ Thresholds are written as k6 users write them, in TOML (``scenarios/thresholds.t
 
 A threshold is ``METRIC [AGGREGATE] OP NUMBER``, OP one of ``< <= > >= == !=``:
 
-- a summary field (``failure_rate``, ``drop_seconds``, ``ws_messages_sent``, ...), with no aggregate;
+- a summary field (``failure_rate``, ``drop_seconds``, ``drop_over_bound``, ``settled_p50_s``, ...), with no
+  aggregate;
 - a trend over raw samples, with k6's ``p(N)`` (any N from 0 to 100), ``avg``, ``med``, ``min``,
   ``max``, and ``count`` (ours): ``op_ack_ms`` and ``upload_ms`` (every answer and upload of every drop,
   from ``drops/*.json``) and ``settled_s`` (each settled image's time, from ``images.jsonl``). A run
@@ -47,7 +48,8 @@ EXIT_USAGE = 2
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
              "!=": operator.ne}
 SCALARS = ("failure_rate", "images_failed", "images_ok", "drop_seconds", "ws_messages_sent", "ws_messages_received",
-           "http_requests", "bytes_uploaded")
+           "http_requests", "bytes_uploaded", "bound_seconds", "drop_over_bound", "time_to_first_settled_s",
+           "settled_p50_s")
 TRENDS = ("op_ack_ms", "upload_ms", "settled_s")
 RATES = ("image_failed",)
 SUMMARY_AGGREGATES = {"p(50)": "p50", "p(95)": "p95", "p(99)": "p99", "max": "max"}
@@ -88,7 +90,7 @@ class Threshold:
 
     def measure(self, record: dict[str, Any]) -> float | None:
         if self.metric in SCALARS:
-            return record[self.metric]
+            return record.get(self.metric)  # None (an older run, nothing settled): the threshold fails
         samples = record.get("_samples", {}).get(self.metric)
         if samples is None:  # no raw samples: the summary's own figures, where it has them
             if self.metric in TRENDS and self.aggregate in SUMMARY_AGGREGATES and self.metric in record:

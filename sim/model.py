@@ -19,15 +19,14 @@ import contextlib
 import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import simpy
 
 from bulkbench.canvas import Applied, Canvas
-from bulkbench.config import from_table, scenarios_dir, table_of
 from bulkbench.effects import Answer, AnswerKind, HttpResult
 from bulkbench.limits import MIB
+from bulkbench.model_params import ModelParams
 from bulkbench.profile import STAGE_NAMES, Overloaded, Profile
 from bulkbench.protocol import (
     BATCH_OPS,
@@ -48,40 +47,6 @@ from sim.events import Deadlines, call_later, succeed_in
 CPU_BOUND_STAGES = frozenset({"upload", "thumbnail"})
 """Stages whose work runs in threads and holds a core while it does (first come, first served: a
 coarse stand-in for the OS scheduler; the event loop's short jobs are left out of it)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ModelParams:
-    """What the model assumes beyond the profile (``scenarios/model.toml``)."""
-
-    hash_mb_per_s: float = 300.0
-    """The client's SHA-256 rate (file read included)."""
-    request_overhead_bytes: int = 400
-    """HTTP request line and headers."""
-    answer_bytes: int = 80
-    result_item_bytes: int = 40
-    node_json_bytes: int = 260
-    thumbnail_response_bytes: int = 1450
-    upload_response_bytes: int = 250
-    get_service_ms: float = 0.0
-    """The server's time to answer one GET of a stored file (a thumbnail), rate limiter and logging
-    included; a connection serves a burst of GETs one after another."""
-    service_cv: float = 0.0
-    """Spread of service times (coefficient of variation, gamma); 0: every job its mean."""
-    server_cpus: int = 2
-    """Cores the server's CPU-bound stages (upload checks, thumbnails) share: this machine's 2."""
-    receive_cpu_ms: float = 0.0
-    receive_cpu_ms_per_mb: float = 0.0
-    """The event loop's CPU to receive and parse an upload's body (per upload, per MB): on the
-    server's cores, with the upload stage's own work (no stage sample sees it)."""
-    standing_bytes_per_flow: float = 40_000.0
-    standing_fraction: float = 0.45
-    """Bytes each upload keeps in the shaped link's queue (fitted: 6 uploads hold about 160 KB)."""
-
-
-def load_model_params(path: str | None = None) -> ModelParams:
-    source = Path(path) if path else scenarios_dir() / "model.toml"
-    return from_table(ModelParams, table_of(source, "model"), f"{source} [model]")
 
 
 @dataclass(eq=False)

@@ -24,7 +24,9 @@ import orjson
 import scipy.stats
 import simpy
 
-from bulkbench.network import load_network
+from bulkbench.bound import add_bound
+from bulkbench.model_params import ModelParams, load_model_params
+from bulkbench.network import NetworkSpec, load_network
 from bulkbench.profile import Profile, load_profile
 from bulkbench.results import RunSummary, table
 from bulkbench.strategies import Drop, start, strategy_params
@@ -33,7 +35,7 @@ from bulkbench.workload import ImageSpec, WorkloadSpec, draw_images, load_worklo
 from sim.components import Link
 from sim.driver import SimClient
 from sim.events import Environment, events_scheduled
-from sim.model import ModelParams, ModelWorld, load_model_params
+from sim.model import ModelWorld
 
 SAMPLE_EVERY_S = 0.5
 
@@ -79,7 +81,8 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     ``strategy_args``: the strategy's parameters, when the caller has read them already."""
     env = Environment()
     rng = random.Random(options.seed * 1000 + replication)
-    link = Link(env, options.uplink_mbit * 1e6 / 8, options.queue_ms / 1000.0,
+    network = NetworkSpec(uplink_mbit=options.uplink_mbit, queue_ms=options.queue_ms)
+    link = Link(env, network.goodput_bytes_per_s if network.shaped else 0.0, options.queue_ms / 1000.0,
                 standing_bytes_per_flow=params.standing_bytes_per_flow, standing_fraction=params.standing_fraction)
     world = ModelWorld(env, profile, link, params, rng, link_per_user=options.link_per_user)
     if strategy_args is None:
@@ -116,6 +119,8 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
                    "upload_attempts": client.upload_attempts}))
     summary = summarize("sim", options.strategy, profile.name, options.seed, results,
                         extra=drop_figures(results))
+    add_bound(summary, [drop.images for _c, drop, _p in runs], profile, network, params,
+              per_user_link=options.link_per_user)
     if keep is not None:
         keep["world"] = world
     return Replication(summary, results, series, events_scheduled(env))
@@ -157,6 +162,7 @@ def _monitor(env: simpy.Environment, world: ModelWorld, series: list[dict[str, f
 
 NUMERIC_FIELDS = ("images_ok", "images_failed", "ws_messages_sent", "ws_messages_received", "http_requests",
                   "bytes_uploaded", "drop_seconds")
+SETTLED_FIELDS = ("time_to_first_settled_s", "settled_p50_s")
 
 
 def combine(replications: list[Replication]) -> RunSummary:
@@ -174,6 +180,9 @@ def combine(replications: list[Replication]) -> RunSummary:
     fields: dict[str, Any] = {}
     for name in NUMERIC_FIELDS:
         fields[name] = mean_and_ci(name, [getattr(r.summary, name) for r in replications])
+    for name in SETTLED_FIELDS:
+        values = [v for r in replications if (v := getattr(r.summary, name)) is not None]
+        fields[name] = mean_and_ci(name, values) if values else None
     mean_and_ci("failure_rate", [r.summary.failure_rate for r in replications])
     for series_name in ("op_ack_ms", "upload_ms"):
         merged = {}

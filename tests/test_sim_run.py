@@ -85,3 +85,14 @@ def test_confidence_intervals_use_students_t_for_every_degree_of_freedom() -> No
     """The old hand table answered df 11 with its df 15 row (2.131); Student's t at df 11 is 2.201."""
     from sim.run import t95
     assert t95(11) == pytest.approx(2.201, abs=1e-3) and t95(4) == pytest.approx(2.776, abs=1e-3)
+
+
+def test_settlement_is_timed_from_the_first_byte() -> None:
+    """One batch_upload_complete settles every image at the end; individual settles them one by one."""
+    batched = run_sim(SimOptions(strategy="batched", images=60, uplink_mbit=20.0))
+    individual = run_sim(SimOptions(strategy="individual", images=60, uplink_mbit=20.0))
+    for summary in (batched, individual):
+        assert 0 < summary.time_to_first_settled_s <= summary.settled_p50_s <= summary.drop_seconds
+    assert batched.settled_p50_s == pytest.approx(batched.drop_seconds, rel=0.02)
+    assert individual.settled_p50_s < 0.9 * individual.drop_seconds
+    assert individual.time_to_first_settled_s < 0.5 * batched.time_to_first_settled_s

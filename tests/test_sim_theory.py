@@ -10,10 +10,10 @@ from collections.abc import Generator
 import pytest
 import simpy
 
+from bulkbench.model_params import ModelParams
 from bulkbench.profile import load_profile
 from bulkbench.workload import WorkloadSpec
 from sim.components import ConnectionPool, Link, Stage
-from sim.model import ModelParams
 from sim.run import SimOptions, simulate_once
 
 CUSTOMERS = 150_000

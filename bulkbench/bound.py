@@ -1,0 +1,103 @@
+"""The physical bound of a run: the shortest drop time the scenario allows, whatever the client does.
+
+A strategy is judged against it (``drop_seconds / bound_seconds``), so a report can say how much of
+a drop was the link, the server's cores or the rate limit, and how much was the client's own waiting.
+It is a *lower* bound: every term counts only work no client can avoid or overlap.
+
+- the link: every upload's bytes (and its request's headers) over the link's goodput; one shared
+  loopback carries every user's bytes (as in real runs), or each user has its own (``per_user_link``);
+- the server's cores: the work each upload needs before its answer (the upload check, and the
+  thumbnails when they are made before the answer), over ``server_cpus``; and each stage's emulated
+  time over its workers;
+- the rate limit: a per-address limiter lets ``requests`` through per ``window_s``; a user's uploads
+  need ``ceil(uploads / requests) - 1`` whole windows whatever the pacing (its GETs could wait);
+- what must be sequential, added to the largest of the above: the first file's hash before any byte
+  can leave, and the server's own work on the last upload after its last byte arrived (the cheapest
+  image's, as any image may be the last).
+
+The costs are the measured ones the model uses: the profile's fitted stage work, the client's hashing
+rate and request size from ``scenarios/model.toml``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from bulkbench.limits import MIB
+from bulkbench.model_params import ModelParams, load_model_params
+from bulkbench.network import NetworkSpec
+from bulkbench.profile import Profile
+from bulkbench.results import RunSummary
+from bulkbench.workload import ImageSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    seconds: float
+    link_s: float
+    cpu_s: float
+    limit_s: float
+    sequential_s: float
+    binding: str
+    """Which term is the largest: ``link``, ``cpu`` or ``limit``."""
+
+    def to_json(self) -> dict[str, float | str]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def upload_work_s(profile: Profile, params: ModelParams, image: ImageSpec) -> float:
+    """The server's CPU on one upload before it can answer: the check, and thumbnails when synchronous."""
+    mb = image.size_bytes / MIB
+    work = profile.stage("upload").work_s(mb) + (params.receive_cpu_ms + params.receive_cpu_ms_per_mb * mb) / 1000.0
+    if profile.thumbnails == "sync":
+        work += profile.stage("thumbnail").work_s(profile.thumbnail_items(image.width, image.height))
+    return work
+
+
+def emulated_stage_s(profile: Profile, images: Sequence[ImageSpec]) -> float:
+    """The busiest stage's emulated time over its workers (emulated time holds a worker, not a core)."""
+    if not profile.emulation:
+        return 0.0
+    upload, thumbnail = profile.stage("upload"), profile.stage("thumbnail")
+    per_stage = [sum(upload.emulated_s(i.size_bytes / MIB) for i in images) / max(1, upload.workers)]
+    if profile.thumbnails == "sync":
+        per_stage.append(sum(thumbnail.emulated_s(profile.thumbnail_items(i.width, i.height)) for i in images)
+                         / max(1, thumbnail.workers))
+    return max(per_stage)
+
+
+def physical_bound(images_by_user: Sequence[Sequence[ImageSpec]], profile: Profile, network: NetworkSpec,
+                   params: ModelParams, per_user_link: bool = False) -> Bound:
+    users = [list(images) for images in images_by_user if images]
+    if not users:
+        return Bound(0.0, 0.0, 0.0, 0.0, 0.0, "link")
+    every = [image for images in users for image in images]
+
+    def wire_bytes(images: Sequence[ImageSpec]) -> float:
+        return sum(image.size_bytes + params.request_overhead_bytes for image in images)
+
+    goodput = network.goodput_bytes_per_s
+    carried = max(wire_bytes(images) for images in users) if per_user_link else wire_bytes(every)
+    link_s = carried / goodput if network.shaped else 0.0
+    cpu_s = max(sum(upload_work_s(profile, params, image) for image in every) / max(1, params.server_cpus),
+                emulated_stage_s(profile, every))
+    limit_s = 0.0
+    if profile.rate_limit is not None:
+        rule = profile.rate_limit
+        limit_s = max((math.ceil(len(images) / rule.requests) - 1) * rule.window_s for images in users)
+    first_hash_s = min(images[0].size_bytes for images in users) / (params.hash_mb_per_s * 1e6)
+    last_work_s = min(upload_work_s(profile, params, image) for image in every)
+    terms = {"link": link_s, "cpu": cpu_s, "limit": limit_s}
+    binding = max(terms, key=terms.__getitem__)
+    sequential_s = first_hash_s + last_work_s
+    return Bound(terms[binding] + sequential_s, link_s, cpu_s, limit_s, sequential_s, binding)
+
+
+def add_bound(summary: RunSummary, images_by_user: Sequence[Sequence[ImageSpec]], profile: Profile,
+              network: NetworkSpec, params: ModelParams | None = None, per_user_link: bool = False) -> None:
+    """Write the run's bound into its summary (``bound_seconds``; the terms in ``extra.bound``)."""
+    bound = physical_bound(images_by_user, profile, network, params or load_model_params(), per_user_link)
+    summary.bound_seconds = round(bound.seconds, 4)
+    summary.extra["bound"] = bound.to_json()

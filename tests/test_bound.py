@@ -1,0 +1,74 @@
+"""The physical bound (``bulkbench.bound``): each term, and that no engine's drop beats it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bulkbench.bound import physical_bound
+from bulkbench.model_params import load_model_params
+from bulkbench.network import NetworkSpec, load_network
+from bulkbench.profile import RateLimit, load_profile
+from bulkbench.workload import draw_images, load_workload
+from sim.run import SimOptions, run_sim
+
+PARAMS = load_model_params()
+WORKLOAD = dataclasses.replace(load_workload(None), images=60, seed=3)
+
+
+def images(users: int = 1, count: int = 60) -> list[list]:
+    spec = dataclasses.replace(WORKLOAD, images=count)
+    return [draw_images(spec, user=user) for user in range(users)]
+
+
+def test_goodput_at_mtu_1500_is_the_rate_less_its_headers() -> None:
+    network = NetworkSpec(uplink_mbit=10.0)
+    assert network.goodput_bytes_per_s == pytest.approx(10e6 / 8 * 1448 / 1514)
+    assert 1 - network.goodput_bytes_per_s / (10e6 / 8) == pytest.approx(0.044, abs=0.001)
+    assert NetworkSpec().goodput_bytes_per_s == float("inf")
+
+
+def test_the_link_term_is_bytes_over_goodput_and_a_shared_link_carries_every_user() -> None:
+    legacy = load_profile("optimized")
+    one = physical_bound(images(1), legacy, load_network("uplink-10"), PARAMS)
+    assert one.binding == "link"
+    sent = sum(i.size_bytes + PARAMS.request_overhead_bytes for i in images(1)[0])
+    assert one.link_s == pytest.approx(sent / NetworkSpec(uplink_mbit=10.0).goodput_bytes_per_s)
+    faster = physical_bound(images(1), legacy, load_network("uplink-20"), PARAMS)
+    assert faster.link_s == pytest.approx(one.link_s / 2)
+    five = images(5)
+    shared = physical_bound(five, legacy, load_network("uplink-10"), PARAMS)
+    own = physical_bound(five, legacy, load_network("uplink-10"), PARAMS, per_user_link=True)
+    assert shared.link_s == pytest.approx(sum(physical_bound([u], legacy, load_network("uplink-10"), PARAMS).link_s
+                                              for u in five))
+    assert own.link_s == pytest.approx(max(physical_bound([u], legacy, load_network("uplink-10"), PARAMS).link_s
+                                           for u in five))
+
+
+def test_synchronous_thumbnails_are_on_the_cores_and_asynchronous_ones_are_not() -> None:
+    legacy = load_profile("legacy")
+    loopback = load_network("loopback")
+    sync = physical_bound(images(), legacy, loopback, PARAMS)
+    later = physical_bound(images(), dataclasses.replace(legacy, thumbnails="async"), loopback, PARAMS)
+    assert sync.binding == "cpu" and sync.link_s == 0.0
+    assert later.cpu_s < sync.cpu_s / 10
+    halved = physical_bound(images(), legacy, loopback, dataclasses.replace(PARAMS, server_cpus=4))
+    assert halved.cpu_s == pytest.approx(sync.cpu_s / 2)
+
+
+def test_a_rate_limit_costs_whole_windows_per_address() -> None:
+    limited = dataclasses.replace(load_profile("legacy"), rate_limit=RateLimit(requests=25, window_s=60.0))
+    bound = physical_bound(images(2), limited, load_network("loopback"), PARAMS)
+    assert bound.limit_s == 120.0  # 60 uploads at 25 a window: 3 windows, 2 of them waited out
+    assert bound.binding == "limit"
+    assert bound.seconds == pytest.approx(120.0 + bound.sequential_s)
+
+
+@pytest.mark.parametrize("strategy", ["individual", "batched", "chunked"])
+def test_no_model_drop_beats_its_bound(strategy: str) -> None:
+    for uplink in (0.0, 20.0):
+        summary = run_sim(SimOptions(strategy=strategy, images=40, profile="legacy", uplink_mbit=uplink, seed=2))
+        assert summary.bound_seconds and summary.bound_seconds > 0
+        assert summary.drop_seconds >= summary.bound_seconds, (uplink, summary.extra["bound"])
+        assert summary.drop_over_bound == pytest.approx(summary.drop_seconds / summary.bound_seconds, abs=1e-3)
