@@ -11,9 +11,9 @@ It is a *lower* bound: every term counts only work no client can avoid or overla
   time over its workers;
 - the rate limit: a per-address limiter lets ``requests`` through per ``window_s``; a user's uploads
   need ``ceil(uploads / requests) - 1`` whole windows whatever the pacing (its GETs could wait);
-- what must be sequential, added to the largest of the above: the first file's hash before any byte
-  can leave, and the server's own work on the last upload after its last byte arrived (the cheapest
-  image's, as any image may be the last).
+- what must be sequential: the first file's hash before any byte can leave; after the link's or the
+  limit's last upload, the server's own work on it (the cheapest image's, as any may be the last).
+  The cores' term needs no such tail: the last image's work may overlap the others' on another core.
 
 The costs are the measured ones the model uses: the profile's fitted stage work, the client's hashing
 rate and request size from ``scenarios/model.toml``.
@@ -89,10 +89,12 @@ def physical_bound(images_by_user: Sequence[Sequence[ImageSpec]], profile: Profi
         limit_s = max((math.ceil(len(images) / rule.requests) - 1) * rule.window_s for images in users)
     first_hash_s = min(images[0].size_bytes for images in users) / (params.hash_mb_per_s * 1e6)
     last_work_s = min(upload_work_s(profile, params, image) for image in every)
-    terms = {"link": link_s, "cpu": cpu_s, "limit": limit_s}
-    binding = max(terms, key=terms.__getitem__)
     sequential_s = first_hash_s + last_work_s
-    return Bound(terms[binding] + sequential_s, link_s, cpu_s, limit_s, sequential_s, binding)
+    ends = {"link": first_hash_s + link_s + last_work_s,  # the last byte, then the server's work on it
+            "cpu": first_hash_s + cpu_s,  # the last image's work may overlap the others' on another core
+            "limit": first_hash_s + limit_s + last_work_s}
+    binding = max(ends, key=ends.__getitem__)
+    return Bound(ends[binding], link_s, cpu_s, limit_s, sequential_s, binding)
 
 
 def add_bound(summary: RunSummary, images_by_user: Sequence[Sequence[ImageSpec]], profile: Profile,

@@ -15,12 +15,13 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     **{f"{profile}-{strategy}-{users}u-{mbit:g}mbit": dict(profile=profile, strategy=strategy, users=users,
                                                             uplink_mbit=mbit, images=IMAGES)
        for profile in ("legacy", "optimized")
-       for strategy in ("individual", "batched", "chunked", "individual:fc1316b")
+       for strategy in ("individual", "batched", "chunked", "individual:fc1316b", "pipelined")
        for users in (1, 5) for mbit in (0.0, 10.0)},
     # the per-IP limiter: uploads and thumbnail GETs in one bucket, 429s, blocks, retries
     "ratelimit-individual-1u-500": dict(profile="legacy-ratelimit", strategy="individual", images=500),
     "ratelimit-fc1316b-1u-300": dict(profile="legacy-ratelimit", strategy="individual:fc1316b", images=300),
     "ratelimit-batched-5u": dict(profile="legacy-ratelimit", strategy="batched", users=5, images=120),
+    "ratelimit-pipelined-5u": dict(profile="legacy-ratelimit", strategy="pipelined", users=5, images=120),
     # the cliff: individual's single-flight queue on a slow uplink loses the tail to its orphan sweep
     "legacy-individual-1u-10mbit-400": dict(profile="legacy", strategy="individual", images=400, uplink_mbit=10.0),
     # overload: queues full, 503 + Retry-After, resends

@@ -62,13 +62,19 @@ def test_a_rate_limit_costs_whole_windows_per_address() -> None:
     bound = physical_bound(images(2), limited, load_network("loopback"), PARAMS)
     assert bound.limit_s == 120.0  # 60 uploads at 25 a window: 3 windows, 2 of them waited out
     assert bound.binding == "limit"
-    assert bound.seconds == pytest.approx(120.0 + bound.sequential_s)
+    assert bound.seconds == pytest.approx(120.0 + bound.sequential_s)  # then its last upload's work
 
 
-@pytest.mark.parametrize("strategy", ["individual", "batched", "chunked"])
+@pytest.mark.parametrize("strategy", ["individual", "batched", "chunked", "pipelined"])
 def test_no_model_drop_beats_its_bound(strategy: str) -> None:
+    """With every job at its mean cost (a drawn cost may be below it, and the bound is of means). The
+    model's link carries a request's headers beside the bulk flows, not in them: 0.5 % of slack."""
+    legacy = load_profile("legacy")
+    at_means = dataclasses.replace(legacy, stages={name: dataclasses.replace(spec, work_cv=0.0)
+                                                   for name, spec in legacy.stages.items()})
     for uplink in (0.0, 20.0):
-        summary = run_sim(SimOptions(strategy=strategy, images=40, profile="legacy", uplink_mbit=uplink, seed=2))
+        summary = run_sim(SimOptions(strategy=strategy, images=40, profile="legacy", uplink_mbit=uplink, seed=2),
+                          profile_override=at_means)
         assert summary.bound_seconds and summary.bound_seconds > 0
-        assert summary.drop_seconds >= summary.bound_seconds, (uplink, summary.extra["bound"])
+        assert summary.drop_seconds >= 0.995 * summary.bound_seconds, (uplink, summary.extra["bound"])
         assert summary.drop_over_bound == pytest.approx(summary.drop_seconds / summary.bound_seconds, abs=1e-3)

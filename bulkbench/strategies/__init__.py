@@ -14,7 +14,7 @@ from typing import Any
 
 from bulkbench.config import ConfigError, from_table, scenarios_dir, table_of
 from bulkbench.protocol import OpType
-from bulkbench.strategies import batched, chunked, individual, probe
+from bulkbench.strategies import batched, chunked, individual, pipelined, probe
 from bulkbench.strategies.common import Drop, DropLog, ImageTrack
 
 STRATEGIES: dict[str, tuple[Callable[[Drop, Any], Generator[Any, Any, None]], type]] = {
@@ -22,6 +22,7 @@ STRATEGIES: dict[str, tuple[Callable[[Drop, Any], Generator[Any, Any, None]], ty
     "batched": (batched.run, batched.BatchedParams),
     "chunked": (chunked.run, chunked.ChunkedParams),
     "probe": (probe.run, probe.ProbeParams),
+    "pipelined": (pipelined.run, pipelined.PipelinedParams),
 }
 
 NODE_OPS = frozenset({str(OpType.NODE_CREATE), str(OpType.IMAGE_UPLOAD_COMPLETE)})
@@ -31,6 +32,7 @@ STRATEGY_NEEDS: dict[str, frozenset[str]] = {
     "batched": BATCH_OPS_NEEDED,
     "chunked": NODE_OPS,
     "probe": NODE_OPS,
+    "pipelined": BATCH_OPS_NEEDED,
 }
 """The operations each strategy sends: a target without them cannot serve it (checked before a run)."""
 

@@ -1,0 +1,84 @@
+"""``pipelined`` through the model's driver against the tiny in-memory world: its window, its pauses,
+its progressive completions, its resends."""
+
+from __future__ import annotations
+
+import pytest
+
+from bulkbench.workload import WorkloadSpec, draw_images
+from sim.run import SimOptions, run_sim
+from tests.test_strategies import drop_with
+
+UPLOAD_S = 0.2
+
+
+def concurrency_at(attempts: dict[str, list[float]], at: float) -> int:
+    """Uploads under way at ``at`` in the instant world (each takes UPLOAD_S once it has a connection)."""
+    return sum(1 for starts in attempts.values() for s in starts if s <= at < s + UPLOAD_S)
+
+
+def test_the_window_starts_small_and_grows_to_the_browsers_connections() -> None:
+    env, world, drop, client, records = drop_with("pipelined", images=80, params={"thumbnail_gets_per_image": 0},
+                                                  world_kw={"upload_s": UPLOAD_S, "hash_s": 0.001})
+    assert all(r.outcome == "ok" for r in records)
+    starts = sorted(s for starts in world.attempts.values() for s in starts)
+    early = [concurrency_at(world.attempts, s) for s in starts[:2]]
+    late = max(concurrency_at(world.attempts, s) for s in starts)
+    assert max(early) <= 2  # window_initial
+    assert late == 6  # grew while each round ran faster, up to window_max
+
+
+def test_a_429_halves_the_window_and_every_upload_waits_its_retry_after() -> None:
+    images = draw_images(WorkloadSpec(images=40, seed=3))
+    refused = images[20].id
+    env, world, drop, client, records = drop_with(
+        "pipelined", images=40, params={"thumbnail_gets_per_image": 0},
+        world_kw={"refuse_uploads": {refused: [429]}, "retry_after_s": 3.7, "upload_s": UPLOAD_S, "hash_s": 0.001})
+    assert all(r.outcome == "ok" for r in records)
+    first, second = world.attempts[refused]
+    refusal = first + UPLOAD_S
+    assert second == pytest.approx(refusal + 3.7, abs=1e-6)  # told 3.7 s: waited exactly that
+    started = [s for starts in world.attempts.values() for s in starts]
+    assert not [s for s in started if refusal < s < refusal + 3.7 - 1e-9]  # nothing started meanwhile
+    before = concurrency_at(world.attempts, refusal - 1e-6)
+    assert concurrency_at(world.attempts, refusal + 3.7 + 1e-6) <= max(1, before // 2)  # halved (then regrows)
+
+
+def test_completions_are_flushed_as_they_come_so_images_settle_during_the_drop() -> None:
+    env, world, drop, client, records = drop_with(
+        "pipelined", images=100, params={"thumbnail_gets_per_image": 0, "flush_items": 10},
+        world_kw={"upload_s": UPLOAD_S, "hash_s": 0.001})
+    assert all(r.outcome == "ok" for r in records)
+    kinds = [kind for _, kind in world.ops_seen]
+    assert kinds.count("batch_upload_complete") >= 100 // 10
+    assert "image_upload_complete" not in kinds and "node_create" not in kinds
+    settled = sorted(t.settled_at for t in drop.log.tracks.values())
+    assert settled[len(settled) // 2] < 0.75 * settled[-1]  # half settled well before the end
+    assert settled[0] < 0.25 * settled[-1]
+
+
+def test_a_lost_answer_is_resent_with_its_id_and_a_reset_upload_is_tried_again() -> None:
+    images = draw_images(WorkloadSpec(images=30, seed=3))
+    env, world, drop, client, records = drop_with(
+        "pipelined", images=30, params={"thumbnail_gets_per_image": 0, "ack_timeout_s": 1.0, "batch_retries": 1},
+        world_kw={"lose_answers": {"client-u00"}, "refuse_uploads": {images[3].id: [0, 0]}})
+    assert [op for op, _ in world.ops_seen].count("client-u00") == 2  # resent once, with the same id
+    assert len(world.attempts[images[3].id]) == 3  # reset twice (the server restarting), then stored
+    assert all(r.outcome == "ok" for r in records)  # the server applied the first send of client-u0
+
+
+def test_thumbnails_wait_for_the_last_upload() -> None:
+    env, world, drop, client, records = drop_with("pipelined", images=30, world_kw={"upload_s": UPLOAD_S})
+    assert world.fetches == 30 * 19
+    last_upload = max(s for starts in world.attempts.values() for s in starts) + UPLOAD_S
+    assert min(t.settled_at for t in drop.log.tracks.values()) < last_upload  # settled early, fetched late
+
+
+@pytest.mark.parametrize("uplink", [10.0, 100.0])
+def test_in_the_model_it_runs_at_its_bound_and_settles_half_its_images_by_mid_drop(uplink: float) -> None:
+    pipelined = run_sim(SimOptions(strategy="pipelined", images=120, uplink_mbit=uplink, seed=4))
+    batched = run_sim(SimOptions(strategy="batched", images=120, uplink_mbit=uplink, seed=4))
+    assert pipelined.images_failed == 0
+    assert pipelined.drop_over_bound <= 1.05 < batched.drop_over_bound
+    assert pipelined.settled_p50_s <= 0.6 * pipelined.drop_seconds
+    assert batched.settled_p50_s >= 0.95 * batched.drop_seconds
