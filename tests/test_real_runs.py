@@ -203,3 +203,22 @@ def test_a_run_stopped_by_sigterm_removes_its_namespace(tmp_path, small_workload
 def _namespaces() -> list[str]:
     listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return [line.split()[0] for line in listing.splitlines() if line.strip()]
+
+
+def test_pipelined_completes_in_batches_as_it_goes_and_settles_before_the_end(start_server, tmp_path):
+    """A real server, a real Locust run: batches only, every image settled, half of them well before the
+    last, and the run's bound in its summary. The default workload (about 400 KB an image): thumbnails
+    make the drop last seconds, long enough to see it settle as it goes."""
+    server = start_server("legacy")
+    out = tmp_path / "out"
+    summary = run(RunOptions(strategy="pipelined", images=60, users=1, profile="legacy", out=out,
+                             target=server.url, quiet=True, max_seconds=300))
+    assert summary.images_ok == 60 and summary.images_failed == 0
+    ops = summary.extra["ops_by_type"]
+    assert set(ops) == {"batch_node_create", "batch_upload_complete"}
+    assert ops["batch_upload_complete"] >= 3  # 25 at a time, or what waited 1 s
+    lines = (out / "images.jsonl").read_text().splitlines()
+    settled = sorted(json.loads(line)["timings"]["settled_at"] for line in lines)
+    assert len(settled) == 60 and settled[len(settled) // 2] < 0.8 * settled[-1]
+    assert 0 < summary.time_to_first_settled_s < summary.settled_p50_s < summary.drop_seconds
+    assert summary.bound_seconds > 0 and summary.extra["bound"]["binding"] == "cpu"
