@@ -65,6 +65,20 @@ MATRICES: dict[str, list[dict]] = {
            "drop_cap_s": BROWSER_CAP_S}
           for mbit in (0.0, 20.0) for app in ("today", "as-reported") for n in (50, 200, 500)),
     ],
+    # beyond the plan (issue 14): pipelined beside batched, 1 user at 10/20/100 Mbit/s, 5 users on one
+    # 100 Mbit/s link, the rate-limited profile, then 1000 images; in order of what the note needs first
+    "pipelined": [
+        *({"profile": profile, "strategy": s, "images": 200, "uplink_mbit": mbit}
+          for profile in ("legacy", "optimized") for mbit in (10.0, 20.0, 100.0) for s in ("pipelined", "batched")),
+        *({"profile": profile, "strategy": s, "images": 200, "users": 5, "uplink_mbit": 100.0}
+          for profile in ("legacy", "optimized") for s in ("pipelined", "batched")),
+        *({"profile": "legacy-ratelimit", "strategy": s, "images": n, "uplink_mbit": 100.0}
+          for n in (200, 1200) for s in ("pipelined", "batched")),
+        *({"profile": profile, "strategy": s, "images": 1000, "uplink_mbit": mbit}
+          for mbit in (100.0, 20.0, 10.0) for profile in ("legacy", "optimized") for s in ("pipelined", "batched")),
+        *({"profile": profile, "strategy": s, "images": 1000, "users": 5, "uplink_mbit": 100.0}
+          for profile in ("legacy", "optimized") for s in ("pipelined", "batched")),
+    ],
     "smoke": [
         {"strategy": "individual", "images": 20},
         {"strategy": "batched", "images": 20},
