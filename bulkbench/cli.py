@@ -9,6 +9,8 @@ of the core imports none of them (``make lint`` checks it: ``.importlinter``).
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -154,6 +156,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
             out = Path(args.out) / f"verify-{spec['strategy']}-{spec['profile']}-{spec['images']}x{spec['users']}"
             return run(run_options(out=out, quiet=True, max_seconds=1500, **spec)).to_json()
 
+    if args.tune:
+        return _tune(args)
     from reports.plan_page import write
     from sim.plan import plan_from_args
     result = plan_from_args(args, verify)
@@ -161,6 +165,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(pages["markdown"].read_text().split("\n![")[0])
     print(f"plan: {pages['html']}, {pages['json']}")
     return 0 if result["plans"] else 2
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from sim.plan import progress_bar, sweep
+    from sim.tune import parse_grid, table, tune
+    result = tune(args.tune, parse_grid(args.grid, args.tune), args.profiles.split(","), args.images_at, args.seed,
+                  sweep, args.processes or os.cpu_count() or 1, progress_bar)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tune.json").write_text(json.dumps(result, indent=1, default=list) + "\n")
+    print(table(result))
+    print(f"tune: {out / 'tune.json'}")
+    return 0
 
 
 def _positive_int(text: str) -> int:
@@ -356,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--seed", type=int, default=1)
     plan.add_argument("--processes", type=int, default=0, help="worker processes (default: every core)")
     plan.add_argument("--verify", type=int, default=0, help="re-run this many frontier points for real")
+    plan.add_argument("--tune", default="", metavar="STRATEGY",
+                      help="instead of the capacity sweep: rank STRATEGY's knobs (--grid) by drop time over the "
+                           "bound and settle time, over --profiles x 10/20/100 Mbit/s at --images-at images")
+    plan.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                      help="a strategy parameter and the values to try (repeatable; with --tune)")
     plan.add_argument("--out", default="results/plan")
     plan.set_defaults(func=cmd_plan)
     return parser

@@ -149,6 +149,7 @@ def run(options: RunOptions) -> RunSummary:
             _say(options, "[bulkbench] network: unshaped loopback")
         url = options.target
         server_cpu: Any = None
+        server_memory: Any = None
         if options.start_app:
             app = stack.enter_context(ImageCanvasApp(options.start_app, prefix=prefix, log_path=out / "app.log"))
             url, server_cpu = app.url, app.cpu_seconds
@@ -157,7 +158,7 @@ def run(options: RunOptions) -> RunSummary:
             server = stack.enter_context(ServerProcess(
                 options.profile, out / "server-data", emulation=options.emulation, prefix=prefix,
                 auth_secret_file=options.auth_secret_file or None))
-            url, server_cpu = server.url, server.cpu_seconds
+            url, server_cpu, server_memory = server.url, server.cpu_seconds, server.memory_mib
             _say(options, f"[bulkbench] server: profile {profile.name!r} at {url} (pid {server.pid})")
         run_time_s = max(options.max_seconds, options.drop_cap_s + JUDGE_GRACE_S)
         command = [*prefix, sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
@@ -193,6 +194,7 @@ def run(options: RunOptions) -> RunSummary:
             finished = subprocess.run(command, timeout=run_time_s + 120, env=env, preexec_fn=die_with_parent,
                                       stdout=log if options.quiet else None, stderr=log if options.quiet else None)
         server_cpu_s = round(server_cpu() - cpu_before, 2) if server_cpu else None
+        server_rss_peak_mib = round(server_memory("VmHWM"), 1) if server_memory else None
         _say(options, f"[bulkbench] locust finished in {time.perf_counter() - started:.1f} s "
                       f"(exit {finished.returncode})")
 
@@ -209,7 +211,8 @@ def run(options: RunOptions) -> RunSummary:
     summary = summarize("real", options.strategy, label, options.seed, results, extra={
         "network": network.to_json(), "canvas": options.canvas, "target": options.target or "spawned",
         "target_profile": target.name, "model_profile": profile.name, "transport": target.socket.transport,
-        "server_cpu_s": server_cpu_s, "locust_exit_code": finished.returncode,
+        "server_cpu_s": server_cpu_s, "server_rss_peak_mib": server_rss_peak_mib,
+        "locust_exit_code": finished.returncode,
         **drop_figures(results),
         "processes": options.processes, "emulation": options.emulation,
         "workload": {"median_bytes": workload.median_bytes, "sigma": workload.sigma},

@@ -24,6 +24,8 @@ def parse_metrics(text: str) -> dict[str, float]:
                 row[f"{STAGE_GAUGES[sample.name]}.{sample.labels['stage']}"] = sample.value
             elif sample.name == "bulkbench_ws_connections":
                 row["ws_connections"] = sample.value
+            elif sample.name == "process_resident_memory_bytes":
+                row["server_rss_mb"] = round(sample.value / 1e6, 1)
             elif sample.name == "bulkbench_http_in_flight":
                 row["http_in_flight"] = max(0.0, sample.value - 1)  # not counting this very request
     return row

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 STAGE_GAUGES = {"bulkbench_stage_queue_depth": "queue_depth", "bulkbench_stage_busy_workers": "busy_workers"}
 """Per-stage gauges, by metric name, and the short name a time series column uses."""
@@ -16,6 +16,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, process_cpu_seconds_total, open fds
         self.stage_queue_depth = Gauge(
             "bulkbench_stage_queue_depth", "Jobs waiting for a worker", ["stage"], registry=r
         )

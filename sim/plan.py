@@ -60,7 +60,8 @@ def _simulate(job: tuple[dict[str, Any], Profile | None]) -> dict[str, Any]:
     spec, profile = job
     summary = run_sim(SimOptions(**spec), profile_override=profile)
     return {**spec, "failure_rate": summary.failure_rate, "drop_seconds": summary.drop_seconds,
-            "images_ok": summary.images_ok, "ws_messages_sent": summary.ws_messages_sent}
+            "images_ok": summary.images_ok, "ws_messages_sent": summary.ws_messages_sent,
+            "drop_over_bound": summary.drop_over_bound, "settled_p50_s": summary.settled_p50_s}
 
 
 def sweep(jobs: list[tuple[dict[str, Any], Profile | None]], processes: int,

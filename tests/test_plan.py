@@ -83,3 +83,23 @@ def test_usl_fit_holds_a_coefficient_at_zero_and_fits_the_rest_again() -> None:
     best = residual(fit["x1_images_per_s"], fit["kappa"])
     for x1, kappa in ((1.02, 1.0), (0.98, 1.0), (1.0, 1.1), (1.0, 0.9)):  # a minimum under the bound
         assert residual(fit["x1_images_per_s"] * x1, fit["kappa"] * kappa) > best
+
+
+def test_tune_ranks_a_strategys_knobs_by_bound_then_settlement(tmp_path) -> None:
+    from sim.plan import sweep
+    from sim.tune import parse_grid, tune
+    grid = parse_grid(["flush_items=25,1000", "flush_s=1.0,1000"], "pipelined")
+    assert grid == {"flush_items": [25, 1000], "flush_s": [1.0, 1000.0]}
+    result = tune("pipelined", grid, ["optimized"], 60, 1, sweep, 1, lambda done, total: None, uplinks=(20.0,))
+    best, worst = result["ranked"][0], result["ranked"][-1]
+    assert best["knobs"]["flush_s"] == 1.0 or best["knobs"]["flush_items"] == 25  # flushed as it goes
+    assert worst["knobs"] == {"flush_items": 1000, "flush_s": 1000.0}
+    assert worst["worst_settled_p50_share"] > 0.95 > 0.7 > best["worst_settled_p50_share"]
+
+
+@pytest.mark.parametrize("item", ["window_size=2", "flush_items", "flush_items=a,b", "flush_items="])
+def test_a_bad_grid_is_a_clear_error(item: str) -> None:
+    from bulkbench.config import ConfigError
+    from sim.tune import parse_grid
+    with pytest.raises(ConfigError, match="--grid"):
+        parse_grid([item], "pipelined")
