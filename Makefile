@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)  ## the main job: both strategies, 200 images, legacy server, real and model, one report
+demo: $(STAMP)  ## the main job: individual, batched and pipelined, 200 images, legacy server, 10 Mbit/s, real and model, one report
 	$(BIN)/bulkbench compare --images 200 --profile legacy
 
 test: $(STAMP)  ## lint, then the test suite (real server on loopback)

@@ -349,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="the main job: strategies real and modelled, one report")
     _add_scenario_options(compare, several_sizes=True)
     compare.set_defaults(network="uplink-10")  # where a 200-image drop starts to lose images (issue 3)
-    compare.add_argument("--strategies", default="individual,batched", help="comma-separated")
+    compare.add_argument("--strategies", default="individual,batched,pipelined", help="comma-separated")
     compare.add_argument("--replications", type=int, default=5)
     compare.add_argument("--real-runs", type=_positive_int, default=1,
                          help="real runs of each strategy, one after another (near the orphan cliff one run "
