@@ -17,8 +17,9 @@ def concurrency_at(attempts: dict[str, list[float]], at: float) -> int:
     return sum(1 for starts in attempts.values() for s in starts if s <= at < s + UPLOAD_S)
 
 
-def test_the_window_starts_small_and_grows_to_the_browsers_connections() -> None:
-    env, world, drop, client, records = drop_with("pipelined", images=80, params={"thumbnail_gets_per_image": 0},
+def test_a_small_window_grows_to_the_browsers_connections_while_goodput_grows() -> None:
+    env, world, drop, client, records = drop_with("pipelined", images=80,
+                                                  params={"thumbnail_gets_per_image": 0, "window_initial": 2},
                                                   world_kw={"upload_s": UPLOAD_S, "hash_s": 0.001})
     assert all(r.outcome == "ok" for r in records)
     starts = sorted(s for starts in world.attempts.values() for s in starts)

@@ -50,7 +50,7 @@ class PipelinedParams:
     hash_parallel: int = 2
     hash_gap_s: float = 0.0
     """No pacing: hashing only has to stay ahead of the uploads."""
-    window_initial: int = 2
+    window_initial: int = 6
     window_min: int = 1
     window_max: int = BROWSER_CONNECTIONS_PER_HOST
     """More uploads than the browser's connections per host would only wait in the browser."""
@@ -59,7 +59,7 @@ class PipelinedParams:
     ack_slow_s: float = 2.0
     """An operation ack slower than this: the server's queue is filling, the window shrinks."""
     flush_items: int = 25
-    flush_s: float = 1.0
+    flush_s: float = 0.5
     upload_timeout_s: float = 120.0
     upload_attempts: int = 8
     """Tries per upload refused with 429/503 or timed out."""
@@ -96,9 +96,11 @@ class Window:
         self.shrinks.append((now, why))
         self._new_round(now)
 
-    def ended_ok(self, now: float, nbytes: int) -> None:
+    def ended_ok(self, now: float, nbytes: int, started_at: float) -> None:
         """An upload ended well: at the end of a round (a window's worth of uploads), grow if the
-        goodput grew."""
+        goodput grew. Uploads started before a shrink say nothing of the smaller window."""
+        if self.shrinks and started_at < self.shrinks[-1][0]:
+            return
         self.round_bytes += nbytes
         self.round_ended += 1
         if self.round_ended < self.size:
@@ -146,13 +148,14 @@ def run(drop: Drop, p: PipelinedParams) -> Generator[Any, Any, None]:
 
     def upload_one(image: ImageSpec) -> Generator[Any, Any, None]:
         track = drop.track(image)
+        started = yield NOW
         if track.upload_started_at is None:
-            track.upload_started_at = (yield NOW)
+            track.upload_started_at = started
         result = yield Upload(image, track.digest or "", p.upload_timeout_s)
         drop.log.record_upload(result)
         track.upload = result
         track.upload_done_at = (yield NOW)
-        yield Put(steer_q, ("uploaded", image, result))
+        yield Put(steer_q, ("uploaded", image, (result, started)))
 
     def steer_uploads() -> Generator[Any, Any, None]:
         """Keep the window full; on each upload's end, steer it, and try a refused one again."""
@@ -165,15 +168,16 @@ def run(drop: Drop, p: PipelinedParams) -> Generator[Any, Any, None]:
                 window.in_flight += 1
                 yield Spawn(upload_one(ready.popleft()), "upload")
             paused = bool(ready) and window.in_flight < window.size and now < window.paused_until
-            kind, image, result = yield from take(steer_q, window.paused_until - now if paused else None)
+            kind, image, outcome = yield from take(steer_q, window.paused_until - now if paused else None)
             if kind == "hashed":
                 ready.append(image)
             if kind != "uploaded":
                 continue  # hashed, or a pause that ended
+            result, started = outcome
             window.in_flight -= 1
             now = (yield NOW)
             if result.ok:
-                window.ended_ok(now, image.size_bytes)
+                window.ended_ok(now, image.size_bytes, started)
                 remaining -= 1
                 yield Put(done_q, ("stored", image, None))
                 continue
