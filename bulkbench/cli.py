@@ -273,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--drop-cap-s", type=float, default=0.0,
                      help="stop a drop still going after this long: its open images are 'unfinished' (as "
                           "browser-run's --max-seconds)")
+    run.add_argument("--thresholds", default="", metavar="FILE",
+                     help="gate the run by these thresholds when it ends (exit 99 if one fails), and stop it early "
+                          "when one marked abort_on_fail is crossed (k6's abortOnFail)")
     run.add_argument("--auth-secret-file", metavar="FILE",
                      help="start the server with token auth; each user mints a token for its own canvas")
     run.add_argument("--token", help="a token every user sends (a --target server with auth on)")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import gevent
+import gevent.event
 from gevent.queue import Empty, Queue
 
 from bulkbench.effects import (
@@ -66,13 +67,16 @@ class GeventDriver:
         if self.first_byte_s is None:
             self.first_byte_s = self.now
 
-    def run(self, strategy: Generator[Any, Any, Any], cap_s: float | None = None) -> bool:
+    def run(self, strategy: Generator[Any, Any, Any], cap_s: float | None = None,
+            stop: gevent.event.Event | None = None) -> bool:
         """Run a strategy to its end (and every process it spawned); True if it ended, False if ``cap_s``
-        (seconds since construction) ended it first: then every process of it is stopped where it is, as
-        a person closing the tab stops a page. Times count from construction."""
+        (seconds since construction) or ``stop`` (the run's thresholds crossed) ended it first: then every
+        process of it is stopped where it is, as a person closing the tab stops a page. Times count from
+        construction."""
         main = gevent.spawn(self._run, strategy)
         self.greenlets.add(main)
-        main.join(timeout=None if cap_s is None else max(0.0, cap_s - self.now))
+        gevent.wait([main] if stop is None else [main, stop], timeout=None if cap_s is None else
+                    max(0.0, cap_s - self.now), count=1)
         if main.ready():
             main.get()  # its exception, if it raised one
             return True

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import gevent.event
+
 from bulkbench.limits import Limits
 from bulkbench.results import Cause
 from bulkbench.strategies import Drop, start
@@ -19,6 +21,7 @@ from loadtests.driver import GeventDriver, Report, no_report
 from loadtests.dropsocket import DropSocket
 from loadtests.imagecache import ImageCache
 from loadtests.targetio import Truth, create_canvas, is_loopback
+from loadtests.watch import LiveDrop, LiveDrops
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +44,13 @@ def run_drop(target: Target, base_url: str, strategy: str, params: Any, limits: 
              canvas_name: str, user: int, cache: ImageCache, report: Report = no_report,
              emulated_rtt_s: float = 0.0, client_id: str = "",
              socket_type: Callable[..., DropSocket] = DropSocket, token: str | None = None,
-             cap_s: float | None = None) -> DropResult:
+             cap_s: float | None = None, stop: gevent.event.Event | None = None,
+             live: LiveDrops | None = None) -> DropResult:
     """``socket_type``: a DropSocket subclass that watches the frames (the crash benchmark's);
     ``token``: sent with every request and the socket's handshake (a server with auth on); ``cap_s``: a
     drop still going then is stopped where it is (as a browser run's hard cap stops its page), and its
-    open images are ``unfinished``."""
+    open images are ``unfinished``; ``stop``: set when the run's watched thresholds are crossed, it stops
+    the drop the same way; ``live``: where the drop shows what it measures while it goes."""
     client_id = client_id or f"user-{user}"
     source, headers = Browsers(target, base_url, token).identity(user, client_id)
     canvas_id = create_canvas(target, base_url, canvas_name, client_id, headers, source)
@@ -56,10 +61,13 @@ def run_drop(target: Target, base_url: str, strategy: str, params: Any, limits: 
     drop = Drop(str(canvas_id), images, limits, client_id=client_id)
     started_at = time.time()
     driver = GeventDriver(socket, browser, cache.bytes, report)
+    shown = LiveDrop(drop.log, socket, browser)
+    if live is not None:
+        live.drops.append(shown)
     try:
         driver.mark_first_byte()
         socket.join(canvas_id)
-        finished = driver.run(start(strategy, drop, params), cap_s)
+        finished = driver.run(start(strategy, drop, params), cap_s, stop)
         ended = driver.now
         if not finished:
             for track in drop.log.tracks.values():

@@ -25,21 +25,24 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.event
 import orjson
 from locust import User, constant, events, task
 from locust.exception import StopUser
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from bulkbench.auth import DEFAULT_TTL_S, TokenAuthority, read_secret
 from bulkbench.profile import load_profile
 from bulkbench.strategies import STRATEGIES, strategy_params
 from bulkbench.target import REFERENCE, TargetError, load_target, with_socket
+from bulkbench.thresholds import load_gates
 from bulkbench.truth import TruthError
 from bulkbench.workload import draw_images, load_workload
 from loadtests.drop import run_drop
 from loadtests.dropsocket import SocketLost
 from loadtests.imagecache import ImageCache
 from loadtests.sampler import sample_metrics, save_stage_samples
+from loadtests.watch import AbortWatch, LiveDrops, watched
 
 DROP_DONE = "bulkbench_drop_done"
 _local_users = itertools.count()
@@ -69,6 +72,8 @@ def add_options(parser: Any) -> None:
     parser.add_argument("--bb-token", default="", include_in_web_ui=False, help="a token every user sends")
     parser.add_argument("--bb-drop-cap-s", type=float, default=0.0, include_in_web_ui=False,
                         help="stop a drop still going after this long; its open images are 'unfinished' (0: none)")
+    parser.add_argument("--bb-thresholds", default="", include_in_web_ui=False,
+                        help="thresholds TOML: those marked abort_on_fail are watched, and stop the run when crossed")
     parser.add_argument("--bb-out", default="", include_in_web_ui=False,
                        help="write each drop's result here and stop each user after one drop")
 
@@ -82,7 +87,10 @@ def on_init(environment: Any, **_: Any) -> None:
     options = _options(environment)
     if options is None:
         return
-    environment.bulkbench = {"done": 0, "run_id": options.bb_run_id or f"r{int(time.time())}"}
+    environment.bulkbench = {"done": 0, "run_id": options.bb_run_id or f"r{int(time.time())}",
+                             "stop": gevent.event.Event(), "live": LiveDrops(), "watch": None}
+    if options.bb_thresholds and environment.runner is not None and not isinstance(environment.runner, MasterRunner):
+        _watch(environment, options)  # in every process that runs users
     if environment.runner is None or isinstance(environment.runner, WorkerRunner):
         return
     environment.runner.register_message(DROP_DONE, _on_drop_done)
@@ -91,6 +99,21 @@ def on_init(environment: Any, **_: Any) -> None:
                      lambda: environment.runner.state == "stopped")
         environment.events.test_stop.add_listener(
             lambda **_: save_stage_samples(environment.host, Path(options.bb_out) / "stage_samples.json"))
+
+
+def _watch(environment: Any, options: Any) -> None:
+    """Watch the thresholds marked ``abort_on_fail`` that select this run, from the test's start."""
+    state = environment.bulkbench
+    profile = load_profile(options.bb_profile).name
+    target = load_target(options.bb_target_profile).name
+    identity = {"engine": "real", "strategy": options.bb_strategy, "images": options.bb_images,
+                "users": options.num_users, "profile": profile if target == REFERENCE else target}
+    thresholds = watched(load_gates(Path(options.bb_thresholds)), identity)
+    if not thresholds:
+        return
+    watch = state["watch"] = AbortWatch(thresholds, identity, state["live"], state["stop"])
+    environment.events.test_start.add_listener(
+        lambda **_: gevent.spawn(watch.run, lambda: environment.runner.state == "stopped"))
 
 
 def _on_drop_done(environment: Any, msg: Any, **_: Any) -> None:
@@ -147,7 +170,8 @@ class DropUser(User):
             result = run_drop(self.target, self.host, options.bb_strategy, self.params, self.profile.limits,
                               images, canvas_id, self.user_index, self.cache, self._report,
                               options.bb_emulated_rtt_ms / 1000.0, client_id=f"user-{label}", token=token,
-                              cap_s=options.bb_drop_cap_s or None)
+                              cap_s=options.bb_drop_cap_s or None, stop=self.environment.bulkbench["stop"],
+                              live=self.environment.bulkbench["live"])
         except Exception as exc:  # no judgement (a truth read failed, a join refused...): an error, never a figure
             if not isinstance(exc, TruthError | TargetError | SocketLost):
                 logging.exception("drop of user %s failed", label)
@@ -158,6 +182,8 @@ class DropUser(User):
                                                              "pid": os.getpid(), "error": str(exc)})
             raise StopUser() from exc
         self.iteration += 1
+        if (watch := self.environment.bulkbench["watch"]) is not None and watch.aborted:
+            result.extra["aborted"] = watch.aborted
         ok = sum(1 for r in result.records if r.outcome == "ok")
         if options.bb_out:
             folder.mkdir(parents=True, exist_ok=True)

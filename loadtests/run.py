@@ -30,6 +30,7 @@ from bulkbench.profile import load_profile
 from bulkbench.results import RunSummary, table
 from bulkbench.strategies import STRATEGY_NEEDS, base_strategy, strategy_params
 from bulkbench.target import APP_TARGETS, REFERENCE, Target, TargetError, load_target, with_socket
+from bulkbench.thresholds import EXIT_THRESHOLDS_FAILED, load_gates
 from bulkbench.truth import DropResult, TruthError, drop_figures, summarize
 from bulkbench.workload import draw_images, load_workload
 from loadtests.imagecache import ImageCache
@@ -76,6 +77,8 @@ class RunOptions:
     hard cap does; 0: drops run to their end (within ``max_seconds``)."""
     transport: str = ""
     """Our server's socket when ``run`` starts it: ``websocket`` (default) or ``socketio``."""
+    thresholds: str = ""
+    """A thresholds TOML: those marked ``abort_on_fail`` are watched during the run (``loadtests.watch``)."""
 
 
 def _say(options: RunOptions, text: str) -> None:
@@ -120,6 +123,8 @@ def run(options: RunOptions) -> RunSummary:
     exit_on_sigterm()
     if options.start_app and options.target_profile in ("", REFERENCE):
         options = dataclasses.replace(options, target_profile=APP_TARGETS.get(options.start_app, options.start_app))
+    if options.thresholds:
+        load_gates(Path(options.thresholds))  # a bad file is refused before anything starts
     target = check_target(options)
     if target.name != REFERENCE:  # not our server: the client is built for the profile that stands for it
         options = dataclasses.replace(options, profile=target.model_profile)
@@ -182,6 +187,8 @@ def run(options: RunOptions) -> RunSummary:
             command += ["--bb-drop-cap-s", str(options.drop_cap_s)]
         if options.transport:
             command += ["--bb-transport", options.transport]
+        if options.thresholds:
+            command += ["--bb-thresholds", str(Path(options.thresholds).resolve())]
         if options.processes:
             command += ["--processes", str(options.processes)]
         _say(options, f"[bulkbench] locust: {options.users} user(s), strategy {options.strategy!r}, "
@@ -216,6 +223,7 @@ def run(options: RunOptions) -> RunSummary:
         **drop_figures(results),
         "processes": options.processes, "emulation": options.emulation,
         "workload": {"median_bytes": workload.median_bytes, "sigma": workload.sigma},
+        "aborted": next((r.extra["aborted"] for r in results if r.extra.get("aborted")), None),
     })
     add_bound(summary, [draw_images(workload, user=user) for user in range(options.users)], profile, network)
     write_results(out, [summary], results)
@@ -246,10 +254,17 @@ def main(args: Any) -> int:
         workload=args.workload or "", emulation=not args.no_emulation, max_seconds=args.max_seconds,
         auth_secret_file=args.auth_secret_file or "", token=args.token or "",
         target_profile=args.target_profile or REFERENCE, transport=args.transport or "", start_app=args.start_app or "",
-        drop_cap_s=args.drop_cap_s,
+        drop_cap_s=args.drop_cap_s, thresholds=args.thresholds or "",
     )
     summary = run(options)
     print()
     print(table([summary]))
     print(f"\nresults in {options.out}/")
-    return 0
+    if (aborted := summary.extra.get("aborted")) is not None:
+        print(f"aborted at {aborted['at_s']} s: {aborted['threshold']} crossed (measured {aborted['measured']:g})")
+    if not options.thresholds:
+        return 0
+    from reports.gate import gate, markdown  # the run's thresholds, as k6 checks them when a test ends
+    code, checks = gate(options.out, Path(options.thresholds))
+    print(markdown(checks))
+    return EXIT_THRESHOLDS_FAILED if aborted is not None else code

@@ -27,89 +27,19 @@ unknown metric, bad expression). Writes ``gate.xml`` (JUnit) and ``gate.md`` bes
 
 from __future__ import annotations
 
-import operator
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-import numpy as np
 import orjson
 
-from bulkbench.config import ConfigError, read_toml
+from bulkbench.config import ConfigError
+from bulkbench.thresholds import EXIT_OK, EXIT_THRESHOLDS_FAILED, EXIT_USAGE, Gate, Threshold, load_gates
 from reports.data import read_drops, read_images
 
-EXIT_OK = 0
-EXIT_THRESHOLDS_FAILED = 99
-EXIT_USAGE = 2
-
-OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
-             "!=": operator.ne}
-SCALARS = ("failure_rate", "images_failed", "images_ok", "drop_seconds", "ws_messages_sent", "ws_messages_received",
-           "http_requests", "bytes_uploaded", "bound_seconds", "drop_over_bound", "time_to_first_settled_s",
-           "settled_p50_s")
-TRENDS = ("op_ack_ms", "upload_ms", "settled_s")
-RATES = ("image_failed",)
-SUMMARY_AGGREGATES = {"p(50)": "p50", "p(95)": "p95", "p(99)": "p99", "max": "max"}
-"""What a run without raw samples still answers, from its summary."""
-EXPRESSION = re.compile(r"^\s*(?P<metric>[a-z_]+)\s*(?P<aggregate>p\(\d+(\.\d+)?\)|avg|med|min|max|count|rate)?"
-                        r"\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>-?\d+(\.\d+)?([eE]-?\d+)?)\s*$")
 REGRESSION_METRICS = ("failure_rate", "drop_seconds", "op_ack_ms p(95)", "ws_messages_sent")
-
-
-@dataclass(frozen=True, slots=True)
-class Threshold:
-    text: str
-    metric: str
-    aggregate: str | None
-    op: str
-    value: float
-
-    @classmethod
-    def parse(cls, text: str) -> Threshold:
-        match = EXPRESSION.match(text)
-        if not match:
-            raise ConfigError(f"threshold {text!r} is not 'METRIC [p(N)|avg|med|min|max|count|rate] OP NUMBER'")
-        metric, aggregate = match["metric"], match["aggregate"]
-        if metric in TRENDS:
-            if aggregate is None or aggregate == "rate":
-                raise ConfigError(f"threshold {text!r}: {metric} needs p(N), avg, med, min, max or count")
-            if aggregate.startswith("p(") and not 0 <= float(aggregate[2:-1]) <= 100:
-                raise ConfigError(f"threshold {text!r}: a percentile is between p(0) and p(100)")
-        elif metric in RATES:
-            if aggregate not in ("rate", "count"):
-                raise ConfigError(f"threshold {text!r}: {metric} needs rate or count")
-        elif metric in SCALARS:
-            if aggregate:
-                raise ConfigError(f"threshold {text!r}: {metric} takes no aggregate")
-        else:
-            raise ConfigError(f"threshold {text!r}: unknown metric {metric!r}; known: {[*SCALARS, *TRENDS, *RATES]}")
-        return cls(text.strip(), metric, aggregate, match["op"], float(match["value"]))
-
-    def measure(self, record: dict[str, Any]) -> float | None:
-        if self.metric in SCALARS:
-            return record.get(self.metric)  # None (an older run, nothing settled): the threshold fails
-        samples = record.get("_samples", {}).get(self.metric)
-        if samples is None:  # no raw samples: the summary's own figures, where it has them
-            if self.metric in TRENDS and self.aggregate in SUMMARY_AGGREGATES and self.metric in record:
-                return record[self.metric][SUMMARY_AGGREGATES[self.aggregate]]
-            raise ConfigError(f"threshold {self.text!r}: {record['_name']} has no raw samples of {self.metric}")
-        if self.aggregate == "count":
-            return float(len(samples))
-        if not samples:
-            return None  # nothing measured: a threshold on it fails, it does not pass
-        if self.aggregate == "rate":
-            return sum(samples) / len(samples)
-        if self.aggregate == "avg":
-            return float(np.mean(samples))
-        if self.aggregate == "min":
-            return float(np.min(samples))
-        if self.aggregate == "max":
-            return float(np.max(samples))
-        q = 50.0 if self.aggregate == "med" else float(self.aggregate[2:-1])
-        return float(np.percentile(samples, q))  # linear between closest ranks, as k6
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +53,6 @@ class Check:
 def _label(record: dict[str, Any]) -> str:
     return (f"{record['_name']}: {record['engine']} {record['strategy']} {record['profile']} "
             f"{record['images']}x{record['users']}")
-
-
-def _selected(record: dict[str, Any], select: dict[str, Any]) -> bool:
-    return all(record.get(key) == value for key, value in select.items())
 
 
 def load_records(run_dir: Path) -> list[dict[str, Any]]:
@@ -163,15 +89,13 @@ def raw_samples(run: Path) -> dict[str, list[float]]:
     return samples
 
 
-def evaluate(records: list[dict[str, Any]], gates: list[dict[str, Any]], baseline: list[dict[str, Any]] | None,
+def evaluate(records: list[dict[str, Any]], gates: list[Gate], baseline: list[dict[str, Any]] | None,
              max_regression_pct: float | None) -> list[Check]:
     checks = []
     for gate in gates:
-        thresholds = [Threshold.parse(t) for t in gate.get("thresholds", [])]
-        for record in (r for r in records if _selected(r, gate.get("select", {}))):
-            for threshold in thresholds:
-                measured = threshold.measure(record)
-                ok = measured is not None and OPERATORS[threshold.op](measured, threshold.value)
+        for record in (r for r in records if gate.selects(r)):
+            for threshold in gate.thresholds:
+                ok, measured = threshold.holds(record)
                 checks.append(Check(threshold.text, _label(record), ok, f"measured {measured}"))
     if baseline is not None and max_regression_pct is not None:
         by_key = {(r["_run"], r["engine"], r["strategy"], r["profile"], r["images"], r["users"]): r
@@ -214,11 +138,7 @@ def markdown(checks: list[Check]) -> str:
 def gate(run_dir: Path, thresholds: Path, baseline_dir: Path | None = None,
          max_regression_pct: float | None = None) -> tuple[int, list[Check]]:
     records = load_records(run_dir)
-    if not thresholds.exists():
-        raise ConfigError(f"thresholds file {thresholds} does not exist")
-    gates = read_toml(thresholds).get("gate", [])
-    if not gates:
-        raise ConfigError(f"{thresholds}: no [[gate]] tables")
+    gates = load_gates(thresholds)
     baseline = load_records(baseline_dir) if baseline_dir else None
     checks = evaluate(records, gates, baseline, max_regression_pct)
     if not checks:
