@@ -1,4 +1,5 @@
-"""Crash safety: ``kill -9`` the server at random moments during ``batched`` drops, restart it, check.
+"""Crash safety: ``kill -9`` the server at random moments during ``batched`` (or ``--strategy pipelined``)
+drops, restart it, check.
 
     python -m benchmarks.crash_bench --images 500 --kills 20 --seed 1 --out bench-results/crash
 
@@ -163,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--profile", default="optimized")
+    parser.add_argument("--strategy", default="batched", choices=["batched", "pipelined"],
+                        help="a strategy of the batch protocol (what resumes after a lost connection)")
     parser.add_argument("--workload", default="scenarios/workload-light.toml")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--pause", type=float, nargs=2, default=(0.5, 3.0), metavar=("MIN_S", "MAX_S"),
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"max_batch_items = {args.batch_items}\n")
     profile = load_profile(str(profile_path))
     workload = load_workload(args.workload)
-    params = strategy_params("batched")
+    params = strategy_params(args.strategy)
     cache = ImageCache()
     server = ServerProcess(profile_path, data_dir, emulation=False).start()
     port = int(server.url.rsplit(":", 1)[1])
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             cache.prepare(images)
             ledger, canvas_id = Ledger(), f"crash-{args.seed}-{index}"
             loop = killer.during(ledger, canvas_id, args.kills)
-            result = run_drop(REFERENCE_TARGET, killer.server.url, "batched", params, profile.limits, images,
+            result = run_drop(REFERENCE_TARGET, killer.server.url, args.strategy, params, profile.limits, images,
                               canvas_id, index, cache, client_id=f"crash-{index}", socket_type=watched_socket(ledger))
             killer.active = False
             ledger.batch_sent.set()  # an aimed kill waiting for a batch that will not come

@@ -180,6 +180,13 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -273,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--drop-cap-s", type=float, default=0.0,
                      help="stop a drop still going after this long: its open images are 'unfinished' (as "
                           "browser-run's --max-seconds)")
+    run.add_argument("--arrival-rate", type=_positive_float, default=0.0, metavar="USERS_PER_S",
+                     help="users arrive at this rate (Locust's spawn rate), each starting its drop as it arrives; "
+                          "default: all at once")
     run.add_argument("--thresholds", default="", metavar="FILE",
                      help="gate the run by these thresholds when it ends (exit 99 if one fails), and stop it early "
                           "when one marked abort_on_fail is crossed (k6's abortOnFail)")

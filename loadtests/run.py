@@ -79,6 +79,8 @@ class RunOptions:
     """Our server's socket when ``run`` starts it: ``websocket`` (default) or ``socketio``."""
     thresholds: str = ""
     """A thresholds TOML: those marked ``abort_on_fail`` are watched during the run (``loadtests.watch``)."""
+    arrival_rate: float = 0.0
+    """Users arriving per second (Locust's spawn rate); 0: all at once."""
 
 
 def _say(options: RunOptions, text: str) -> None:
@@ -165,9 +167,10 @@ def run(options: RunOptions) -> RunSummary:
                 auth_secret_file=options.auth_secret_file or None))
             url, server_cpu, server_memory = server.url, server.cpu_seconds, server.memory_mib
             _say(options, f"[bulkbench] server: profile {profile.name!r} at {url} (pid {server.pid})")
-        run_time_s = max(options.max_seconds, options.drop_cap_s + JUDGE_GRACE_S)
+        arriving_s = (options.users - 1) / options.arrival_rate if options.arrival_rate else 0.0
+        run_time_s = max(options.max_seconds, options.drop_cap_s + JUDGE_GRACE_S) + arriving_s
         command = [*prefix, sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-                   "-u", str(options.users), "-r", str(options.users), "--host", url,
+                   "-u", str(options.users), "-r", f"{options.arrival_rate or options.users:g}", "--host", url,
                    "--run-time", f"{int(run_time_s)}s", "--stop-timeout", "30",
                    "--csv", str(out / "locust"), "--html", str(out / "locust.html"), "--only-summary",
                    "--loglevel", "WARNING",
@@ -191,7 +194,8 @@ def run(options: RunOptions) -> RunSummary:
             command += ["--bb-thresholds", str(Path(options.thresholds).resolve())]
         if options.processes:
             command += ["--processes", str(options.processes)]
-        _say(options, f"[bulkbench] locust: {options.users} user(s), strategy {options.strategy!r}, "
+        arriving = f", arriving {options.arrival_rate:g}/s" if options.arrival_rate else ", all at once"
+        _say(options, f"[bulkbench] locust: {options.users} user(s){arriving}, strategy {options.strategy!r}, "
                       f"{options.images} images each")
         started = time.perf_counter()
         cpu_before = server_cpu() if server_cpu else 0.0
@@ -254,7 +258,7 @@ def main(args: Any) -> int:
         workload=args.workload or "", emulation=not args.no_emulation, max_seconds=args.max_seconds,
         auth_secret_file=args.auth_secret_file or "", token=args.token or "",
         target_profile=args.target_profile or REFERENCE, transport=args.transport or "", start_app=args.start_app or "",
-        drop_cap_s=args.drop_cap_s, thresholds=args.thresholds or "",
+        drop_cap_s=args.drop_cap_s, thresholds=args.thresholds or "", arrival_rate=args.arrival_rate,
     )
     summary = run(options)
     print()

@@ -1,4 +1,4 @@
-"""Crash safety, a few kills: ``kill -9`` during ``batched`` drops; nothing acknowledged is lost.
+"""Crash safety, a few kills: ``kill -9`` during ``batched`` and ``pipelined`` drops; nothing acknowledged is lost.
 
 The benchmark (``python -m benchmarks.crash_bench``) does the killing and its own checks after every
 restart; this test runs it small and then checks the end state again itself, on a server it starts on
@@ -14,16 +14,20 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import ServerFactory
 
 IMAGES, KILLS = 40, 3
 
 
-def test_kill_9_during_batched_drops_loses_nothing(tmp_path: Path, start_server: ServerFactory) -> None:
+@pytest.mark.parametrize("strategy", ["batched", "pipelined"])
+def test_kill_9_during_drops_of_the_batch_protocol_loses_nothing(tmp_path: Path, start_server: ServerFactory,
+                                                                 strategy: str) -> None:
     out = tmp_path / "crash"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.crash_bench", "--images", str(IMAGES), "--kills", str(KILLS),
+        [sys.executable, "-m", "benchmarks.crash_bench", "--strategy", strategy, "--images", str(IMAGES),
+         "--kills", str(KILLS),
          "--seed", "3", "--pause", "0.3", "1.5", "--out", str(out)],
         capture_output=True, text=True, timeout=240,
     )

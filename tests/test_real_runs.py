@@ -222,3 +222,19 @@ def test_pipelined_completes_in_batches_as_it_goes_and_settles_before_the_end(st
     assert len(settled) == 60 and settled[len(settled) // 2] < 0.8 * settled[-1]
     assert 0 < summary.time_to_first_settled_s < summary.settled_p50_s < summary.drop_seconds
     assert summary.bound_seconds > 0 and summary.extra["bound"]["binding"] == "cpu"
+
+
+def test_users_arrive_at_the_arrival_rate_or_all_at_once(start_server, tmp_path, small_workload):
+    """Locust's spawn rate: two users at 0.5 a second start their drops about 2 s apart; by default at once."""
+    server = start_server("optimized")
+    gaps = {}
+    for rate in (0.5, 0.0):
+        out = tmp_path / f"rate-{rate}"
+        summary = run(RunOptions(strategy="batched", images=4, users=2, profile="optimized", out=out,
+                                 target=server.url, workload=small_workload, quiet=True, max_seconds=300,
+                                 arrival_rate=rate))
+        assert summary.images_ok == 8
+        starts = sorted(json.loads(p.read_text())["started_at"] for p in (out / "drops").glob("*.json"))
+        gaps[rate] = starts[1] - starts[0]
+    assert 1.5 <= gaps[0.5] <= 4.0
+    assert gaps[0.0] < 1.0
