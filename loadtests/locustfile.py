@@ -88,7 +88,8 @@ def on_init(environment: Any, **_: Any) -> None:
     if options is None:
         return
     environment.bulkbench = {"done": 0, "run_id": options.bb_run_id or f"r{int(time.time())}",
-                             "stop": gevent.event.Event(), "live": LiveDrops(), "watch": None}
+                             "stop": gevent.event.Event(), "live": LiveDrops(), "watch": None,
+                             "drops_started": 0}
     if options.bb_thresholds and environment.runner is not None and not isinstance(environment.runner, MasterRunner):
         _watch(environment, options)  # in every process that runs users
     if environment.runner is None or isinstance(environment.runner, WorkerRunner):
@@ -156,6 +157,13 @@ class DropUser(User):
     @task
     def drop(self) -> None:
         options = _options(self.environment)
+        state = self.environment.bulkbench
+        if options.bb_out and not self.iteration:
+            if state["drops_started"] >= options.num_users:
+                # Locust keeps its user count while users arrive at a rate: a user that ended its drop is
+                # replaced. One drop per user: the replacement has nothing to drop.
+                raise StopUser()
+            state["drops_started"] += 1
         label = self.user_index if not self.iteration else f"{self.user_index}.{self.iteration}"
         images = draw_images(self.workload, user=label)
         self.cache.prepare(images)

@@ -127,6 +127,9 @@ def run(options: RunOptions) -> RunSummary:
         options = dataclasses.replace(options, target_profile=APP_TARGETS.get(options.start_app, options.start_app))
     if options.thresholds:
         load_gates(Path(options.thresholds))  # a bad file is refused before anything starts
+    if options.arrival_rate and options.processes:
+        raise ConfigError("--arrival-rate runs in one Locust process: drop --processes (each process would "
+                          "count its own arrivals)")
     target = check_target(options)
     if target.name != REFERENCE:  # not our server: the client is built for the profile that stands for it
         options = dataclasses.replace(options, profile=target.model_profile)

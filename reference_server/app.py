@@ -12,6 +12,7 @@ import contextlib
 import logging
 import socket
 import time
+from collections import deque
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,13 @@ class Server:
         self.rate_limiter = RateLimiter(profile.rate_limit) if profile.rate_limit else None
         self.uploads_in_flight = 0
         """Uploads admitted and not yet answered (``Limits.max_uploads_in_flight``)."""
+        self.thumbnails_pending: set[str] = set()
+        """Stored files (by stem) whose after-the-answer thumbnails are not made yet: a GET of one is
+        told to come back (503, Retry-After), not that it does not exist."""
+        self.thumbnail_backlog: deque[Coroutine[Any, Any, Any]] = deque()
+        """After-the-answer thumbnail jobs the stage refused (its queue full): each job that ends starts
+        the oldest, so none is dropped (10,000 images at once used to lose most of their thumbnails)."""
+        self.closing = False
         self._background: set[asyncio.Task[Any]] = set()
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
@@ -75,7 +83,15 @@ class Server:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def start_next_thumbnails(self) -> None:
+        if self.thumbnail_backlog and not self.closing:
+            self.spawn(self.thumbnail_backlog.popleft())
+
     async def close(self) -> None:
+        self.closing = True
+        for job in self.thumbnail_backlog:
+            job.close()  # never started: nothing to wait for
+        self.thumbnail_backlog.clear()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         self.storage.close()

@@ -92,6 +92,7 @@ async def _store(server: Server, received: ReceivedUpload) -> dict[str, Any]:
     os.replace(received.path, storage.uploads_dir / name)
     storage.record_upload(name, received.sha256, received.size, received.content_type)
     if profile.thumbnails == "async":
+        server.thumbnails_pending.add(Path(name).stem)
         server.spawn(_thumbnails_later(server, name, facts))
     return _upload_answer(name, received.sha256)
 
@@ -125,12 +126,18 @@ async def _thumbnails(server: Server, source: Any, name: str, facts: ImageFacts)
 
 
 async def _thumbnails_later(server: Server, name: str, facts: ImageFacts) -> None:
+    """After the answer: refused by a full stage, the job waits in the backlog; every job that ends starts
+    the next one waiting."""
     try:
         await _thumbnails(server, server.storage.uploads_dir / name, name, facts)
     except Overloaded:
-        server.metrics.operations_total.labels("thumbnail", "skipped").inc()
+        server.metrics.operations_total.labels("thumbnail", "deferred").inc()
+        server.thumbnail_backlog.append(_thumbnails_later(server, name, facts))
+        return
     except Exception:
         log.exception("thumbnails for %s failed", name)
+    server.thumbnails_pending.discard(Path(name).stem)
+    server.start_next_thumbnails()
 
 
 MAX_GENERATE_BODY_BYTES = 4096
@@ -187,8 +194,12 @@ async def get_thumbnail(request: Request) -> Response:
     size, name = request.path_params["size"], request.path_params["name"]
     if not size.isdigit() or not safe_name(name):
         return _not_found("thumbnail")
-    path = _server(request).storage.thumbnails_dir / size / name
+    server = _server(request)
+    path = server.storage.thumbnails_dir / size / name
     if not path.is_file():
+        if Path(name).stem in server.thumbnails_pending:  # being made: come back, it will exist
+            return error_response(ProtocolError(ErrorCode.OVERLOADED, "thumbnail not made yet",
+                                                retry_after_s=server.profile.retry_after_s))
         return _not_found("thumbnail")
     return FileResponse(path, media_type="image/webp")
 

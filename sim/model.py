@@ -15,8 +15,8 @@ most of a run's time. The browsers' side stays processes (``sim/driver.py``), as
 
 from __future__ import annotations
 
-import contextlib
 import random
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +78,10 @@ class ServerModel:
         self.cpu = Slots(env, max(1, params.server_cpus))
         self.uploads_in_flight = 0
         """Upload bodies admitted and not yet answered (``Limits.max_uploads_in_flight``)."""
+        self.thumbnail_backlog: deque[tuple[str, float]] = deque()
+        """After-the-answer thumbnail jobs (stem, items) a full stage refused, waiting their turn."""
+        self.thumbnails_pending: set[str] = set()
+        """Stored files whose after-the-answer thumbnails are not made yet (a GET: 503, come back)."""
         self._names = 0
 
     # ------------------------------------------------------------------ costs
@@ -214,9 +218,21 @@ class ServerModel:
                 then(HttpResult(503, retry_after_s=exc.retry_after_s))
             return
         if self.profile.thumbnails == "async":
-            with contextlib.suppress(Overloaded):  # after the answer: a refused thumbnail fails nobody
-                self.serve("thumbnail", thumbnail_items, _nothing)
+            self.thumbnails_pending.add(name.rsplit(".", 1)[0])
+            self._thumbnails_later(name.rsplit(".", 1)[0], thumbnail_items)
         self._stored(name, digest, then)
+
+    def _thumbnails_later(self, stem: str, items: float) -> None:
+        """After the answer, as the server does: refused by a full stage, the job waits in the backlog;
+        each job that ends starts the oldest waiting (none is dropped)."""
+        def ended() -> None:
+            self.thumbnails_pending.discard(stem)
+            if self.thumbnail_backlog:
+                self._thumbnails_later(*self.thumbnail_backlog.popleft())
+        try:
+            self.serve("thumbnail", items, ended)
+        except Overloaded:
+            self.thumbnail_backlog.append((stem, items))
 
     def _stored(self, name: str, digest: str, then: Callable[[HttpResult], None]) -> None:
         self.stored.add(name)
@@ -224,12 +240,16 @@ class ServerModel:
         then(_stored_answer(name, digest))
 
     def get_status(self, path: str) -> int:
-        """What a GET of a stored file's thumbnail answers: 404 for a size its plan skipped."""
+        """What a GET of a stored file's thumbnail answers: 404 for a size its plan skipped, 503 while its
+        after-the-answer thumbnails are not made yet."""
         parts = path.split("/")
         if len(parts) == 4 and parts[1] == "thumbnails" and parts[2].isdigit():
-            sizes = self.thumbnails.get(parts[3].rsplit(".", 1)[0])
+            stem = parts[3].rsplit(".", 1)[0]
+            sizes = self.thumbnails.get(stem)
             if sizes is not None and int(parts[2]) not in sizes:
                 return 404
+            if stem in self.thumbnails_pending:
+                return 503
         return 200
 
     def rate_limited(self, client: SimClient, at: float | None = None) -> float | None:
@@ -237,10 +257,6 @@ class ServerModel:
         if self.rate_limiter is None:
             return None
         return self.rate_limiter.check(f"user-{client.user}", self.env.now if at is None else at)
-
-
-def _nothing() -> None:
-    return None
 
 
 def _stored_answer(name: str, digest: str) -> HttpResult:

@@ -185,3 +185,34 @@ def test_metrics_are_prometheus_text(legacy) -> None:
     assert 'bulkbench_http_responses_total{route="/api/upload",status="200"} 1.0' in text
 
 
+
+
+def test_after_the_answer_thumbnails_a_full_stage_refuses_wait_their_turn_and_none_is_dropped(start_server,
+                                                                                                tmp_path) -> None:
+    """One thumbnail worker, one waiting place, 300 ms a job: six uploads answered at once leave four
+    refused. They wait in the backlog, each started as one before it ends; meanwhile a GET of one is told
+    to come back (503, Retry-After), and at the end every image has its thumbnails."""
+    profile = _profile(tmp_path, "[stages.thumbnail]\nworkers = 1\nqueue_limit = 1\nservice_ms = 300.0\n",
+                       base="optimized")
+    server = start_server(profile)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        stems = [Path(upload(client, image_bytes(seed=40 + k)).json()["serverFilename"]).stem for k in range(6)]
+        waiting = client.get(f"/thumbnails/64/{stems[-1]}.webp")
+        assert waiting.status_code == 503 and int(waiting.headers["Retry-After"]) >= 1
+        assert client.get("/thumbnails/64/nothing-like-it.webp").status_code == 404
+        deadline = 6 * 0.3 + 30.0
+        made = lambda: all(client.get(f"/thumbnails/64/{stem}.webp").status_code == 200 for stem in stems)  # noqa: E731
+        assert _eventually(made, deadline), "a thumbnail job was dropped"
+        metrics = client.get("/metrics").text
+    assert 'bulkbench_operations_total{outcome="deferred",type="thumbnail"}' in metrics
+
+
+def _eventually(condition, within_s: float) -> bool:
+    """Poll ``condition`` until it holds or ``within_s`` has passed (a wait for a state, not a timing)."""
+    import time
+    ends = time.monotonic() + within_s
+    while time.monotonic() < ends:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
