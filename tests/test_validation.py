@@ -87,3 +87,19 @@ def test_the_protocol_client_against_the_recorded_real_client() -> None:
     for r in rows:  # where nothing is lost on either side, the operations by type are what the page sent
         if r["browser"]["failure_rate"] == 0 and r["protocol"]["failure_rate"] == 0 and r["within"]:
             assert r["browser"]["ops"] == r["protocol"]["ops"]
+
+
+PIPELINED_MISSES = {("legacy", 200, 1, 100.0)}
+"""Where the cores bind, the machine's noise: the same 200-image legacy drop took 16.5-22.6 s over six
+real runs (its server CPU 36-47 CPU-s); the model's 17.4 s is inside that spread, 23 % under the row
+recorded here (see the note of issue 14)."""
+
+
+def test_the_model_predicts_the_recorded_pipelined_runs_within_its_stated_error() -> None:
+    rows = compare_matrix(ROOT / "examples" / "validation" / "pipelined", replications=1)
+    assert len(rows) == 14 and {r["strategy"] for r in rows} == {"pipelined"}
+    missed = {(r["profile"], r["images"], r["users"], r["uplink_mbit"]) for r in rows if not r["within"]}
+    assert missed <= PIPELINED_MISSES, missed
+    for r in rows:  # nothing lost, and no more than the bound's few percent of messages apart
+        assert r["real_failure_rate"] == 0 and r["sim_failure_rate"] == 0
+        assert abs(r["sim_ws_sent"] - r["real_ws_sent"]) <= 0.15 * r["real_ws_sent"] + 2
