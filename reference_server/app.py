@@ -183,6 +183,8 @@ def create_app(profile: Profile, data_dir: Path, auth: TokenAuthority | None = N
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        if resumed := http.resume_thumbnails(server):
+            log.info("thumbnails of %d stored files were never made: queued again", resumed)
         yield
         await server.close()
 

@@ -140,6 +140,32 @@ async def _thumbnails_later(server: Server, name: str, facts: ImageFacts) -> Non
     server.start_next_thumbnails()
 
 
+def resume_thumbnails(server: Server) -> int:
+    """After a restart: stored files whose after-the-answer thumbnails were never made (the backlog lives
+    in memory) are queued again, oldest name first; returns how many."""
+    profile, storage = server.profile, server.storage
+    if profile.thumbnails != "async":
+        return 0
+    resumed = 0
+    for name in storage.upload_names():
+        try:
+            with Image.open(storage.uploads_dir / name) as image:  # the header only
+                width, height = image.size
+        except Exception:
+            continue  # not an image we can make thumbnails of: it never had any
+        stem = Path(name).stem
+        plan = profile.thumbnail_plan(width, height)
+        if all((storage.thumbnails_dir / str(size) / f"{stem}.webp").is_file() for size in plan):
+            continue
+        server.thumbnails_pending.add(stem)
+        facts = ImageFacts(Path(name).suffix.lstrip("."), width, height)
+        server.thumbnail_backlog.append(_thumbnails_later(server, name, facts))
+        resumed += 1
+    for _ in range(min(resumed, server.stages["thumbnail"].spec.workers)):
+        server.start_next_thumbnails()
+    return resumed
+
+
 MAX_GENERATE_BODY_BYTES = 4096
 """Largest ``POST /api/thumbnails/generate`` body (a hash and a few sizes)."""
 MAX_THUMBNAIL_PX = 8192

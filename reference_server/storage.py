@@ -157,6 +157,9 @@ class Storage:
     def upload_exists(self, filename: str) -> bool:
         return filename in self._upload_names
 
+    def upload_names(self) -> list[str]:
+        return sorted(self._upload_names)
+
     def upload_by_hash(self, image_hash: str) -> str | None:
         row = self.db.execute(
             "SELECT filename FROM uploads WHERE hash = ? ORDER BY created LIMIT 1", (image_hash,)

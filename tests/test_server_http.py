@@ -216,3 +216,21 @@ def _eventually(condition, within_s: float) -> bool:
             return True
         time.sleep(0.1)
     return condition()
+
+
+def test_thumbnails_never_made_before_a_restart_are_made_after_it(start_server, tmp_path) -> None:
+    """The backlog lives in memory: a server stopped with thumbnails still owed makes them when it starts
+    again on the same data, and says 503 (not 404) for them until then."""
+    profile = _profile(tmp_path, "[stages.thumbnail]\nworkers = 1\nqueue_limit = 1\nservice_ms = 300.0\n",
+                       base="optimized")
+    first = start_server(profile, data_dir=tmp_path / "data")
+    with httpx.Client(base_url=first.url, timeout=60) as client:
+        stems = [Path(upload(client, image_bytes(seed=60 + k)).json()["serverFilename"]).stem for k in range(6)]
+    first.stop()  # at once: most of the six are still owed
+    owed = [s for s in stems if not (tmp_path / "data" / "thumbnails" / "64" / f"{s}.webp").is_file()]
+    assert owed, "the first server made every thumbnail before it stopped: nothing to resume"
+    again = start_server(profile, data_dir=tmp_path / "data")
+    with httpx.Client(base_url=again.url, timeout=60) as client:
+        assert client.get(f"/thumbnails/64/{owed[-1]}.webp").status_code in (200, 503)
+        made = lambda: all(client.get(f"/thumbnails/64/{stem}.webp").status_code == 200 for stem in stems)  # noqa: E731
+        assert _eventually(made, 6 * 0.3 + 30.0), "a thumbnail owed before the restart was never made"
