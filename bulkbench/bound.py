@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from bulkbench.limits import MIB
-from bulkbench.model_params import ModelParams, load_model_params
+from bulkbench.model_params import ModelParams, load_model_params, mean_work_s
 from bulkbench.network import NetworkSpec
 from bulkbench.profile import Profile
 from bulkbench.results import RunSummary
@@ -49,10 +49,10 @@ class Bound:
 
 def upload_work_s(profile: Profile, params: ModelParams, image: ImageSpec) -> float:
     """The server's CPU on one upload before it can answer: the check, and thumbnails when synchronous."""
-    mb = image.size_bytes / MIB
-    work = profile.stage("upload").work_s(mb) + (params.receive_cpu_ms + params.receive_cpu_ms_per_mb * mb) / 1000.0
+    work = mean_work_s(profile.stage("upload"), params, "upload", image.size_bytes / MIB)
     if profile.thumbnails == "sync":
-        work += profile.stage("thumbnail").work_s(profile.thumbnail_items(image.width, image.height))
+        items = profile.thumbnail_items(image.width, image.height)
+        work += mean_work_s(profile.stage("thumbnail"), params, "thumbnail", items)
     return work
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bulkbench.config import from_table, scenarios_dir, table_of
+from bulkbench.profile import StageSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +46,12 @@ class ModelParams:
 def load_model_params(path: str | None = None) -> ModelParams:
     source = Path(path) if path else scenarios_dir() / "model.toml"
     return from_table(ModelParams, table_of(source, "model"), f"{source} [model]")
+
+
+def mean_work_s(spec: StageSpec, params: ModelParams, stage: str, items: float) -> float:
+    """One job's real work at its fitted mean: the stage's own cost, and on an upload the event loop's
+    receive CPU (which no stage sample sees). The model draws around it; the bound adds it up."""
+    mean = spec.work_s(items)
+    if stage == "upload":
+        mean += (params.receive_cpu_ms + params.receive_cpu_ms_per_mb * items) / 1000.0
+    return mean

@@ -228,7 +228,7 @@ def _end_sessions(sessions: list[subprocess.Popen[bytes]]) -> None:
 
 
 def summarize_drops(out: Path, options: BrowserRunOptions, target_name: str, network: Any,
-                    drops: list[list[ImageSpec]] | None = None) -> RunSummary:
+                    drops: list[list[ImageSpec]]) -> RunSummary:
     errors = [p.read_text().strip() for p in sorted((out / "drops").glob("*.error"))]
     if errors:
         raise TruthError(f"{len(errors)} of {options.users} browser drops have no judgement: {errors[0]}; "
@@ -241,8 +241,7 @@ def summarize_drops(out: Path, options: BrowserRunOptions, target_name: str, net
         "network": network.to_json(), "target_profile": target.name, "model_profile": target.model_profile,
         "transport": target.socket.transport, "viewport": list(options.viewport), **drop_figures(results),
         **browser_figures(results)})
-    if drops is not None:
-        add_bound(summary, drops, load_profile(target.model_profile), network)
+    add_bound(summary, drops, load_profile(target.model_profile), network)
     write_results(out, [summary], results)
     return summary
 

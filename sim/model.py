@@ -26,7 +26,7 @@ import simpy
 from bulkbench.canvas import Applied, Canvas
 from bulkbench.effects import Answer, AnswerKind, HttpResult
 from bulkbench.limits import MIB
-from bulkbench.model_params import ModelParams
+from bulkbench.model_params import ModelParams, mean_work_s
 from bulkbench.profile import STAGE_NAMES, Overloaded, Profile
 from bulkbench.protocol import (
     BATCH_OPS,
@@ -89,9 +89,7 @@ class ServerModel:
     def work_s(self, stage: str, items: float) -> float:
         """The real work of one job (drawn around its fitted mean)."""
         spec = self.specs[stage]
-        mean = spec.work_s(items)
-        if stage == "upload":
-            mean += (self.params.receive_cpu_ms + self.params.receive_cpu_ms_per_mb * items) / 1000.0
+        mean = mean_work_s(spec, self.params, stage, items)
         cv = spec.work_cv or self.params.service_cv
         if cv <= 0 or mean <= 0:
             return mean
@@ -210,7 +208,8 @@ class ServerModel:
         self._names += 1
         name = f"{self._names:06d}-{image.id}.png"
         thumbnail_items = self.profile.thumbnail_items(image.width, image.height)
-        self.thumbnails[name.rsplit(".", 1)[0]] = self.profile.thumbnail_plan(image.width, image.height)
+        stem = name.rsplit(".", 1)[0]
+        self.thumbnails[stem] = self.profile.thumbnail_plan(image.width, image.height)
         if self.profile.thumbnails == "sync":
             try:
                 self.serve("thumbnail", thumbnail_items, lambda: self._stored(name, digest, then))
@@ -218,8 +217,8 @@ class ServerModel:
                 then(HttpResult(503, retry_after_s=exc.retry_after_s))
             return
         if self.profile.thumbnails == "async":
-            self.thumbnails_pending.add(name.rsplit(".", 1)[0])
-            self._thumbnails_later(name.rsplit(".", 1)[0], thumbnail_items)
+            self.thumbnails_pending.add(stem)
+            self._thumbnails_later(stem, thumbnail_items)
         self._stored(name, digest, then)
 
     def _thumbnails_later(self, stem: str, items: float) -> None:

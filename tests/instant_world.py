@@ -36,6 +36,8 @@ class InstantWorld:
     stored: set[str] = field(default_factory=set)
     ops_seen: list[tuple[str, str]] = field(default_factory=list)
     fetches: int = 0
+    fetched_at: list[float] = field(default_factory=list)
+    """When each GET's connection was granted."""
     posts: int = 0
     retry_after_s: float = 1.0
     """The Retry-After a refused upload (429/503) carries."""
@@ -102,6 +104,7 @@ class InstantWorld:
     def fetch(self, client: SimClient, paths: tuple[str, ...], timeout_s: float) -> Generator:
         with self._pool(client).request() as connection:
             yield connection
+            self.fetched_at.append(self.env.now)
             yield self.env.timeout(0.005 * len(paths))
             self.fetches += len(paths)
             return tuple(HttpResult(200) for _ in paths)

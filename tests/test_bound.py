@@ -30,20 +30,19 @@ def test_goodput_at_mtu_1500_is_the_rate_less_its_headers() -> None:
 
 
 def test_the_link_term_is_bytes_over_goodput_and_a_shared_link_carries_every_user() -> None:
-    legacy = load_profile("optimized")
-    one = physical_bound(images(1), legacy, load_network("uplink-10"), PARAMS)
+    optimized = load_profile("optimized")
+    one = physical_bound(images(1), optimized, load_network("uplink-10"), PARAMS)
     assert one.binding == "link"
     sent = sum(i.size_bytes + PARAMS.request_overhead_bytes for i in images(1)[0])
     assert one.link_s == pytest.approx(sent / NetworkSpec(uplink_mbit=10.0).goodput_bytes_per_s)
-    faster = physical_bound(images(1), legacy, load_network("uplink-20"), PARAMS)
+    faster = physical_bound(images(1), optimized, load_network("uplink-20"), PARAMS)
     assert faster.link_s == pytest.approx(one.link_s / 2)
     five = images(5)
-    shared = physical_bound(five, legacy, load_network("uplink-10"), PARAMS)
-    own = physical_bound(five, legacy, load_network("uplink-10"), PARAMS, per_user_link=True)
-    assert shared.link_s == pytest.approx(sum(physical_bound([u], legacy, load_network("uplink-10"), PARAMS).link_s
-                                              for u in five))
-    assert own.link_s == pytest.approx(max(physical_bound([u], legacy, load_network("uplink-10"), PARAMS).link_s
-                                           for u in five))
+    shared = physical_bound(five, optimized, load_network("uplink-10"), PARAMS)
+    own = physical_bound(five, optimized, load_network("uplink-10"), PARAMS, per_user_link=True)
+    alone = [physical_bound([u], optimized, load_network("uplink-10"), PARAMS).link_s for u in five]
+    assert shared.link_s == pytest.approx(sum(alone))
+    assert own.link_s == pytest.approx(max(alone))
 
 
 def test_synchronous_thumbnails_are_on_the_cores_and_asynchronous_ones_are_not() -> None:

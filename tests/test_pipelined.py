@@ -68,11 +68,14 @@ def test_a_lost_answer_is_resent_with_its_id_and_a_reset_upload_is_tried_again()
     assert all(r.outcome == "ok" for r in records)  # the server applied the first send of client-u0
 
 
-def test_thumbnails_wait_for_the_last_upload() -> None:
-    env, world, drop, client, records = drop_with("pipelined", images=30, world_kw={"upload_s": UPLOAD_S})
+@pytest.mark.parametrize("after_uploads", [True, False])
+def test_thumbnails_wait_for_the_last_upload(after_uploads: bool) -> None:
+    env, world, drop, client, records = drop_with("pipelined", images=30, world_kw={"upload_s": UPLOAD_S},
+                                                  params={"thumbnails_after_uploads": after_uploads})
     assert world.fetches == 30 * 19
     last_upload = max(s for starts in world.attempts.values() for s in starts) + UPLOAD_S
-    assert min(t.settled_at for t in drop.log.tracks.values()) < last_upload  # settled early, fetched late
+    assert min(t.settled_at for t in drop.log.tracks.values()) < last_upload  # settled early ...
+    assert (min(world.fetched_at) >= last_upload) is after_uploads  # ... fetched after the last upload
 
 
 @pytest.mark.parametrize("uplink", [10.0, 100.0])

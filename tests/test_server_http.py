@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -201,15 +202,17 @@ def test_after_the_answer_thumbnails_a_full_stage_refuses_wait_their_turn_and_no
         assert waiting.status_code == 503 and int(waiting.headers["Retry-After"]) >= 1
         assert client.get("/thumbnails/64/nothing-like-it.webp").status_code == 404
         deadline = 6 * 0.3 + 30.0
-        made = lambda: all(client.get(f"/thumbnails/64/{stem}.webp").status_code == 200 for stem in stems)  # noqa: E731
-        assert _eventually(made, deadline), "a thumbnail job was dropped"
+        assert _eventually(lambda: _all_made(client, stems), deadline), "a thumbnail job was dropped"
         metrics = client.get("/metrics").text
     assert 'bulkbench_operations_total{outcome="deferred",type="thumbnail"}' in metrics
 
 
+def _all_made(client: httpx.Client, stems: list[str]) -> bool:
+    return all(client.get(f"/thumbnails/64/{stem}.webp").status_code == 200 for stem in stems)
+
+
 def _eventually(condition, within_s: float) -> bool:
     """Poll ``condition`` until it holds or ``within_s`` has passed (a wait for a state, not a timing)."""
-    import time
     ends = time.monotonic() + within_s
     while time.monotonic() < ends:
         if condition():
@@ -232,5 +235,5 @@ def test_thumbnails_never_made_before_a_restart_are_made_after_it(start_server, 
     again = start_server(profile, data_dir=tmp_path / "data")
     with httpx.Client(base_url=again.url, timeout=60) as client:
         assert client.get(f"/thumbnails/64/{owed[-1]}.webp").status_code in (200, 503)
-        made = lambda: all(client.get(f"/thumbnails/64/{stem}.webp").status_code == 200 for stem in stems)  # noqa: E731
-        assert _eventually(made, 6 * 0.3 + 30.0), "a thumbnail owed before the restart was never made"
+        assert _eventually(lambda: _all_made(client, stems), 6 * 0.3 + 30.0), \
+            "a thumbnail owed before the restart was never made"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bulkbench.effects import NOW, AnswerKind, AwaitAnswers, Join, SendFrame, SendOp, Sleep, Upload
 from bulkbench.protocol import Event, OpType
@@ -56,6 +56,22 @@ class BatchedParams:
     """Further tries of a chunk whose connection was lost, or of an upload that got no answer."""
     thumbnail_gets_per_image: int = 19
     full_sync_at_end: bool = True
+
+
+class Retrying(Protocol):
+    """What ``send_batches`` and ``backoff_s`` need of a strategy's parameters (``batched``, ``pipelined``)."""
+
+    ack_timeout_s: float
+    batch_retries: int
+    retry_base_s: float
+    retry_cap_s: float
+    resume_retries: int
+
+
+def backoff_s(p: Retrying, attempt: int) -> float:
+    """The pause before trying again when the server named none (no Retry-After): doubling from
+    ``retry_base_s`` with each ``attempt`` (0 for the first), never over ``retry_cap_s``."""
+    return min(p.retry_cap_s, p.retry_base_s * 2 ** min(attempt, 8))
 
 
 def run(drop: Drop, p: BatchedParams) -> Generator[Any, Any, None]:
@@ -100,17 +116,17 @@ def upload_with_retries(drop: Drop, image: ImageSpec, p: BatchedParams) -> Gener
             return
         if result.status == 0 and not result.timed_out and unanswered < p.resume_retries:
             unanswered += 1  # connection refused or reset: the server is restarting
-            yield Sleep(min(p.retry_cap_s, p.retry_base_s * 2 ** min(unanswered - 1, 8)))
+            yield Sleep(backoff_s(p, unanswered - 1))
             continue
         refused += 1
         if result.status not in (0, 429, 503) or refused >= p.upload_attempts:
             break
         yield Sleep(result.retry_after_s if result.retry_after_s is not None
-                    else min(p.retry_cap_s, p.retry_base_s * 2 ** (refused - 1)))
+                    else backoff_s(p, refused - 1))
     track.fail(http_cause(track.upload), track.upload_done_at or 0.0)
 
 
-def send_batches(drop: Drop, op_type: OpType, key: str, items: list[dict[str, Any]], p: BatchedParams,
+def send_batches(drop: Drop, op_type: OpType, key: str, items: list[dict[str, Any]], p: Retrying,
                  tag: str) -> Generator[Any, Any, dict[str, bool]]:
     """Send ``items`` in cap-sized batches, all in flight; retry and split failures; item key -> ok."""
     field_of = "id" if op_type is OpType.BATCH_NODE_CREATE else "hash"
@@ -136,7 +152,7 @@ def send_batches(drop: Drop, op_type: OpType, key: str, items: list[dict[str, An
                         track_of[item[field_of]].fail(Cause.REJECTED, at)
                 continue
             if answer.kind is AnswerKind.CONNECTION_LOST and lost < p.resume_retries:
-                delay = max(delay, min(p.retry_cap_s, p.retry_base_s * 2 ** min(lost, 8)))
+                delay = max(delay, backoff_s(p, lost))
                 retry.append((chunk, attempt, lost + 1, op_id))  # sent again once the socket is back
                 continue
             refused_for_good = answer.kind is AnswerKind.REJECTED and answer.data.get("code") != "overloaded"

@@ -33,7 +33,7 @@ from typing import Any
 from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST, NOW, Join, Put, SendFrame, Spawn, Take, Upload
 from bulkbench.protocol import Event, OpType
 from bulkbench.results import Cause
-from bulkbench.strategies.batched import send_batches
+from bulkbench.strategies.batched import backoff_s, send_batches
 from bulkbench.strategies.common import Drop, hash_images, http_cause, node_params, spawn_thumbnails, upload_item
 from bulkbench.workload import ImageSpec
 
@@ -186,8 +186,7 @@ def run(drop: Drop, p: PipelinedParams) -> Generator[Any, Any, None]:
             if (lost and tried < p.resume_retries) or (result.status in (0, 429, 503) and tried < p.upload_attempts):
                 if not lost:
                     window.shrink(now, f"http {result.status}" if result.status else "upload timeout")
-                pause = (result.retry_after_s if result.retry_after_s is not None
-                         else min(p.retry_cap_s, p.retry_base_s * 2 ** min(tried - 1, 8)))
+                pause = result.retry_after_s if result.retry_after_s is not None else backoff_s(p, tried - 1)
                 window.paused_until = max(window.paused_until, now + pause)
                 ready.appendleft(image)
                 continue
