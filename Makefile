@@ -21,15 +21,15 @@ test: $(STAMP)  ## lint, then the test suite (real server on loopback)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)  ## benchmarks, measured side by side in one run
-	$(BIN)/python -m benchmarks.server_bench
-	$(BIN)/python -m benchmarks.loadgen_bench
-	$(BIN)/python -m benchmarks.sim_bench
+	$(BIN)/python -m benchmarks.performance.server_bench
+	$(BIN)/python -m benchmarks.performance.loadgen_bench
+	$(BIN)/python -m benchmarks.performance.sim_bench
 
 hardening: $(STAMP)  ## fuzzing, crash (kill -9 x 20), overload (10x), slow clients: the server's hardening figures
-	$(BIN)/python -m benchmarks.fuzz_bench --examples 5000 --max-seconds 300
-	$(BIN)/python -m benchmarks.crash_bench --images 500 --kills 20
-	$(BIN)/python -m benchmarks.overload_bench --factor 10
-	$(BIN)/python -m benchmarks.slow_clients_bench
+	$(BIN)/python -m benchmarks.hardening.fuzz_bench --examples 5000 --max-seconds 300
+	$(BIN)/python -m benchmarks.hardening.crash_bench --images 500 --kills 20
+	$(BIN)/python -m benchmarks.hardening.overload_bench --factor 10
+	$(BIN)/python -m benchmarks.hardening.slow_clients_bench
 
 gate: $(STAMP)  ## a small real run, gated by the project's thresholds (CI runs this)
 	$(BIN)/bulkbench run --strategy batched --images 30 --profile legacy --workload scenarios/workload-light.toml \

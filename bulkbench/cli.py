@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate", help="recorded runs held to each other: the model to real runs (default), our server to "
                          "the real app (--servers), our client to the real one (--engines); exit 1 on a miss")
-    validate.add_argument("matrix_dir", help="a folder with matrix.jsonl (python -m benchmarks.matrix)")
+    validate.add_argument("matrix_dir", help="a folder with matrix.jsonl (python -m benchmarks.validation.matrix)")
     validate.add_argument("--profile", action="append", default=[], metavar="NAME=PROFILE.toml", type=_substitute,
                           help="simulate profile NAME with this file instead")
     validate.add_argument("--replications", type=_positive_int, default=5)

@@ -229,6 +229,10 @@ class Ping:
 
 
 ClientMessage = JoinCanvas | ExecuteOperation | RequestFullSync | RequestUndoState | Ping
+MESSAGE_EVENTS: dict[type, Event] = {JoinCanvas: Event.JOIN_CANVAS, ExecuteOperation: Event.EXECUTE_OPERATION,
+                                     RequestFullSync: Event.REQUEST_FULL_SYNC,
+                                     RequestUndoState: Event.REQUEST_UNDO_STATE, Ping: Event.PING}
+"""The event each message class is read from."""
 
 
 # --------------------------------------------------------------------------- encoding

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import socket
 import time
-from collections import deque
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from bulkbench.auth import TokenAuthority
 from bulkbench.profile import STAGE_NAMES, Overloaded, Profile
 from bulkbench.protocol import ErrorCode, ProtocolError
 from bulkbench.ratelimit import RateLimiter
+from bulkbench.server_core import UploadDesk
 from reference_server import http
 from reference_server.metrics import Metrics
 from reference_server.service import CanvasService
@@ -66,14 +66,8 @@ class Server:
         }
         self.service = CanvasService(profile, self.storage, self.stages, self.metrics)
         self.rate_limiter = RateLimiter(profile.rate_limit) if profile.rate_limit else None
-        self.uploads_in_flight = 0
-        """Uploads admitted and not yet answered (``Limits.max_uploads_in_flight``)."""
-        self.thumbnails_pending: set[str] = set()
-        """Stored files (by stem) whose after-the-answer thumbnails are not made yet: a GET of one is
-        told to come back (503, Retry-After), not that it does not exist."""
-        self.thumbnail_backlog: deque[Coroutine[Any, Any, Any]] = deque()
-        """After-the-answer thumbnail jobs the stage refused (its queue full): each job that ends starts
-        the oldest, so none is dropped (10,000 images at once used to lose most of their thumbnails)."""
+        self.uploads = UploadDesk(profile)
+        """Admission, de-duplication and thumbnails owed: the upload rules, shared with the model."""
         self.closing = False
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -83,15 +77,9 @@ class Server:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def start_next_thumbnails(self) -> None:
-        if self.thumbnail_backlog and not self.closing:
-            self.spawn(self.thumbnail_backlog.popleft())
-
     async def close(self) -> None:
         self.closing = True
-        for job in self.thumbnail_backlog:
-            job.close()  # never started: nothing to wait for
-        self.thumbnail_backlog.clear()
+        self.uploads.backlog.clear()  # never started: nothing to wait for
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         self.storage.close()

@@ -14,11 +14,10 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.types import Scope
 
 from bulkbench.auth import bearer_token
-from bulkbench.limits import MIB
 from bulkbench.profile import Overloaded
 from bulkbench.protocol import ErrorCode, ProtocolError, loads
+from bulkbench.server_core import ThumbnailJob, upload_answer
 from reference_server.uploads import (
-    ImageFacts,
     ReceivedUpload,
     check_upload,
     make_thumbnails,
@@ -57,10 +56,8 @@ def _not_found(what: str) -> JSONResponse:
 
 async def upload(request: Request) -> Response:
     server = _server(request)
-    stage = server.stages["upload"]
-    stage.check_admission()  # refuse before reading a body we could not process
-    server.profile.check_upload_slots(server.uploads_in_flight)
-    server.uploads_in_flight += 1
+    desk = server.uploads
+    desk.admit(server.stages["upload"].check_admission)  # refuse before reading a body we could not process
     try:
         length = request.headers.get("content-length")
         received = await receive_upload(
@@ -76,47 +73,36 @@ async def upload(request: Request) -> Response:
         finally:
             received.path.unlink(missing_ok=True)
     finally:
-        server.uploads_in_flight -= 1
+        desk.answered()
 
 
 async def _store(server: Server, received: ReceivedUpload) -> dict[str, Any]:
-    profile, storage = server.profile, server.storage
+    profile, storage, desk = server.profile, server.storage, server.uploads
     facts = await server.stages["upload"].run(
-        lambda: check_upload(received, profile.limits), items=received.size / MIB
+        lambda: check_upload(received, profile.limits), items=desk.check_items(received.size)
     )  # inline: it reads the header and the last KiB, not the file
-    if profile.dedup_by_hash and (existing := storage.upload_by_hash(received.sha256)):
-        return _upload_answer(existing, received.sha256, deduplicated=True)
+    if existing := desk.existing(received.sha256, storage.upload_by_hash):
+        return upload_answer(existing, received.sha256, deduplicated=True)
     name = stored_name(received.sha256, facts.extension)
-    if profile.thumbnails == "sync":
-        await _thumbnails(server, received.path, name, facts)
+    job = desk.thumbnails(name, facts.width, facts.height)
+    if job is not None and desk.before_answer:
+        await _thumbnails(server, received.path, job)
     os.replace(received.path, storage.uploads_dir / name)
     storage.record_upload(name, received.sha256, received.size, received.content_type)
-    if profile.thumbnails == "async":
-        server.thumbnails_pending.add(Path(name).stem)
-        server.spawn(_thumbnails_later(server, name, facts))
-    return _upload_answer(name, received.sha256)
+    if job is not None and not desk.before_answer:
+        desk.owe(job)
+        server.spawn(_thumbnails_later(server, job))
+    return upload_answer(name, received.sha256)
 
 
-def _upload_answer(name: str, sha256: str, deduplicated: bool = False) -> dict[str, Any]:
-    return {
-        "success": True,
-        "url": f"/uploads/{name}",
-        "serverFilename": name,
-        "filename": name,
-        "hash": sha256,
-        "deduplicated": deduplicated,
-    }
-
-
-async def _thumbnails(server: Server, source: Any, name: str, facts: ImageFacts) -> None:
-    """The profile's thumbnail plan for this image, as one job of the thumbnail stage."""
+async def _thumbnails(server: Server, source: Path, job: ThumbnailJob) -> None:
+    """One file's thumbnails, as one job of the thumbnail stage."""
     profile = server.profile
-    sizes = profile.thumbnail_plan(facts.width, facts.height)
     try:
         await server.stages["thumbnail"].run(
-            lambda: make_thumbnails(source, name, sizes, server.storage.thumbnails_dir, profile.thumbnail_quality,
-                                    profile.thumbnail_from_original),
-            items=profile.thumbnail_items(facts.width, facts.height),
+            lambda: make_thumbnails(source, job.name, job.sizes, server.storage.thumbnails_dir,
+                                    profile.thumbnail_quality, profile.thumbnail_from_original),
+            items=job.items,
             in_thread=True,
         )
     except (Overloaded, ProtocolError):
@@ -125,26 +111,28 @@ async def _thumbnails(server: Server, source: Any, name: str, facts: ImageFacts)
         raise ProtocolError(ErrorCode.INVALID_IMAGE, f"image could not be decoded: {exc}") from exc
 
 
-async def _thumbnails_later(server: Server, name: str, facts: ImageFacts) -> None:
-    """After the answer: refused by a full stage, the job waits in the backlog; every job that ends starts
-    the next one waiting."""
+async def _thumbnails_later(server: Server, job: ThumbnailJob) -> None:
+    """After the answer: refused by a full stage, the job waits in the desk's backlog; every job that
+    ends starts the oldest one waiting."""
+    desk = server.uploads
     try:
-        await _thumbnails(server, server.storage.uploads_dir / name, name, facts)
+        await _thumbnails(server, server.storage.uploads_dir / job.name, job)
     except Overloaded:
         server.metrics.operations_total.labels("thumbnail", "deferred").inc()
-        server.thumbnail_backlog.append(_thumbnails_later(server, name, facts))
+        desk.refused(job)
         return
     except Exception:
-        log.exception("thumbnails for %s failed", name)
-    server.thumbnails_pending.discard(Path(name).stem)
-    server.start_next_thumbnails()
+        log.exception("thumbnails for %s failed", job.name)
+    following = desk.ended(job)
+    if following is not None and not server.closing:
+        server.spawn(_thumbnails_later(server, following))
 
 
 def resume_thumbnails(server: Server) -> int:
     """After a restart: stored files whose after-the-answer thumbnails were never made (the backlog lives
-    in memory) are queued again, oldest name first; returns how many."""
-    profile, storage = server.profile, server.storage
-    if profile.thumbnails != "async":
+    in memory) are owed again, oldest name first; returns how many."""
+    storage, desk = server.storage, server.uploads
+    if server.profile.thumbnails != "async":
         return 0
     resumed = 0
     for name in storage.upload_names():
@@ -153,17 +141,19 @@ def resume_thumbnails(server: Server) -> int:
                 width, height = image.size
         except Exception:
             continue  # not an image we can make thumbnails of: it never had any
-        stem = Path(name).stem
-        plan = profile.thumbnail_plan(width, height)
-        if all((storage.thumbnails_dir / str(size) / f"{stem}.webp").is_file() for size in plan):
+        job = desk.thumbnails(name, width, height)
+        if job is None or all(_thumbnail_path(server, size, job.stem).is_file() for size in job.sizes):
             continue
-        server.thumbnails_pending.add(stem)
-        facts = ImageFacts(Path(name).suffix.lstrip("."), width, height)
-        server.thumbnail_backlog.append(_thumbnails_later(server, name, facts))
+        desk.owe(job)
+        desk.refused(job)
         resumed += 1
     for _ in range(min(resumed, server.stages["thumbnail"].spec.workers)):
-        server.start_next_thumbnails()
+        server.spawn(_thumbnails_later(server, desk.backlog.popleft()))
     return resumed
+
+
+def _thumbnail_path(server: Server, size: int | str, stem: str) -> Path:
+    return server.storage.thumbnails_dir / str(size) / f"{stem}.webp"
 
 
 MAX_GENERATE_BODY_BYTES = 4096
@@ -196,14 +186,9 @@ async def generate_thumbnails(request: Request) -> Response:
     with Image.open(source) as image:  # the header only, as sharp's metadata()
         width, height = image.size
     plan = server.profile.thumbnail_plan(width, height)
-    missing = tuple(size for size in sizes if size in plan
-                    and not (server.storage.thumbnails_dir / str(size) / f"{stem}.webp").is_file())
+    missing = tuple(size for size in sizes if size in plan and not _thumbnail_path(server, size, stem).is_file())
     if missing:
-        profile = server.profile
-        await server.stages["thumbnail"].run(
-            lambda: make_thumbnails(source, name, missing, server.storage.thumbnails_dir, profile.thumbnail_quality,
-                                    profile.thumbnail_from_original),
-            items=width * height / 1e6 * len(missing), in_thread=True)
+        await _thumbnails(server, source, ThumbnailJob(name, width, height, missing))
     return JSONResponse({"success": True, "generated": sizes,
                          "urls": {str(size): f"/thumbnails/{size}/{stem}.webp" for size in sizes}})
 
@@ -222,10 +207,11 @@ async def get_thumbnail(request: Request) -> Response:
         return _not_found("thumbnail")
     server = _server(request)
     path = server.storage.thumbnails_dir / size / name
-    if not path.is_file():
-        if Path(name).stem in server.thumbnails_pending:  # being made: come back, it will exist
-            return error_response(ProtocolError(ErrorCode.OVERLOADED, "thumbnail not made yet",
-                                                retry_after_s=server.profile.retry_after_s))
+    status = server.uploads.thumbnail_status(Path(name).stem, path.is_file())
+    if status == 503:  # owed: come back, it will exist
+        return error_response(ProtocolError(ErrorCode.OVERLOADED, "thumbnail not made yet",
+                                            retry_after_s=server.profile.retry_after_s))
+    if status == 404:
         return _not_found("thumbnail")
     return FileResponse(path, media_type="image/webp")
 

@@ -24,22 +24,17 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bulkbench.profile import Overloaded
 from bulkbench.protocol import (
+    MESSAGE_EVENTS,
     ClientMessage,
     ErrorCode,
-    Event,
-    ExecuteOperation,
-    JoinCanvas,
-    Ping,
     ProtocolError,
-    RequestFullSync,
-    RequestUndoState,
     encode,
     event_of,
     loads,
     parse_client_frame,
 )
+from bulkbench.server_core import Execute, Room, Session, overloaded, rejection
 from reference_server.http import scope_token
-from reference_server.service import Room
 
 if TYPE_CHECKING:
     from reference_server.app import Server
@@ -60,9 +55,10 @@ class Connection:
         self.server = server
         self.deliver = deliver
         self.hangup = hangup
-        self.handshake_token = handshake_token
         self.user_id = server.service.new_session_id()
-        self.room: Room | None = None
+        auth = server.auth
+        authorize = None if auth is None else lambda token, canvas_id: auth.authorize(token, canvas_id, time.time())
+        self.session = Session(self.user_id, self, server.service.open, authorize, handshake_token)
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self.pending_bytes = 0
         self.overflowed = False
@@ -117,78 +113,33 @@ class Connection:
                                        stall_s)
 
     def handle(self, message: ClientMessage | ProtocolError) -> None:
-        """One message from the client: answered here, or (operations) by a task of the service."""
-        server, service = self.server, self.server.service
-        match message:
-            case ExecuteOperation():
-                self.count_in(Event.EXECUTE_OPERATION)
-                if self.room is None:
-                    self.send(service.rejection(ProtocolError(
-                        ErrorCode.NOT_JOINED, "join_canvas first", message.operation_id)))
-                    return
-                task = asyncio.create_task(self.execute(message))
-                self.running.add(task)
-                task.add_done_callback(self.running.discard)
-            case JoinCanvas(canvas_id, token):
-                self.count_in(Event.JOIN_CANVAS)
-                if server.auth is not None:
-                    try:
-                        server.auth.authorize(token or self.handshake_token, canvas_id, time.time())
-                    except ProtocolError as refused:
-                        self.send(service.rejection(refused))
-                        return
-                self.leave()
-                self.room = service.open(canvas_id)
-                self.room.members.add(self)
-                canvas = self.room.canvas
-                self.send(encode(Event.CANVAS_JOINED, {
-                    "canvas": canvas.to_json(),
-                    "session": {"sessionId": self.user_id, "userId": self.user_id},
-                    "stateVersion": canvas.version,
-                }))
-            case RequestFullSync():
-                self.count_in(Event.REQUEST_FULL_SYNC)
-                if self.room is None:
-                    self.send(service.rejection(ProtocolError(ErrorCode.NOT_JOINED, "join_canvas first")))
-                    return
-                canvas = self.room.canvas
-                self.send(encode(Event.FULL_STATE_SYNC, {
-                    "state": {"nodes": list(canvas.nodes.values()), "version": canvas.version},
-                    "stateVersion": canvas.version,
-                }))
-            case RequestUndoState():
-                self.count_in(Event.REQUEST_UNDO_STATE)
-                if self.room is not None:
-                    self.send(encode(Event.UNDO_STATE_UPDATE, service.undo_state(self.room)))
-            case Ping(data):
-                self.count_in(Event.PING)
-                self.send(encode(Event.PONG, data))
-            case ProtocolError():
-                self.count_in("invalid")
-                self.send(service.rejection(message))
+        """One message from the client: the session answers it, or hands an operation to the service."""
+        self.count_in(MESSAGE_EVENTS.get(type(message), "invalid"))
+        reply = self.session.receive(message)
+        if isinstance(reply, Execute):
+            task = asyncio.create_task(self.execute(reply))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        elif reply is not None:
+            self.send(self.server.service.encode_reply(reply))
 
-    async def execute(self, message: ExecuteOperation) -> None:
-        assert self.room is not None
+    async def execute(self, order: Execute) -> None:
+        message, service = order.message, self.server.service
         try:
-            await self.server.service.execute(self.room, message, message.frame, self)
+            await service.execute(order.room, message, self)
         except Overloaded as exc:
-            self.send(
-                self.server.service.rejection(
-                    ProtocolError(ErrorCode.OVERLOADED, str(exc), message.operation_id, exc.retry_after_s)
-                )
-            )
+            self.send(service.encode_reply(overloaded(message.operation_id, exc)))
         except Exception:
             log.exception("operation %s failed", message.operation_id)
-            self.send(
-                self.server.service.rejection(
-                    ProtocolError(ErrorCode.INTERNAL, "internal error", message.operation_id)
-                )
-            )
+            self.send(service.encode_reply(
+                rejection(ProtocolError(ErrorCode.INTERNAL, "internal error", message.operation_id))))
+
+    @property
+    def room(self) -> Room | None:
+        return self.session.room
 
     def leave(self) -> None:
-        if self.room is not None:
-            self.room.members.discard(self)
-            self.room = None
+        self.session.leave()
 
     async def finish(self) -> None:
         """The client is gone: leave the room, let running operations end, flush and stop the writer."""

@@ -1,5 +1,5 @@
 """Fixed model scenarios whose summaries are recorded (``tests/test_fingerprints.py``) and timed
-(``benchmarks/ab_model_speed.py``): a change to the model's inside must leave them as they were."""
+(``benchmarks/performance/ab_model_speed.py``): a change to the model's inside must leave them as they were."""
 
 from __future__ import annotations
 

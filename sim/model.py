@@ -16,29 +16,42 @@ most of a run's time. The browsers' side stays processes (``sim/driver.py``), as
 from __future__ import annotations
 
 import random
-from collections import deque
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
 
-from bulkbench.canvas import Applied, Canvas
+from bulkbench.canvas import Canvas
 from bulkbench.effects import Answer, AnswerKind, HttpResult
-from bulkbench.limits import MIB
 from bulkbench.model_params import ModelParams, mean_work_s
 from bulkbench.profile import STAGE_NAMES, Overloaded, Profile
 from bulkbench.protocol import (
-    BATCH_OPS,
     ErrorCode,
     Event,
+    JoinCanvas,
     OpType,
     ProtocolError,
+    RequestFullSync,
+    RequestUndoState,
     execute_operation_frame,
     frame_bytes,
     parse_operation,
 )
 from bulkbench.ratelimit import RateLimiter
+from bulkbench.server_core import (
+    Begun,
+    Frame,
+    Reply,
+    Room,
+    Session,
+    Step,
+    ThumbnailJob,
+    UploadDesk,
+    items_of,
+    overloaded,
+    rejection,
+    upload_answer,
+)
 from bulkbench.workload import ImageSpec
 from sim.components import ConnectionPool, Held, Link, Slots, Stage
 from sim.driver import SimClient
@@ -47,14 +60,6 @@ from sim.events import Deadlines, call_later, succeed_in
 CPU_BOUND_STAGES = frozenset({"upload", "thumbnail"})
 """Stages whose work runs in threads and holds a core while it does (first come, first served: a
 coarse stand-in for the OS scheduler; the event loop's short jobs are left out of it)."""
-
-
-@dataclass(eq=False)
-class SimRoom:
-    canvas: Canvas
-    acks: dict[str, Answer] = field(default_factory=dict)
-    members: list[SimClient] = field(default_factory=list)
-    undo_count: int = 0
 
 
 class ServerModel:
@@ -69,19 +74,14 @@ class ServerModel:
             for name in STAGE_NAMES
         }
         self.specs = {name: profile.stage(name) for name in STAGE_NAMES}
-        self.rooms: dict[str, SimRoom] = {}
+        self.rooms: dict[str, Room] = {}
+        self.uploads = UploadDesk(profile)
         self.stored: set[str] = set()
         self.by_hash: dict[str, str] = {}
         self.thumbnails: dict[str, tuple[int, ...]] = {}
-        """Stored file's stem -> the thumbnail sizes it has (the profile's plan for its pixels)."""
+        """Stored file's stem -> the thumbnail sizes made (the model's stand-in for the files on disk)."""
         self.rate_limiter = RateLimiter(profile.rate_limit) if profile.rate_limit else None
         self.cpu = Slots(env, max(1, params.server_cpus))
-        self.uploads_in_flight = 0
-        """Upload bodies admitted and not yet answered (``Limits.max_uploads_in_flight``)."""
-        self.thumbnail_backlog: deque[tuple[str, float]] = deque()
-        """After-the-answer thumbnail jobs (stem, items) a full stage refused, waiting their turn."""
-        self.thumbnails_pending: set[str] = set()
-        """Stored files whose after-the-answer thumbnails are not made yet (a GET: 503, come back)."""
         self._names = 0
 
     # ------------------------------------------------------------------ costs
@@ -134,121 +134,123 @@ class ServerModel:
         else:
             core.callbacks.append(work)
 
-    def room(self, canvas_id: str) -> SimRoom:
+    def room(self, canvas_id: str) -> Room:
         room = self.rooms.get(canvas_id)
         if room is None:
-            room = self.rooms[canvas_id] = SimRoom(Canvas(canvas_id, self.profile.limits))
+            room = self.rooms[canvas_id] = Room(Canvas(canvas_id, self.profile.limits), self.profile)
         return room
 
     # ------------------------------------------------------------------ operations
 
-    def operation(self, operation_id: str, op_type: OpType, params: dict[str, Any], size: int, room: SimRoom,
-                  then: Callable[[Answer, Applied | None], None]) -> None:
-        """Apply (once) and persist one operation, as the server's service does; then ``then(answer,
-        applied)`` (``applied`` None when nothing was applied)."""
+    def operation(self, operation_id: str, op_type: OpType, params: dict[str, Any], size: int, room: Room,
+                  sender_id: str, then: Callable[[Frame, Reply | None], None]) -> None:
+        """One operation through the server's desk (``server_core.Room``) and its stages, priced in
+        simulated time; then ``then(answer, reply)`` (``reply`` None when nothing was applied now)."""
         limits = self.profile.limits
         if size > limits.max_message_bytes:
-            error = ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, "Operation too large", operation_id)
-            then(_rejection(error), None)
-            return
-        stored = room.acks.get(operation_id)
-        if stored is not None:
-            then(stored, None)
+            then(rejection(ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, "Operation too large", operation_id)), None)
             return
         operation = parse_operation(operation_id, str(op_type), params, limits)
         if isinstance(operation, ProtocolError):
-            then(_rejection(operation), None)
+            then(rejection(operation), None)
             return
-        items = len(params.get("nodes") or params.get("items") or [None])
+
+        def waited(outcome: Frame | BaseException) -> None:
+            if isinstance(outcome, Overloaded):
+                then(overloaded(operation_id, outcome), None)
+            elif not isinstance(outcome, BaseException):
+                then(outcome, None)
+
+        begun = room.begin(operation_id, waited)
+        if begun is Begun.WAITING:
+            return
+        if not isinstance(begun, Begun):
+            then(begun, None)
+            return
         ops, env = self.stages["ops"], self.env
 
         def serve_op(held: Held) -> None:
-            call_later(env, self.service_s("ops", items), lambda _event: apply(held))
+            call_later(env, self.service_s("ops", items_of(operation)), lambda _event: apply(held))
 
         def apply(held: Held) -> None:
-            applied = room.canvas.apply(operation, self.stored.__contains__)
-            rewrite = len(room.canvas.nodes) if self.profile.persistence == "full_rewrite" and applied.changed else 0
+            step = room.apply(operation_id, op_type, operation, size, self.stored.__contains__)
             try:
-                self.serve("persist", rewrite or items, lambda: persisted(held, applied))
+                self.serve("persist", step.persist_items, lambda: persisted(held, step))
             except Overloaded as exc:
-                room.canvas.undo(applied)
                 ops.release(held)
-                then(_overloaded(operation_id, exc), None)
+                room.failed(operation_id, exc, step)
+                then(overloaded(operation_id, exc), None)
 
-        def persisted(held: Held, applied: Applied) -> None:
+        def persisted(held: Held, step: Step) -> None:
             ops.release(held)
-            if op_type in BATCH_OPS:
-                answer = Answer(AnswerKind.ACK, {"operationId": operation_id, "results": applied.results})
-            elif applied.results[0]["ok"]:
-                answer = Answer(AnswerKind.ACK, {"operationId": operation_id})
-            else:
-                result = applied.results[0]
-                answer = Answer(AnswerKind.REJECTED, {"operationId": operation_id, "code": result["code"]})
-            room.acks[operation_id] = answer
-            then(answer, applied)
+            room.persisted(step)
+            reply = room.finish(step, sender_id)
+            then(reply.answer, reply)
 
         try:
             ops.acquire_then(serve_op)
         except Overloaded as exc:
-            then(_overloaded(operation_id, exc), None)
+            room.failed(operation_id, exc)
+            then(overloaded(operation_id, exc), None)
 
     # ------------------------------------------------------------------ uploads
 
     def store_upload(self, image: ImageSpec, digest: str, then: Callable[[HttpResult], None]) -> None:
-        """After the body arrived: validate, de-duplicate, thumbnail (sync), store; then ``then(result)``."""
+        """After the body arrived: check, de-duplicate, thumbnails (before or after the answer), store;
+        then ``then(result)``."""
         try:
-            self.serve("upload", image.size_bytes / MIB, lambda: self._checked(image, digest, then))
+            self.serve("upload", self.uploads.check_items(image.size_bytes),
+                       lambda: self._checked(image, digest, then))
         except Overloaded as exc:
             then(HttpResult(503, retry_after_s=exc.retry_after_s))
 
     def _checked(self, image: ImageSpec, digest: str, then: Callable[[HttpResult], None]) -> None:
-        if self.profile.dedup_by_hash and digest in self.by_hash:
-            then(_stored_answer(self.by_hash[digest], digest))
+        desk = self.uploads
+        existing = desk.existing(digest, self.by_hash.get)
+        if existing is not None:
+            then(HttpResult(200, upload_answer(existing, digest, deduplicated=True)))
             return
         self._names += 1
         name = f"{self._names:06d}-{image.id}.png"
-        thumbnail_items = self.profile.thumbnail_items(image.width, image.height)
-        stem = name.rsplit(".", 1)[0]
-        self.thumbnails[stem] = self.profile.thumbnail_plan(image.width, image.height)
-        if self.profile.thumbnails == "sync":
+        job = desk.thumbnails(name, image.width, image.height)
+        if job is not None and desk.before_answer:
+            def made() -> None:
+                self.thumbnails[job.stem] = job.sizes
+                self._stored(name, digest, then)
             try:
-                self.serve("thumbnail", thumbnail_items, lambda: self._stored(name, digest, then))
+                self.serve("thumbnail", job.items, made)
             except Overloaded as exc:
                 then(HttpResult(503, retry_after_s=exc.retry_after_s))
             return
-        if self.profile.thumbnails == "async":
-            self.thumbnails_pending.add(stem)
-            self._thumbnails_later(stem, thumbnail_items)
+        if job is not None:
+            desk.owe(job)
+            self._thumbnails_later(job)
         self._stored(name, digest, then)
 
-    def _thumbnails_later(self, stem: str, items: float) -> None:
-        """After the answer, as the server does: refused by a full stage, the job waits in the backlog;
-        each job that ends starts the oldest waiting (none is dropped)."""
+    def _thumbnails_later(self, job: ThumbnailJob) -> None:
+        """After the answer, as the server does: refused by a full stage, the job waits in the desk's
+        backlog; each job that ends starts the oldest waiting (none is dropped)."""
         def ended() -> None:
-            self.thumbnails_pending.discard(stem)
-            if self.thumbnail_backlog:
-                self._thumbnails_later(*self.thumbnail_backlog.popleft())
+            self.thumbnails[job.stem] = job.sizes
+            following = self.uploads.ended(job)
+            if following is not None:
+                self._thumbnails_later(following)
         try:
-            self.serve("thumbnail", items, ended)
+            self.serve("thumbnail", job.items, ended)
         except Overloaded:
-            self.thumbnail_backlog.append((stem, items))
+            self.uploads.refused(job)
 
     def _stored(self, name: str, digest: str, then: Callable[[HttpResult], None]) -> None:
         self.stored.add(name)
         self.by_hash.setdefault(digest, name)
-        then(_stored_answer(name, digest))
+        then(HttpResult(200, upload_answer(name, digest)))
 
     def get_status(self, path: str) -> int:
-        """What a GET of a stored file's thumbnail answers: 404 for a size its plan skipped, 503 while its
-        after-the-answer thumbnails are not made yet."""
+        """What a GET of a stored file answers (``/thumbnails/SIZE/STEM.webp``: the desk's rule)."""
         parts = path.split("/")
         if len(parts) == 4 and parts[1] == "thumbnails" and parts[2].isdigit():
             stem = parts[3].rsplit(".", 1)[0]
-            sizes = self.thumbnails.get(stem)
-            if sizes is not None and int(parts[2]) not in sizes:
-                return 404
-            if stem in self.thumbnails_pending:
-                return 503
+            return self.uploads.thumbnail_status(stem, int(parts[2]) in self.thumbnails.get(stem, ()))
         return 200
 
     def rate_limited(self, client: SimClient, at: float | None = None) -> float | None:
@@ -258,16 +260,9 @@ class ServerModel:
         return self.rate_limiter.check(f"user-{client.user}", self.env.now if at is None else at)
 
 
-def _stored_answer(name: str, digest: str) -> HttpResult:
-    return HttpResult(200, {"url": f"/uploads/{name}", "serverFilename": name, "hash": digest})
-
-
-def _rejection(error: ProtocolError) -> Answer:
-    return Answer(AnswerKind.REJECTED, {"operationId": error.operation_id, **error.to_json()})
-
-
-def _overloaded(operation_id: str, exc: Overloaded) -> Answer:
-    return _rejection(ProtocolError(ErrorCode.OVERLOADED, str(exc), operation_id, exc.retry_after_s))
+def _answer(frame: Frame) -> Answer:
+    event, data = frame
+    return Answer(AnswerKind.ACK if event == Event.OPERATION_ACK else AnswerKind.REJECTED, data)
 
 
 class ModelWorld:
@@ -284,6 +279,8 @@ class ModelWorld:
         self.links: dict[int, Link] = {}
         self.params = params
         self.pools: dict[int, ConnectionPool] = {}
+        self.sessions: dict[SimClient, Session] = {}
+        """Each browser's socket as the server holds it (``server_core.Session``)."""
         self.http_in_flight = 0
 
     def link_of(self, client: SimClient) -> Link:
@@ -315,11 +312,12 @@ class ModelWorld:
 
     def join(self, client: SimClient) -> None:
         """``join_canvas`` and its ``canvas_joined`` (sent by the driver's owner before the drop)."""
-        room = self.server.room(client.canvas_id)
-        room.members.append(client)
+        session = self.sessions[client] = Session(f"s{client.user}", client, self.server.room)
+        joined = session.receive(JoinCanvas(client.canvas_id))
+        assert isinstance(joined, tuple) and joined[0] == Event.CANVAS_JOINED, joined
         client.ws_messages_sent += 1
         client.note_first_byte()
-        self._to_client(client, 200 + len(room.canvas.nodes) * self.params.node_json_bytes)
+        self._to_client(client, 200 + len(joined[1]["canvas"]["nodes"]) * self.params.node_json_bytes)
 
     def hash_seconds(self, client: SimClient, image: ImageSpec) -> float:
         return image.size_bytes / (self.params.hash_mb_per_s * 1e6)
@@ -332,33 +330,37 @@ class ModelWorld:
     def _operation(self, client: SimClient, operation_id: str, op_type: OpType, params: dict[str, Any],
                    size: int) -> None:
         """The frame has arrived."""
-        room = self.server.room(client.canvas_id)
+        session = self.sessions[client]
+        room = session.room
+        assert room is not None, "the driver joins before the drop"
 
-        def answered(answer: Answer, applied: Applied | None) -> None:
+        def answered(answer: Frame, reply: Reply | None) -> None:
             p = self.params
-            results = len(answer.data.get("results", ()))
-            self._to_client(client, p.answer_bytes + results * p.result_item_bytes, (operation_id, answer))
-            if applied is not None and applied.changed:
-                update_bytes = p.answer_bytes + (len(applied.added) + len(applied.updated)) * p.node_json_bytes
+            results = len(answer[1].get("results", ()))
+            self._to_client(client, p.answer_bytes + results * p.result_item_bytes, (operation_id, _answer(answer)))
+            if reply is None:
+                return
+            if reply.update is not None:
+                changes = reply.update[1]["changes"]
+                update_bytes = p.answer_bytes + (len(changes["added"]) + len(changes["updated"])) * p.node_json_bytes
                 for member in room.members:
                     self._to_client(member, update_bytes)
-                if self.server.profile.undo_push:
-                    room.undo_count += 1
-                    self._to_client(client, p.answer_bytes)
+            if reply.undo_state is not None:
+                self._to_client(client, p.answer_bytes)
 
-        self.server.operation(operation_id, op_type, params, size, room, answered)
+        self.server.operation(operation_id, op_type, params, size, room, session.session_id, answered)
 
     def send_frame(self, client: SimClient, event: str, data: dict[str, Any]) -> None:
         """A request the server answers with one frame nothing waits for (undo state, full sync)."""
         link = self.link_of(client)
         delay = link.frame_delay(self.params.answer_bytes)
-        if event == Event.REQUEST_UNDO_STATE:
-            nbytes = self.params.answer_bytes
-        elif event == Event.REQUEST_FULL_SYNC:
-            room = self.server.room(client.canvas_id)
-            nbytes = self.params.answer_bytes + len(room.canvas.nodes) * self.params.node_json_bytes
-        else:
+        request = {Event.REQUEST_UNDO_STATE: RequestUndoState, Event.REQUEST_FULL_SYNC: RequestFullSync}.get(event)
+        reply = self.sessions[client].receive(request()) if request is not None else None
+        if not isinstance(reply, tuple):
             return
+        nbytes = self.params.answer_bytes
+        if reply[0] == Event.FULL_STATE_SYNC:
+            nbytes += len(reply[1]["state"]["nodes"]) * self.params.node_json_bytes
         if not link.shaped:  # the answer's way back costs what it costs now: no event at all
             client.receive_frame_at(self.env.now + delay + link.frame_delay(nbytes))
             return
@@ -414,17 +416,15 @@ class ModelWorld:
                 respond(HttpResult(429, retry_after_s=retry_after), p.answer_bytes, release)
                 return
             try:
-                server.stages["upload"].check_admission()
-                server.profile.check_upload_slots(server.uploads_in_flight)
+                server.uploads.admit(server.stages["upload"].check_admission)
             except Overloaded as exc:
                 respond(HttpResult(503, retry_after_s=exc.retry_after_s), p.answer_bytes, release)
                 return
-            server.uploads_in_flight += 1
             client.bytes_uploaded += image.size_bytes
             link.transfer_then(image.size_bytes, lambda: server.store_upload(image, digest, stored))
 
         def stored(result: HttpResult) -> None:
-            server.uploads_in_flight -= 1
+            server.uploads.answered()
             respond(result, p.upload_response_bytes, release)
 
         if connection.callbacks is None:

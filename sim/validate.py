@@ -25,7 +25,8 @@ def read_matrix(matrix_dir: Path) -> list[dict]:
     """The recorded rows; a folder without them is bad input (FileNotFoundError: exit 2), not zero rows."""
     path = Path(matrix_dir) / "matrix.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"{matrix_dir}: no matrix.jsonl (record one with python -m benchmarks.matrix)")
+        raise FileNotFoundError(
+            f"{matrix_dir}: no matrix.jsonl (record one with python -m benchmarks.validation.matrix)")
     return [orjson.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 

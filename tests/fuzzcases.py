@@ -5,7 +5,7 @@ refusal with its code, an echo, a closed socket, an HTTP status; for operations,
 (``expected_outcome``) judges each item against the canvas the server held before the case, so a batch
 with bad items among good ones must apply exactly its good items. Hypothesis strategies below make the
 cases; ``tests/fuzzdriver.py`` sends them to a real server and checks the answers and the canvas;
-``tests/test_fuzz.py`` (bounded, derandomized) and ``benchmarks/fuzz_bench.py`` (the long run) share both.
+``tests/test_fuzz.py`` (bounded, derandomized) and ``benchmarks/hardening/fuzz_bench.py`` (the long run) share both.
 
 Strings in a case may hold placeholders, replaced when the case is sent (``render``): ``TAG`` becomes a
 tag unique to the case (fresh node and operation ids), ``stored_file(k)`` the server's name of the

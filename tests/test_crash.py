@@ -1,6 +1,6 @@
 """Crash safety, a few kills: ``kill -9`` during ``batched`` and ``pipelined`` drops; nothing acknowledged is lost.
 
-The benchmark (``python -m benchmarks.crash_bench``) does the killing and its own checks after every
+The benchmark (``python -m benchmarks.hardening.crash_bench``) does the killing and its own checks after every
 restart; this test runs it small and then checks the end state again itself, on a server it starts on
 the same data directory: every image of every drop on the canvas once, with its server URL and file.
 """
@@ -26,7 +26,7 @@ def test_kill_9_during_drops_of_the_batch_protocol_loses_nothing(tmp_path: Path,
                                                                  strategy: str) -> None:
     out = tmp_path / "crash"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.crash_bench", "--strategy", strategy, "--images", str(IMAGES),
+        [sys.executable, "-m", "benchmarks.hardening.crash_bench", "--strategy", strategy, "--images", str(IMAGES),
          "--kills", str(KILLS),
          "--seed", "3", "--pause", "0.3", "1.5", "--out", str(out)],
         capture_output=True, text=True, timeout=240,

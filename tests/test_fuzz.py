@@ -4,7 +4,7 @@ Cases come from ``tests/fuzzcases.py`` and go through ``tests/fuzzdriver.py`` to
 fuzz profile: ``optimized`` with small limits). Each must get a clear 4xx or error frame (never a 5xx,
 never a crash, a socket closed only where the protocol says so), and leave the server's canvas as it
 was plus exactly its good items. Bounded for CI: derandomized, about a hundred cases per target;
-``python -m benchmarks.fuzz_bench`` runs the same targets for thousands.
+``python -m benchmarks.hardening.fuzz_bench`` runs the same targets for thousands.
 """
 
 from __future__ import annotations

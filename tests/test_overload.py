@@ -1,6 +1,6 @@
 """Ten times the sustainable load, briefly: refusals with Retry-After, not silence; then service as before.
 
-The benchmark (``python -m benchmarks.overload_bench``) measures it at length and states the RSS;
+The benchmark (``python -m benchmarks.hardening.overload_bench``) measures it at length and states the RSS;
 this runs it for two seconds with a generous answer deadline (the machine is shared), and checks
 what must hold whatever the machine's speed.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from benchmarks.overload_bench import run_overload
+from benchmarks.hardening.overload_bench import run_overload
 
 
 def test_ten_times_the_sustainable_load_is_refused_with_retry_after_and_the_server_recovers(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Slow clients at once: WebSocket readers that stop reading and uploads that trickle one byte a second.
 
-    python -m benchmarks.slow_clients_bench --lazy 20 --trickle 50
+    python -m benchmarks.hardening.slow_clients_bench --lazy 20 --trickle 50
 
 Against the shipped ``optimized`` profile and its default limits (``bulkbench/limits.py``): each lazy
 reader joins a 1000-node canvas, then asks for the whole canvas over and over without reading; each

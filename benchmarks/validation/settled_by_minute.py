@@ -1,8 +1,9 @@
 """How far each drop of a matrix got, minute by minute: images settled, nodes sent, files uploaded.
 
-``python -m benchmarks.settled_by_minute DIR`` reads the runs of ``python -m benchmarks.matrix ... --out
-DIR`` (their ``images.jsonl``) and prints a Markdown table for the drops of 200 images or more: what a
-user who stops waiting at 1, 2, 5, 10 or 15 minutes finds on the server.
+``python -m benchmarks.validation.settled_by_minute DIR`` reads the runs of
+``python -m benchmarks.validation.matrix ... --out DIR`` (their ``images.jsonl``) and prints a Markdown
+table for the drops of 200 images or more: what a user who stops waiting at 1, 2, 5, 10 or 15 minutes
+finds on the server.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def progress(images: list[dict], key: str, at_s: float, ok_only: bool = False) -
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or not Path(argv[0]).is_dir():
-        print("usage: python -m benchmarks.settled_by_minute MATRIX_DIR", file=sys.stderr)
+        print("usage: python -m benchmarks.validation.settled_by_minute MATRIX_DIR", file=sys.stderr)
         return 2
     print(f"| client | app | images | uplink | settled by {' / '.join(map(str, MINUTES))} min | nodes sent by then "
           "| files uploaded by then |")

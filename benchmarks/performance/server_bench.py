@@ -28,7 +28,7 @@ from websockets.sync.client import connect
 from bulkbench.protocol import Event, OpType, execute_operation_frame, parse_server_frame
 from reference_server.process import ServerProcess
 
-BASELINE = [sys.executable, "-m", "benchmarks.baselines"]
+BASELINE = [sys.executable, "-m", "benchmarks.performance.baselines"]
 
 
 def _node(i: int, prefix: str) -> dict:

@@ -2,8 +2,8 @@
 loopback and on a 100 Mbit/s uplink, each a real run judged by the server's state, with the model's
 prediction beside it.
 
-    python -m benchmarks.ten_thousand --out bench-results/ten-thousand
-    python -m benchmarks.ten_thousand --images 2000 --uplink-mbit 100   # a shorter look
+    python -m benchmarks.validation.ten_thousand --out bench-results/ten-thousand
+    python -m benchmarks.validation.ten_thousand --images 2000 --uplink-mbit 100   # a shorter look
 
 Per run it prints and writes (``ten_thousand.json``): images kept, drop time, the bound and the ratio,
 the server's resident memory over the drop (from ``server_metrics.csv``, at each tenth) and its high

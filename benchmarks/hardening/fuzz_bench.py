@@ -1,4 +1,4 @@
-"""``python -m benchmarks.fuzz_bench``: the long fuzz run against a real reference server.
+"""``python -m benchmarks.hardening.fuzz_bench``: the long fuzz run against a real reference server.
 
 The targets and checks of ``tests/test_fuzz.py`` (``tests/fuzzcases.py``, ``tests/fuzzdriver.py``),
 run for thousands of cases each instead of about a hundred, with a seed instead of derandomized, and

@@ -4,7 +4,7 @@
 - ``upload``: a minimal Starlette endpoint that streams a request body to a file (the floor for an
   upload), under the same uvicorn settings as the reference server.
 
-Run: ``python -m benchmarks.baselines echo|upload --port 0 --data-dir DIR``; prints the URL line
+Run: ``python -m benchmarks.performance.baselines echo|upload --port 0 --data-dir DIR``; prints the URL line
 the same way ``bulkbench serve`` does, so ``ServerProcess`` can start either.
 """
 

@@ -1,6 +1,6 @@
 """Run a list of real scenarios one after another (never two at once) and tabulate them.
 
-``python -m benchmarks.matrix issue3 --out bench-results/issue3``: each run's results directory
+``python -m benchmarks.validation.matrix issue3 --out bench-results/issue3``: each run's results directory
 goes under ``--out``; ``matrix.jsonl`` collects one summary per run and lets an interrupted matrix
 resume where it stopped. The table printed at the end is the one the issue's note quotes.
 ``--where strategy=individual --again`` runs only the scenarios that match, again, replacing their

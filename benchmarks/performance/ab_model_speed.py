@@ -1,6 +1,6 @@
 """The model's speed before and after a change, side by side in one run.
 
-``python -m benchmarks.ab_model_speed --before REV [--rounds 3]`` checks REV out into a temporary git
+``python -m benchmarks.performance.ab_model_speed --before REV [--rounds 3]`` checks REV out into a temporary git
 worktree and times the 40 fingerprint scenarios (``sim/fingerprints.py``) in it and in this tree,
 alternating, each in a fresh interpreter; it prints every time, the best of each, and after/before.
 Alternating puts both under the same load on a shared machine; the best of several is the least
@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TIME_THE_SCENARIOS = r"""
 import json, time
 from sim.fingerprints import SCENARIOS

@@ -1,7 +1,7 @@
 """Crash safety: ``kill -9`` the server at random moments during ``batched`` (or ``--strategy pipelined``)
 drops, restart it, check.
 
-    python -m benchmarks.crash_bench --images 500 --kills 20 --seed 1 --out bench-results/crash
+    python -m benchmarks.hardening.crash_bench --images 500 --kills 20 --seed 1 --out bench-results/crash
 
 The drop runs in this process (gevent, the same DropSocket/Browser/driver as Locust's users); a
 killer greenlet SIGKILLs the server after a random pause (or, for a share ``--aim`` of the kills,

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        echo_command = [sys.executable, "-m", "benchmarks.baselines", "echo"]
+        echo_command = [sys.executable, "-m", "benchmarks.performance.baselines", "echo"]
         with ServerProcess("", out / "echo-data", command=echo_command) as echo:
             results["echo"] = locust_ops_per_s(echo.url, True, args.users, args.seconds, args.window, out, echo.pid)
         with ServerProcess("optimized", out / "server-data", emulation=False) as server:

@@ -1,6 +1,6 @@
 """Overload: offer the server ten times what it sustains; it must refuse with Retry-After, not time out.
 
-    python -m benchmarks.overload_bench --factor 10 --seconds 20
+    python -m benchmarks.hardening.overload_bench --factor 10 --seconds 20
 
 Against the ``overload`` profile (the optimized server with emulated stage times, so that a client
 on the same cores can outrun it), in three phases:

@@ -1,0 +1,1 @@
+"""Validation: matrices of real runs, what the model is held to, and the 10,000-image drop."""
