@@ -13,7 +13,9 @@ It is a *lower* bound: every term counts only work no client can avoid or overla
   need ``ceil(uploads / requests) - 1`` whole windows whatever the pacing (its GETs could wait);
 - what must be sequential: the first file's hash before any byte can leave; after the link's or the
   limit's last upload, the server's own work on it (the cheapest image's, as any may be the last).
-  The cores' term needs no such tail: the last image's work may overlap the others' on another core.
+  The cores' term needs no such tail: the last image's work may overlap the others' on another core;
+- arrivals (``run --stages`` or ``--arrival-rate``): no user ends before it arrived and then did its
+  own drop alone at the bound.
 
 The costs are the measured ones the model uses: the profile's fitted stage work, the client's hashing
 rate and request size from ``scenarios/model.toml``.
@@ -41,10 +43,14 @@ class Bound:
     limit_s: float
     sequential_s: float
     binding: str
-    """Which term is the largest: ``link``, ``cpu`` or ``limit``."""
+    """Which term is the largest: ``link``, ``cpu``, ``limit`` or ``arrivals``."""
+    arrivals_s: float = 0.0
+    """From the first user's arrival to the last's."""
 
     def to_json(self) -> dict[str, float | str]:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        """(``arrivals_s`` only where users arrived over time.)"""
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()
+                if k != "arrivals_s" or v}
 
 
 def upload_work_s(profile: Profile, params: ModelParams, image: ImageSpec) -> float:
@@ -69,7 +75,9 @@ def emulated_stage_s(profile: Profile, images: Sequence[ImageSpec]) -> float:
 
 
 def physical_bound(images_by_user: Sequence[Sequence[ImageSpec]], profile: Profile, network: NetworkSpec,
-                   params: ModelParams, per_user_link: bool = False) -> Bound:
+                   params: ModelParams, per_user_link: bool = False,
+                   arrivals_s: Sequence[float] | None = None) -> Bound:
+    """``arrivals_s``: when each user arrives (by default all at once)."""
     users = [list(images) for images in images_by_user if images]
     if not users:
         return Bound(0.0, 0.0, 0.0, 0.0, 0.0, "link")
@@ -93,13 +101,21 @@ def physical_bound(images_by_user: Sequence[Sequence[ImageSpec]], profile: Profi
     ends = {"link": first_hash_s + link_s + last_work_s,  # the last byte, then the server's work on it
             "cpu": first_hash_s + cpu_s,  # the last image's work may overlap the others' on another core
             "limit": first_hash_s + limit_s + last_work_s}
+    span_s = 0.0
+    if arrivals_s and len(users) > 1 and max(arrivals_s) > min(arrivals_s):
+        first = min(arrivals_s)
+        span_s = max(arrivals_s) - first
+        ends["arrivals"] = max(at - first + physical_bound([images], profile, network, params).seconds
+                               for at, images in zip(arrivals_s, users, strict=True))
     binding = max(ends, key=ends.__getitem__)
-    return Bound(ends[binding], link_s, cpu_s, limit_s, sequential_s, binding)
+    return Bound(ends[binding], link_s, cpu_s, limit_s, sequential_s, binding, span_s)
 
 
 def add_bound(summary: RunSummary, images_by_user: Sequence[Sequence[ImageSpec]], profile: Profile,
-              network: NetworkSpec, params: ModelParams | None = None, per_user_link: bool = False) -> None:
+              network: NetworkSpec, params: ModelParams | None = None, per_user_link: bool = False,
+              arrivals_s: Sequence[float] | None = None) -> None:
     """Write the run's bound into its summary (``bound_seconds``; the terms in ``extra.bound``)."""
-    bound = physical_bound(images_by_user, profile, network, params or load_model_params(), per_user_link)
+    bound = physical_bound(images_by_user, profile, network, params or load_model_params(), per_user_link,
+                           arrivals_s)
     summary.bound_seconds = round(bound.seconds, 4)
     summary.extra["bound"] = bound.to_json()

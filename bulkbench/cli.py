@@ -233,6 +233,16 @@ def _add_scenario_options(command: argparse.ArgumentParser, several_sizes: bool 
     command.add_argument("--no-emulation", action="store_true", help="no emulated service times in the server")
 
 
+def _add_arrival_options(command: argparse.ArgumentParser) -> None:
+    """When users arrive (``bulkbench.arrivals``), the same in ``run`` and ``sim``."""
+    command.add_argument("--arrival-rate", type=_positive_float, default=0.0, metavar="USERS_PER_S",
+                         help="users arrive at this rate (Locust's spawn rate), each starting its drop as it "
+                              "arrives; default: all at once")
+    command.add_argument("--stages", default="", metavar="DURATION:USERS,...",
+                         help="users arriving in stages, k6-style ramps of users arrived so far (10s:5,30s:20: "
+                              "5 over the first 10 s, 15 more over the next 30 s); a Locust LoadTestShape")
+
+
 def _add_target_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--target-profile", default="reference", metavar="NAME|FILE",
                          help="how to drive the server: a target description in scenarios/targets/ "
@@ -280,9 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--drop-cap-s", type=float, default=0.0,
                      help="stop a drop still going after this long: its open images are 'unfinished' (as "
                           "browser-run's --max-seconds)")
-    run.add_argument("--arrival-rate", type=_positive_float, default=0.0, metavar="USERS_PER_S",
-                     help="users arrive at this rate (Locust's spawn rate), each starting its drop as it arrives; "
-                          "default: all at once")
+    _add_arrival_options(run)
     run.add_argument("--thresholds", default="", metavar="FILE",
                      help="gate the run by these thresholds when it ends (exit 99 if one fails), and stop it early "
                           "when one marked abort_on_fail is crossed (k6's abortOnFail)")
@@ -318,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--replications", type=int, default=1, help="independent replications (95 %% CI)")
     sim.add_argument("--out", default="results/sim", help="results directory")
     sim.add_argument("--model", default="", help="model parameters TOML (default scenarios/model.toml)")
+    _add_arrival_options(sim)
     sim.set_defaults(func=cmd_sim)
 
     calibrate = commands.add_parser("calibrate", help="fit the model's stage costs to a real run's server")

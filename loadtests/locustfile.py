@@ -27,10 +27,11 @@ from typing import Any
 import gevent
 import gevent.event
 import orjson
-from locust import User, constant, events, task
+from locust import LoadTestShape, User, constant, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
+from bulkbench.arrivals import STAGES_ENV, arrived, parse_stages
 from bulkbench.auth import DEFAULT_TTL_S, TokenAuthority, read_secret
 from bulkbench.profile import load_profile
 from bulkbench.strategies import STRATEGIES, strategy_params
@@ -45,6 +46,8 @@ from loadtests.sampler import sample_metrics, save_stage_samples
 from loadtests.watch import AbortWatch, LiveDrops, watched
 
 DROP_DONE = "bulkbench_drop_done"
+SPAWN_AT_ONCE_PER_S = 1000.0
+"""A shape's spawn rate: the users of one tick start together."""
 _local_users = itertools.count()
 
 
@@ -200,3 +203,19 @@ class DropUser(User):
                                                          "pid": os.getpid()})
         if options.bb_out:
             raise StopUser()
+
+
+if os.environ.get(STAGES_ENV):
+    class StagedArrivals(LoadTestShape):
+        """Users arriving in stages (``run --stages``): each tick asks for as many users as have arrived
+        by now (Locust ticks once a second, so arrivals land on whole seconds)."""
+
+        use_common_options = True  # it reads --run-time: Locust enforces that only after a shape ends
+        stages = parse_stages(os.environ[STAGES_ENV])
+
+        def tick(self) -> tuple[int, float] | None:
+            elapsed = self.get_run_time()
+            run_time = self.runner.environment.parsed_options.run_time if self.runner else None
+            if run_time and elapsed > run_time:
+                return None
+            return arrived(self.stages, elapsed), SPAWN_AT_ONCE_PER_S

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from bulkbench.arrivals import STAGES_ENV, arrival_plan, arrival_times, ends_s, total_users
 from bulkbench.bound import add_bound
 from bulkbench.config import ConfigError
 from bulkbench.lifeline import die_with_parent
@@ -81,6 +82,8 @@ class RunOptions:
     """A thresholds TOML: those marked ``abort_on_fail`` are watched during the run (``loadtests.watch``)."""
     arrival_rate: float = 0.0
     """Users arriving per second (Locust's spawn rate); 0: all at once."""
+    stages: str = ""
+    """Users arriving in stages (``bulkbench.arrivals``), by the locustfile's ``LoadTestShape``."""
 
 
 def _say(options: RunOptions, text: str) -> None:
@@ -127,9 +130,12 @@ def run(options: RunOptions) -> RunSummary:
         options = dataclasses.replace(options, target_profile=APP_TARGETS.get(options.start_app, options.start_app))
     if options.thresholds:
         load_gates(Path(options.thresholds))  # a bad file is refused before anything starts
-    if options.arrival_rate and options.processes:
-        raise ConfigError("--arrival-rate runs in one Locust process: drop --processes (each process would "
-                          "count its own arrivals)")
+    plan = arrival_plan(options.users, options.arrival_rate, options.stages)
+    if plan is not None and options.processes:
+        raise ConfigError("users arriving over time run in one Locust process: drop --processes (each process "
+                          "would count its own arrivals)")
+    if options.stages and plan is not None:
+        options = dataclasses.replace(options, users=total_users(plan))
     target = check_target(options)
     if target.name != REFERENCE:  # not our server: the client is built for the profile that stands for it
         options = dataclasses.replace(options, profile=target.model_profile)
@@ -170,7 +176,7 @@ def run(options: RunOptions) -> RunSummary:
                 auth_secret_file=options.auth_secret_file or None))
             url, server_cpu, server_memory = server.url, server.cpu_seconds, server.memory_mib
             _say(options, f"[bulkbench] server: profile {profile.name!r} at {url} (pid {server.pid})")
-        arriving_s = (options.users - 1) / options.arrival_rate if options.arrival_rate else 0.0
+        arriving_s = ends_s(plan)
         run_time_s = max(options.max_seconds, options.drop_cap_s + JUDGE_GRACE_S) + arriving_s
         command = [*prefix, sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
                    "-u", str(options.users), "-r", f"{options.arrival_rate or options.users:g}", "--host", url,
@@ -197,13 +203,17 @@ def run(options: RunOptions) -> RunSummary:
             command += ["--bb-thresholds", str(Path(options.thresholds).resolve())]
         if options.processes:
             command += ["--processes", str(options.processes)]
-        arriving = f", arriving {options.arrival_rate:g}/s" if options.arrival_rate else ", all at once"
+        arriving = (f", arriving in stages {options.stages}" if options.stages else
+                    f", arriving {options.arrival_rate:g}/s" if options.arrival_rate else ", all at once")
         _say(options, f"[bulkbench] locust: {options.users} user(s){arriving}, strategy {options.strategy!r}, "
                       f"{options.images} images each")
         started = time.perf_counter()
         cpu_before = server_cpu() if server_cpu else 0.0
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(LOCUSTFILE.parent.parent),
                                                                          os.environ.get("PYTHONPATH", "")]))}
+        env.pop(STAGES_ENV, None)
+        if options.stages:
+            env[STAGES_ENV] = options.stages
         with open(out / "locust.log", "w") as log:  # quiet: Locust's own output goes to a file
             finished = subprocess.run(command, timeout=run_time_s + 120, env=env, preexec_fn=die_with_parent,
                                       stdout=log if options.quiet else None, stderr=log if options.quiet else None)
@@ -232,7 +242,8 @@ def run(options: RunOptions) -> RunSummary:
         "workload": {"median_bytes": workload.median_bytes, "sigma": workload.sigma},
         "aborted": next((r.extra["aborted"] for r in results if r.extra.get("aborted")), None),
     })
-    add_bound(summary, [draw_images(workload, user=user) for user in range(options.users)], profile, network)
+    add_bound(summary, [draw_images(workload, user=user) for user in range(options.users)], profile, network,
+              arrivals_s=arrival_times(plan) if plan else None)
     write_results(out, [summary], results)
     return summary
 
@@ -262,6 +273,7 @@ def main(args: Any) -> int:
         auth_secret_file=args.auth_secret_file or "", token=args.token or "",
         target_profile=args.target_profile or REFERENCE, transport=args.transport or "", start_app=args.start_app or "",
         drop_cap_s=args.drop_cap_s, thresholds=args.thresholds or "", arrival_rate=args.arrival_rate,
+        stages=args.stages,
     )
     summary = run(options)
     print()

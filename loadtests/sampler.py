@@ -26,6 +26,8 @@ def parse_metrics(text: str) -> dict[str, float]:
                 row["ws_connections"] = sample.value
             elif sample.name == "process_resident_memory_bytes":
                 row["server_rss_mb"] = round(sample.value / 1e6, 1)
+            elif sample.name == "bulkbench_thumbnails_owed":
+                row["thumbnails_owed"] = sample.value
             elif sample.name == "bulkbench_http_in_flight":
                 row["http_in_flight"] = max(0.0, sample.value - 1)  # not counting this very request
     return row

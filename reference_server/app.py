@@ -68,6 +68,7 @@ class Server:
         self.rate_limiter = RateLimiter(profile.rate_limit) if profile.rate_limit else None
         self.uploads = UploadDesk(profile)
         """Admission, de-duplication and thumbnails owed: the upload rules, shared with the model."""
+        self.metrics.thumbnails_owed.set_function(lambda: len(self.uploads.owed))
         self.closing = False
         self._background: set[asyncio.Task[Any]] = set()
 

@@ -52,6 +52,10 @@ class Metrics:
         self.upload_bytes_total = Counter(
             "bulkbench_upload_bytes", "Bytes of upload bodies received", registry=r
         )
+        self.thumbnails_owed = Gauge(
+            "bulkbench_thumbnails_owed", "Stored files whose after-the-answer thumbnails are not made yet",
+            registry=r,
+        )
 
     def ws_frame_counter(self, direction: str) -> Callable[[str], None]:
         """A fast ``count(event)`` for one direction: label children cached, not looked up per frame."""

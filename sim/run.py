@@ -16,7 +16,7 @@ import gc
 import math
 import random
 import statistics
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import orjson
 import scipy.stats
 import simpy
 
+from bulkbench.arrivals import arrival_plan, arrival_times, total_users
 from bulkbench.bound import add_bound
 from bulkbench.model_params import ModelParams, load_model_params
 from bulkbench.network import NetworkSpec, load_network
@@ -58,6 +59,9 @@ class SimOptions:
     model: str | None = None
     link_per_user: bool = False
     """Each user on an uplink of its own (capacity planning); real runs share one shaped loopback."""
+    arrival_rate: float = 0.0
+    stages: str = ""
+    """When users arrive (``bulkbench.arrivals``): by default all at once."""
     strategy_overrides: tuple[tuple[str, Any], ...] = ()
 
 
@@ -87,21 +91,30 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     world = ModelWorld(env, profile, link, params, rng, link_per_user=options.link_per_user)
     if strategy_args is None:
         strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
-    runs = []
-    for user in range(options.users):
+    runs: list[tuple[SimClient, Drop, simpy.Process]] = []
+    ended: dict[int, float] = {}
+
+    def arrive(user: int) -> simpy.Process:
         canvas_id = "shared" if options.canvas == "shared" else f"u{user}"
         client = SimClient(env, world, user=user, canvas_id=canvas_id)
         world.join(client)
         drop = Drop(canvas_id, list(_images(workload, user)), profile.limits, client_id=f"user-{user}")
-        runs.append((client, drop, client.run(start(options.strategy, drop, strategy_args))))
+        process = client.run(start(options.strategy, drop, strategy_args))
+        process.callbacks.append(lambda _e: ended.__setitem__(client.user, client.now))
+        runs.append((client, drop, process))
+        return process
+
+    plan = arrival_plan(options.users, options.arrival_rate, options.stages)
+    if plan is None:
+        dropping = [arrive(user) for user in range(options.users)]
+    else:
+        dropping = [env.process(_later(env, at, lambda user=user: arrive(user)))
+                    for user, at in enumerate(arrival_times(plan))]
     series: list[dict[str, float]] = []
     if record_series:
-        env.process(_monitor(env, world, series, options.users, sample_every_s))
-    ended: dict[int, float] = {}
-    for client, _drop, process in runs:
-        process.callbacks.append(lambda _e, c=client: ended.__setitem__(c.user, c.now))
+        env.process(_monitor(env, world, series, len(dropping), sample_every_s))
     with gc_paused():
-        env.run(until=env.all_of([process for _c, _d, process in runs]))
+        env.run(until=env.all_of(dropping))
     results = []
     for client, _drop, _process in runs:
         client.count_frames_until(env.now)
@@ -120,10 +133,17 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     summary = summarize("sim", options.strategy, profile.name, options.seed, results,
                         extra=drop_figures(results))
     add_bound(summary, [drop.images for _c, drop, _p in runs], profile, network, params,
-              per_user_link=options.link_per_user)
+              per_user_link=options.link_per_user, arrivals_s=arrival_times(plan) if plan else None)
     if keep is not None:
         keep["world"] = world
     return Replication(summary, results, series, events_scheduled(env))
+
+
+def _later(env: simpy.Environment, at_s: float, begin: Callable[[], simpy.Process]) -> Generator[Any, Any, None]:
+    """A user who arrives at ``at_s``: nothing of theirs exists before."""
+    if at_s > 0:
+        yield env.timeout(at_s)
+    yield begin()
 
 
 @functools.lru_cache(maxsize=256)
@@ -207,6 +227,9 @@ def combine(replications: list[Replication]) -> RunSummary:
 
 def run_sim(options: SimOptions, profile_override: Profile | None = None) -> RunSummary:
     """``profile_override``: a profile object to use instead of loading ``options.profile`` (knob sweeps)."""
+    plan = arrival_plan(options.users, options.arrival_rate, options.stages)  # bad stages refused before anything
+    if plan is not None:
+        options = dataclasses.replace(options, users=total_users(plan))
     profile = profile_override or load_profile(options.profile)
     if not options.emulation:
         profile = profile.without_emulation()
@@ -249,7 +272,8 @@ def main(args: Any) -> int:
         strategy=args.strategy, images=args.images, users=args.users, profile=args.profile, seed=args.seed,
         replications=args.replications, out=Path(args.out), uplink_mbit=network.uplink_mbit,
         queue_ms=network.queue_ms, canvas=args.canvas, workload=args.workload or "",
-        emulation=not args.no_emulation, model=args.model or None,
+        emulation=not args.no_emulation, model=args.model or None, arrival_rate=args.arrival_rate,
+        stages=args.stages,
     )
     summary = run_sim(options)
     print(table([summary]))

@@ -77,3 +77,18 @@ def test_no_model_drop_beats_its_bound(strategy: str) -> None:
         assert summary.bound_seconds and summary.bound_seconds > 0
         assert summary.drop_seconds >= 0.995 * summary.bound_seconds, (uplink, summary.extra["bound"])
         assert summary.drop_over_bound == pytest.approx(summary.drop_seconds / summary.bound_seconds, abs=1e-3)
+
+
+def test_users_arriving_late_bound_the_drop_by_the_last_arrival_and_its_own_drop_alone() -> None:
+    optimized, network = load_profile("optimized"), load_network("uplink-20")
+    three = images(3, count=20)
+    at_once = physical_bound(three, optimized, network, PARAMS)
+    staggered = physical_bound(three, optimized, network, PARAMS, arrivals_s=[5.0, 30.0, 60.0])
+    last_alone = physical_bound([three[2]], optimized, network, PARAMS).seconds
+    assert staggered.binding == "arrivals" and staggered.arrivals_s == 55.0
+    assert staggered.seconds == pytest.approx(55.0 + last_alone) and staggered.seconds > at_once.seconds
+    assert physical_bound(three, optimized, network, PARAMS, arrivals_s=[0.0, 0.0, 0.0]) == at_once
+    summary = run_sim(SimOptions(strategy="batched", images=20, profile="optimized", uplink_mbit=20.0,
+                                 stages="0s:1,60s:3"))
+    assert summary.extra["bound"]["binding"] == "arrivals"
+    assert summary.drop_seconds >= 0.995 * summary.bound_seconds

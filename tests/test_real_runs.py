@@ -238,3 +238,15 @@ def test_users_arrive_at_the_arrival_rate_or_all_at_once(start_server, tmp_path,
         gaps[rate] = starts[1] - starts[0]
     assert 1.5 <= gaps[0.5] <= 4.0
     assert gaps[0.0] < 1.0
+
+
+def test_users_arrive_in_stages_through_a_load_test_shape(start_server, tmp_path, small_workload):
+    """``--stages 0s:1,3s:3``: one user at once, then two more over 3 s (Locust ticks each second):
+    three drops, started in that order and spread over about 3 s, as the model starts them."""
+    server = start_server("optimized")
+    out = tmp_path / "staged"
+    summary = run(RunOptions(strategy="batched", images=4, profile="optimized", out=out, target=server.url,
+                             workload=small_workload, quiet=True, max_seconds=300, stages="0s:1,3s:3"))
+    assert summary.users == 3 and summary.images_ok == 12
+    starts = sorted(json.loads(p.read_text())["started_at"] for p in (out / "drops").glob("*.json"))
+    assert 1.0 <= starts[1] - starts[0] <= 3.5 and 2.0 <= starts[2] - starts[0] <= 5.0, starts

@@ -198,13 +198,21 @@ def test_after_the_answer_thumbnails_a_full_stage_refuses_wait_their_turn_and_no
     server = start_server(profile)
     with httpx.Client(base_url=server.url, timeout=60) as client:
         stems = [Path(upload(client, image_bytes(seed=40 + k)).json()["serverFilename"]).stem for k in range(6)]
+        owed = _gauge(client.get("/metrics").text, "bulkbench_thumbnails_owed")
+        assert 1 <= owed <= 6, owed
         waiting = client.get(f"/thumbnails/64/{stems[-1]}.webp")
         assert waiting.status_code == 503 and int(waiting.headers["Retry-After"]) >= 1
         assert client.get("/thumbnails/64/nothing-like-it.webp").status_code == 404
         deadline = 6 * 0.3 + 30.0
         assert _eventually(lambda: _all_made(client, stems), deadline), "a thumbnail job was dropped"
+        assert _eventually(lambda: _gauge(client.get("/metrics").text, "bulkbench_thumbnails_owed") == 0, 30.0), \
+            "every job ended (its emulated time too): nothing is owed any more"
         metrics = client.get("/metrics").text
     assert 'bulkbench_operations_total{outcome="deferred",type="thumbnail"}' in metrics
+
+
+def _gauge(metrics: str, name: str) -> float:
+    return next(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name + " "))
 
 
 def _all_made(client: httpx.Client, stems: list[str]) -> bool:

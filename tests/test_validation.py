@@ -26,6 +26,35 @@ def test_the_model_predicts_the_recorded_issue4_runs_within_its_stated_error(mon
             assert (r["sim_ws_sent"], r["sim_http"]) == (r["real_ws_sent"], r["real_http"])
 
 
+ISSUE3_LIMITER_CHANGED = "legacy-ratelimit"
+"""issue3's legacy-ratelimit rows were recorded when that limiter counted thumbnail GETs only (0 answers of
+429); since issue 11 it counts uploads too, as the real app's does. Their failure rate and drop time still
+hold; their 429s are of a profile that no longer exists."""
+ISSUE3_CLIFF = ("individual", 200, 1, 10.0)
+"""The cliff: one real run (0.245 lost) stands for a scenario whose real runs spread 0-0.25; the model is held
+to the runs of ``examples/validation/cliff`` there instead."""
+
+
+def test_the_model_predicts_the_held_out_issue3_runs_within_its_stated_error(monkeypatch) -> None:
+    """Out of sample: the model's costs were fitted on issue4's runs (the light workload); issue3's were
+    recorded before, with the default workload, and never tuned on."""
+    from sim.accuracy import within
+    monkeypatch.chdir(ROOT)
+    rows = compare_matrix(ROOT / "examples" / "validation" / "issue3", replications=3)
+    assert len(rows) == 20
+    missed = set()
+    for r in rows:
+        key = (r["strategy"], r["images"], r["users"], r["uplink_mbit"])
+        held = (within(r["sim_failure_rate"], r["real_failure_rate"], r["sim_drop_s"], r["real_drop_s"])
+                if r["target"] == ISSUE3_LIMITER_CHANGED else r["within"])
+        if not held:
+            missed.add(key)
+    assert missed <= {ISSUE3_CLIFF}, missed
+    for strategy in ("individual", "batched"):
+        errors = [r["drop_error"] for r in rows if r["strategy"] == strategy]
+        assert abs(sum(errors) / len(errors)) <= DROP_SECONDS_BIAS_TOLERANCE, (strategy, errors)
+
+
 def _imagecanvas_rows() -> Path:
     return ROOT / "examples" / "validation" / "imagecanvas"
 

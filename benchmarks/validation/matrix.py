@@ -79,6 +79,12 @@ MATRICES: dict[str, list[dict]] = {
         *({"profile": profile, "strategy": s, "images": 1000, "users": 5, "uplink_mbit": 100.0}
           for profile in ("legacy", "optimized") for s in ("pipelined", "batched")),
     ],
+    # the cliff, run again (issues 15 and 17): one scenario's real spread, each run its own seed, where
+    # individual's single-flight queue meets the orphan deadline (10 Mbit/s) and just above it (20)
+    "cliff": [
+        *({"strategy": "individual", "images": 200, "uplink_mbit": mbit, "seed": seed}
+          for mbit in (10.0, 20.0) for seed in range(1, 6)),
+    ],
     "smoke": [
         {"strategy": "individual", "images": 20},
         {"strategy": "batched", "images": 20},
