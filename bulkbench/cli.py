@@ -340,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser(
         "validate", help="recorded runs held to each other: the model to real runs (default), our server to "
-                         "the real app (--servers), our client to the real one (--engines); exit 1 on a miss")
+                         "the real app (--servers), our client to the real one (--engines), a scenario's real "
+                         "spread to the model's (--spread); exit 1 on a miss")
     validate.add_argument("matrix_dir", help="a folder with matrix.jsonl (python -m benchmarks.validation.matrix)")
     validate.add_argument("--profile", action="append", default=[], metavar="NAME=PROFILE.toml", type=_substitute,
                           help="simulate profile NAME with this file instead")
@@ -352,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="hold our server's rows to the real app's rows of the same matrix (no model)")
     how.add_argument("--engines", action="store_true",
                      help="hold the protocol-level client's rows to the browser's rows of the same matrix")
+    how.add_argument("--spread", action="store_true",
+                     help="scenarios run several times (rows differing only in seed): every real run inside the "
+                          "model's 95 %% interval for one run, over --replications")
     validate.set_defaults(func=cmd_validate)
 
     report = commands.add_parser("report", help="results directories -> report.html and report.md")

@@ -41,6 +41,12 @@ class ModelParams:
     standing_bytes_per_flow: float = 40_000.0
     standing_fraction: float = 0.45
     """Bytes each upload keeps in the shaped link's queue (fitted: 6 uploads hold about 160 KB)."""
+    queue_occupancy: float = 1.0
+    """The share of the shaped link's queue (``queue_ms``) the standing queue can fill: TCP fills it to
+    a loss, halves its window and fills it again, so on average it holds less than all of it."""
+    queue_occupancy_spread: float = 0.0
+    """Where in that sawtooth a run sits differs from one real run to the next: each replication draws
+    its occupancy uniformly within +- this much (0: every replication the same)."""
 
 
 def load_model_params(path: str | None = None) -> ModelParams:

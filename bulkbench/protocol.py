@@ -98,6 +98,11 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 """HTTP status for each code that can be an HTTP answer (400 for any code not listed)."""
 
 
+
+def retry_after_header(seconds: float) -> int:
+    """Retry-After as an HTTP answer carries it: whole seconds, never 0 (the model's clients read the same)."""
+    return max(1, round(seconds))
+
 class ProtocolError(Exception):
     """A typed refusal: what went wrong (``code``), for whom (``operation_id``), in words."""
 

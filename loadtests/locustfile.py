@@ -152,6 +152,12 @@ class DropUser(User):
                                             images=options.bb_images, seed=options.bb_seed)
         self.cache = ImageCache()
 
+    def _arrived_by_now(self, users: int) -> int:
+        shape = self.environment.shape_class
+        if isinstance(shape, LoadTestShape) and hasattr(shape, "stages"):
+            return min(users, arrived(shape.stages, shape.get_run_time()))
+        return users
+
     def _report(self, request_type: str, name: str, response_time: float, response_length: int,
                 exception: Exception | None) -> None:
         self.environment.events.request.fire(request_type=request_type, name=name, response_time=response_time,
@@ -162,9 +168,10 @@ class DropUser(User):
         options = _options(self.environment)
         state = self.environment.bulkbench
         if options.bb_out and not self.iteration:
-            if state["drops_started"] >= options.num_users:
-                # Locust keeps its user count while users arrive at a rate: a user that ended its drop is
-                # replaced. One drop per user: the replacement has nothing to drop.
+            if state["drops_started"] >= self._arrived_by_now(options.num_users):
+                # Locust keeps its user count while users arrive (at a rate, or a shape's count): a user
+                # that ended its drop is replaced. One drop per user: the replacement has nothing to drop,
+                # and must not take the place of a user still to arrive.
                 raise StopUser()
             state["drops_started"] += 1
         label = self.user_index if not self.iteration else f"{self.user_index}.{self.iteration}"

@@ -15,7 +15,7 @@ from starlette.types import Scope
 
 from bulkbench.auth import bearer_token
 from bulkbench.profile import Overloaded
-from bulkbench.protocol import ErrorCode, ProtocolError, loads
+from bulkbench.protocol import ErrorCode, ProtocolError, loads, retry_after_header
 from bulkbench.server_core import ThumbnailJob, upload_answer
 from reference_server.uploads import (
     ReceivedUpload,
@@ -46,7 +46,7 @@ def scope_token(scope: Scope) -> str | None:
 def error_response(error: ProtocolError) -> JSONResponse:
     headers = {}
     if error.retry_after_s is not None:
-        headers["Retry-After"] = str(max(1, round(error.retry_after_s)))
+        headers["Retry-After"] = str(retry_after_header(error.retry_after_s))
     return JSONResponse({"error": error.to_json()}, status_code=error.http_status, headers=headers)
 
 

@@ -222,6 +222,8 @@ class Link:
     standing_fraction: float = 0.45
     """A flow's queued bytes grow with what it has sent (slow start): this share of it, up to the most
     above. 0: every flow keeps the most from its first byte."""
+    queue_occupancy: float = 1.0
+    """The share of ``queue_s`` the standing queue can fill (where this run sits in TCP's sawtooth)."""
     bytes_carried: float = 0.0
     virtual: float = 0.0
     _flows: int = 0
@@ -253,7 +255,7 @@ class Link:
             standing = self._standing()
         else:
             standing = 0.0
-        queue = min(self.queue_s, standing / self.rate_bytes_per_s)
+        queue = min(self.queue_s * self.queue_occupancy, standing / self.rate_bytes_per_s)
         return self.base_delay_s + queue + nbytes / self.rate_bytes_per_s
 
     def _standing(self) -> float:

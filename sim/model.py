@@ -36,6 +36,7 @@ from bulkbench.protocol import (
     execute_operation_frame,
     frame_bytes,
     parse_operation,
+    retry_after_header,
 )
 from bulkbench.ratelimit import RateLimiter
 from bulkbench.server_core import (
@@ -202,7 +203,7 @@ class ServerModel:
             self.serve("upload", self.uploads.check_items(image.size_bytes),
                        lambda: self._checked(image, digest, then))
         except Overloaded as exc:
-            then(HttpResult(503, retry_after_s=exc.retry_after_s))
+            then(HttpResult(503, retry_after_s=retry_after_header(exc.retry_after_s)))
 
     def _checked(self, image: ImageSpec, digest: str, then: Callable[[HttpResult], None]) -> None:
         desk = self.uploads
@@ -220,7 +221,7 @@ class ServerModel:
             try:
                 self.serve("thumbnail", job.items, made)
             except Overloaded as exc:
-                then(HttpResult(503, retry_after_s=exc.retry_after_s))
+                then(HttpResult(503, retry_after_s=retry_after_header(exc.retry_after_s)))
             return
         if job is not None:
             desk.owe(job)
@@ -290,7 +291,8 @@ class ModelWorld:
         if link is None:
             base = self.link
             link = self.links[client.user] = Link(self.env, base.rate_bytes_per_s, base.queue_s, base.base_delay_s,
-                                                  base.standing_bytes_per_flow, base.standing_fraction)
+                                                  base.standing_bytes_per_flow, base.standing_fraction,
+                                                  base.queue_occupancy)
         return link
 
     def pool(self, client: SimClient) -> ConnectionPool:
@@ -412,13 +414,13 @@ class ModelWorld:
         def arrived(_event: Any) -> None:
             wait_s = server.rate_limited(client)
             if wait_s is not None:
-                retry_after = max(1.0, round(wait_s)) if server.profile.rate_limit.retry_after_header else None
+                retry_after = retry_after_header(wait_s) if server.profile.rate_limit.retry_after_header else None
                 respond(HttpResult(429, retry_after_s=retry_after), p.answer_bytes, release)
                 return
             try:
                 server.uploads.admit(server.stages["upload"].check_admission)
             except Overloaded as exc:
-                respond(HttpResult(503, retry_after_s=exc.retry_after_s), p.answer_bytes, release)
+                respond(HttpResult(503, retry_after_s=retry_after_header(exc.retry_after_s)), p.answer_bytes, release)
                 return
             client.bytes_uploaded += image.size_bytes
             link.transfer_then(image.size_bytes, lambda: server.store_upload(image, digest, stored))

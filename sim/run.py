@@ -87,7 +87,8 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     rng = random.Random(options.seed * 1000 + replication)
     network = NetworkSpec(uplink_mbit=options.uplink_mbit, queue_ms=options.queue_ms)
     link = Link(env, network.goodput_bytes_per_s if network.shaped else 0.0, options.queue_ms / 1000.0,
-                standing_bytes_per_flow=params.standing_bytes_per_flow, standing_fraction=params.standing_fraction)
+                standing_bytes_per_flow=params.standing_bytes_per_flow, standing_fraction=params.standing_fraction,
+                queue_occupancy=queue_occupancy(params, options.seed, replication))
     world = ModelWorld(env, profile, link, params, rng, link_per_user=options.link_per_user)
     if strategy_args is None:
         strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
@@ -137,6 +138,15 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     if keep is not None:
         keep["world"] = world
     return Replication(summary, results, series, events_scheduled(env))
+
+
+def queue_occupancy(params: ModelParams, seed: int, replication: int) -> float:
+    """This replication's share of the shaped queue the standing queue can fill: drawn from a stream of
+    its own, so a spread of 0 leaves every other draw of the run as it was."""
+    if params.queue_occupancy_spread <= 0:
+        return params.queue_occupancy
+    draw = random.Random(f"occupancy-{seed}-{replication}").uniform(-1.0, 1.0)
+    return min(1.0, max(0.0, params.queue_occupancy + params.queue_occupancy_spread * draw))
 
 
 def _later(env: simpy.Environment, at_s: float, begin: Callable[[], simpy.Process]) -> Generator[Any, Any, None]:

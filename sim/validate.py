@@ -11,6 +11,8 @@ It exits 1 when a row misses, so a pipeline can gate on it.
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
 from pathlib import Path
 
 import orjson
@@ -18,7 +20,7 @@ import orjson
 from bulkbench.network import load_network
 from bulkbench.target import APP_TARGETS, load_target
 from sim.accuracy import COUNT_TOLERANCE, DROP_SECONDS_TOLERANCE, FAILURE_RATE_TOLERANCE, count_within, within
-from sim.run import SimOptions, run_sim
+from sim.run import SimOptions, run_sim, t95
 
 
 def read_matrix(matrix_dir: Path) -> list[dict]:
@@ -80,6 +82,59 @@ def _figures(summary: dict) -> dict:
             "http_429": extra.get("http_by_status", {}).get("429", 0),
             "upload_attempts": extra.get("upload_attempts", summary["images"] * summary["users"]),
             "frames_sent": extra.get("frames_sent", {}), "causes": summary["failures_by_cause"]}
+
+
+def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "") -> list[dict]:
+    """Scenarios run several times (rows that differ only in their ``seed``, so in their images too): the
+    real runs' spread beside the model's, one simulated run per seed 1..``replications``: its mean, its
+    95 % prediction interval for one run (mean +- t s sqrt(1 + 1/n)), and how many real runs fall inside.
+    Where a scenario sits on a cliff one real run says little; its spread is what the model must cover."""
+    groups: dict[str, list[dict]] = {}
+    for entry in read_matrix(matrix_dir):
+        scenario = {k: v for k, v in entry["spec"].items() if k != "seed"}
+        groups.setdefault(orjson.dumps(scenario, option=orjson.OPT_SORT_KEYS).decode(), []).append(entry)
+    rows = []
+    for key, entries in groups.items():
+        spec = orjson.loads(key)
+        network = load_network("loopback", spec.get("uplink_mbit", 0.0))
+        profile = model_profile_of(spec)
+        runs = [run_sim(SimOptions(
+            strategy=spec["strategy"], images=spec["images"], users=spec.get("users", 1), profile=profile,
+            seed=seed, uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms,
+            workload=spec.get("workload", ""), model=model or None)) for seed in range(1, replications + 1)]
+        rates = [run.failure_rate for run in runs]
+        mean = statistics.fmean(rates)
+        half = t95(len(rates) - 1) * statistics.stdev(rates) * math.sqrt(1 + 1 / len(rates))
+        interval = [max(0.0, mean - half), min(1.0, mean + half)]
+        real = sorted(e["summary"]["failure_rate"] for e in entries)
+        rows.append({
+            "profile": profile, "strategy": spec["strategy"], "images": spec["images"],
+            "users": spec.get("users", 1), "uplink_mbit": network.uplink_mbit, "real_failure_rates": real,
+            "real_op_ack_p50_ms": sorted(e["summary"]["op_ack_ms"]["p50"] for e in entries),
+            "sim_failure_rates": sorted(rates), "sim_failure_rate": mean, "sim_pi95": interval,
+            "sim_op_ack_p50_ms": statistics.fmean(run.op_ack_ms["p50"] or 0.0 for run in runs),
+            "inside": sum(interval[0] - 1e-9 <= r <= interval[1] + 1e-9 for r in real),
+            "mean_within": abs(mean - statistics.fmean(real)) <= FAILURE_RATE_TOLERANCE})
+    return rows
+
+
+def print_spread(rows: list[dict]) -> int:
+    head = (f"{'server':<10} {'strategy':<10} {'imgs':>5} {'Mbit':>5} | {'real runs: failure rate':<34} "
+            f"{'mean':>6} | {'model':>6} {'95 % for one run':>16} {'inside':>7} | op ack p50 ms: real / model")
+    print(head)
+    print("-" * len(head))
+    misses = 0
+    for r in rows:
+        real, (low, high) = r["real_failure_rates"], r["sim_pi95"]
+        misses += not r["mean_within"] or r["inside"] < len(real)
+        acks = ", ".join(f"{a:.0f}" for a in r["real_op_ack_p50_ms"])
+        print(f"{r['profile']:<10} {r['strategy']:<10} {r['images']:>5} {r['uplink_mbit']:>5g} | "
+              f"{', '.join(f'{x:.3f}' for x in real):<34} {statistics.fmean(real):>6.3f} | "
+              f"{r['sim_failure_rate']:>6.3f} {f'[{low:.3f}, {high:.3f}]':>16} {r['inside']:>3}/{len(real):<3} | "
+              f"{acks} / {r['sim_op_ack_p50_ms']:.0f}")
+    print(f"\n{len(rows) - misses}/{len(rows)} scenarios: every real run inside the model's 95 % interval for one "
+          f"run, and the means within +-{FAILURE_RATE_TOLERANCE}")
+    return misses
 
 
 def compare_servers(matrix_dir: Path) -> list[dict]:
@@ -175,6 +230,8 @@ def print_servers(rows: list[dict]) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.spread:
+        return 1 if print_spread(compare_spread(Path(args.matrix_dir), max(2, args.replications), args.model)) else 0
     if args.servers:
         return 1 if print_servers(compare_servers(Path(args.matrix_dir))) else 0
     if args.engines:

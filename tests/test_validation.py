@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 
 from sim.accuracy import DROP_SECONDS_BIAS_TOLERANCE
-from sim.validate import compare_engines, compare_matrix, compare_servers
+from sim.validate import compare_engines, compare_matrix, compare_servers, compare_spread
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,14 +30,12 @@ ISSUE3_LIMITER_CHANGED = "legacy-ratelimit"
 """issue3's legacy-ratelimit rows were recorded when that limiter counted thumbnail GETs only (0 answers of
 429); since issue 11 it counts uploads too, as the real app's does. Their failure rate and drop time still
 hold; their 429s are of a profile that no longer exists."""
-ISSUE3_CLIFF = ("individual", 200, 1, 10.0)
-"""The cliff: one real run (0.245 lost) stands for a scenario whose real runs spread 0-0.25; the model is held
-to the runs of ``examples/validation/cliff`` there instead."""
-
 
 def test_the_model_predicts_the_held_out_issue3_runs_within_its_stated_error(monkeypatch) -> None:
     """Out of sample: the model's costs were fitted on issue4's runs (the light workload); issue3's were
-    recorded before, with the default workload, and never tuned on."""
+    recorded before, with the default workload, and never tuned on. Its cliff row (10 Mbit/s, one run
+    losing 0.245) is one draw of a spread: ``test_the_models_spread_covers_the_real_runs_at_the_cliff``
+    holds the model to five."""
     from sim.accuracy import within
     monkeypatch.chdir(ROOT)
     rows = compare_matrix(ROOT / "examples" / "validation" / "issue3", replications=3)
@@ -49,7 +47,7 @@ def test_the_model_predicts_the_held_out_issue3_runs_within_its_stated_error(mon
                 if r["target"] == ISSUE3_LIMITER_CHANGED else r["within"])
         if not held:
             missed.add(key)
-    assert missed <= {ISSUE3_CLIFF}, missed
+    assert not missed, missed
     for strategy in ("individual", "batched"):
         errors = [r["drop_error"] for r in rows if r["strategy"] == strategy]
         assert abs(sum(errors) / len(errors)) <= DROP_SECONDS_BIAS_TOLERANCE, (strategy, errors)
@@ -132,3 +130,18 @@ def test_the_model_predicts_the_recorded_pipelined_runs_within_its_stated_error(
     for r in rows:  # nothing lost, and no more than the bound's few percent of messages apart
         assert r["real_failure_rate"] == 0 and r["sim_failure_rate"] == 0
         assert abs(r["sim_ws_sent"] - r["real_ws_sent"]) <= 0.15 * r["real_ws_sent"] + 2
+
+
+def test_the_models_spread_covers_the_real_runs_at_the_cliff() -> None:
+    """Five real runs of each scenario (``examples/validation/cliff``, seeds 1-5). At 10 Mbit/s
+    ``individual`` loses 11.5-32 %, and its op-ack p50 (130-200 ms) rises with the loss: the standing
+    queue the uploads keep in the shaped link differs from run to run. The model draws it per run
+    (``standing_spread``), so one real run anywhere in that spread is inside its interval; at 20 Mbit/s
+    nothing is lost, real or modelled."""
+    rows = compare_spread(ROOT / "examples" / "validation" / "cliff", replications=10)
+    assert {(r["uplink_mbit"], len(r["real_failure_rates"])) for r in rows} == {(10.0, 5), (20.0, 5)}
+    for r in rows:
+        assert r["inside"] == 5 and r["mean_within"], r
+    cliff = next(r for r in rows if r["uplink_mbit"] == 10.0)
+    low, high = cliff["sim_pi95"]
+    assert high - low >= 0.15, "a spread as wide as the real runs', not a narrow interval around one value"
