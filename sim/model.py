@@ -170,8 +170,10 @@ class ServerModel:
             return
         ops, env = self.stages["ops"], self.env
 
+        items = items_of(operation)
+
         def serve_op(held: Held) -> None:
-            call_later(env, self.service_s("ops", items_of(operation)), lambda _event: apply(held))
+            call_later(env, self.service_s("ops", items), lambda _event: apply(held))
 
         def apply(held: Held) -> None:
             step = room.apply(operation_id, op_type, operation, size, self.stored.__contains__)
@@ -259,6 +261,10 @@ class ServerModel:
         if self.rate_limiter is None:
             return None
         return self.rate_limiter.check(f"user-{client.user}", self.env.now if at is None else at)
+
+
+_ANSWERED_REQUESTS = {Event.REQUEST_UNDO_STATE: RequestUndoState(), Event.REQUEST_FULL_SYNC: RequestFullSync()}
+"""The requests ``send_frame`` hands the browser's session: answered with one frame nothing waits for."""
 
 
 def _answer(frame: Frame) -> Answer:
@@ -356,8 +362,8 @@ class ModelWorld:
         """A request the server answers with one frame nothing waits for (undo state, full sync)."""
         link = self.link_of(client)
         delay = link.frame_delay(self.params.answer_bytes)
-        request = {Event.REQUEST_UNDO_STATE: RequestUndoState, Event.REQUEST_FULL_SYNC: RequestFullSync}.get(event)
-        reply = self.sessions[client].receive(request()) if request is not None else None
+        request = _ANSWERED_REQUESTS.get(event)
+        reply = self.sessions[client].receive(request) if request is not None else None
         if not isinstance(reply, tuple):
             return
         nbytes = self.params.answer_bytes

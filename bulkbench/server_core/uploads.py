@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
 from bulkbench.limits import MIB
@@ -30,7 +29,8 @@ class ThumbnailJob:
 
     @property
     def stem(self) -> str:
-        return PurePosixPath(self.name).stem
+        """The name without its extension (as ``Path.stem``; stored names are never dot files)."""
+        return self.name.rsplit(".", 1)[0]
 
     @property
     def items(self) -> float:
