@@ -54,12 +54,14 @@ def write(out: Path, result: dict[str, Any]) -> dict[str, Path]:
     t = result["targets"]
     lines = [f"# Capacity plan (model; failure rate < {t['failure_rate']:.1%}, drop < {t['drop_seconds']:g} s, "
              f"uplink {result['uplink_mbit']:g} Mbit/s)", "",
-             "| strategy | profile | largest drop (1 user) | most users | best server knob (largest drop) | "
+             "| strategy | profile | largest drop (1 user) | most users | best server knob (largest drop, its time) | "
              "USL sigma | USL kappa | USL peak users |", "|---|---|---|---|---|---|---|---|"]
     for p in result["plans"]:
         most = next(v for k, v in p.items() if k.startswith("most_users_at_"))
         usl = p["usl"] or {}
-        best = f"{p['best_knob']} ({p['largest_drop_by_knob'].get(p['best_knob'], 0)})"
+        judged = p.get("knobs", {}).get(p["best_knob"], {})
+        at = f", {judged['drop_s_at_largest']:.0f} s" if judged.get("drop_s_at_largest") is not None else ""
+        best = f"{p['best_knob']} ({p['largest_drop_by_knob'].get(p['best_knob'], 0)}{at})"
         lines.append(f"| {p['strategy']} | {p['profile']} | {p['largest_drop_1_user']} | {most} | {best} | "
                      f"{usl.get('sigma', float('nan')):.3f} | {usl.get('kappa', float('nan')):.4f} | "
                      f"{usl.get('peak_users', float('nan')):.1f} |")

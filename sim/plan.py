@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import multiprocessing
 import os
 import sys
@@ -99,6 +100,27 @@ def frontier(rows: Iterable[dict[str, Any]], targets: PlanTargets, images_at: in
     return {"largest_drop_1_user": largest, f"most_users_at_{images_at}": most}
 
 
+def judge_knob(rows: Iterable[dict[str, Any]], targets: PlanTargets) -> dict[str, Any]:
+    """A knob judged at the largest drop it allows (one user), so knobs that reach the same grid point
+    are still told apart: first the largest drop within the targets, then the failure rate at the next
+    size up (the one that broke it: lower is nearer the targets), then the drop time at the largest
+    (faster is better). ``score`` orders them in that sense."""
+    ones = sorted((r for r in rows if r["users"] == 1), key=lambda r: r["images"])
+
+    def ok(row: dict[str, Any]) -> bool:
+        return row["failure_rate"] < targets.failure_rate and row["drop_seconds"] < targets.drop_seconds
+
+    passing = [r for r in ones if ok(r)]
+    largest = passing[-1] if passing else None
+    beyond = next((r for r in ones if largest is None or r["images"] > largest["images"]), None)
+    failure_beyond = beyond["failure_rate"] if beyond is not None else 0.0
+    drop_at_largest = largest["drop_seconds"] if largest is not None else math.inf
+    return {"largest_drop": largest["images"] if largest else 0,
+            "drop_s_at_largest": largest["drop_seconds"] if largest is not None else None,
+            "failure_rate_beyond": failure_beyond,
+            "score": (largest["images"] if largest else 0, -failure_beyond, -drop_at_largest)}
+
+
 def usl_fit(users: list[int], throughput: list[float]) -> dict[str, float] | None:
     """Universal Scalability Law, X(N) = X1 N / (1 + sigma (N-1) + kappa N (N-1)), fitted to the
     throughputs themselves by bounded non-linear least squares (sigma, kappa >= 0): a coefficient the
@@ -143,12 +165,10 @@ def plan(strategies: list[str], profiles: list[str], targets: PlanTargets, image
         mine = [r for r in rows if r["strategy"] == strategy and r["profile"] == profile]
         plain = [r for r in mine if not r["knob"]]
         entry = {"strategy": strategy, "profile": profile, **frontier(plain, targets, images_at)}
-        knob_gain = {}
-        for knob in KNOBS:
-            knobbed = [r for r in mine if r["knob"] == knob]
-            knob_gain[knob] = frontier(knobbed, targets, images_at)["largest_drop_1_user"]
-        entry["largest_drop_by_knob"] = knob_gain
-        entry["best_knob"] = max(knob_gain, key=knob_gain.get) if knob_gain else ""
+        judged = {knob: judge_knob([r for r in mine if r["knob"] == knob], targets) for knob in KNOBS}
+        entry["largest_drop_by_knob"] = {knob: j["largest_drop"] for knob, j in judged.items()}
+        entry["knobs"] = judged
+        entry["best_knob"] = max(judged, key=lambda knob: judged[knob]["score"]) if judged else ""
         at = sorted((r for r in plain if r["images"] == images_at), key=lambda r: r["users"])
         entry["usl"] = usl_fit([r["users"] for r in at],
                                [r["images_ok"] / r["drop_seconds"] if r["drop_seconds"] else 0.0 for r in at])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bulkbench.profile import load_profile
-from sim.plan import PlanTargets, apply_knob, frontier, usl_fit
+from sim.plan import PlanTargets, apply_knob, frontier, judge_knob, usl_fit
 
 
 def test_usl_fit_recovers_known_coefficients() -> None:
@@ -103,3 +103,23 @@ def test_a_bad_grid_is_a_clear_error(item: str) -> None:
     from sim.tune import parse_grid
     with pytest.raises(ConfigError, match="--grid"):
         parse_grid([item], "pipelined")
+
+
+def test_knobs_that_reach_the_same_drop_are_told_apart_by_how_they_reach_it() -> None:
+    """Two knobs both pass 500 images and fail 1000: the one nearer the targets at 1000 is the better;
+    where that ties too, the faster at 500. Judged on the grid the plan already has: no more runs."""
+    targets = PlanTargets(failure_rate=0.01, drop_seconds=300.0)
+
+    def rows(fail_1000: float, drop_500: float) -> list[dict]:
+        return [{"images": 200, "users": 1, "failure_rate": 0.0, "drop_seconds": 40.0},
+                {"images": 500, "users": 1, "failure_rate": 0.0, "drop_seconds": drop_500},
+                {"images": 1000, "users": 1, "failure_rate": fail_1000, "drop_seconds": 250.0}]
+
+    near, far = judge_knob(rows(0.02, 120.0), targets), judge_knob(rows(0.30, 100.0), targets)
+    assert near["largest_drop"] == far["largest_drop"] == 500
+    assert near["score"] > far["score"], "nearer the targets one size up"
+    fast, slow = judge_knob(rows(0.30, 90.0), targets), judge_knob(rows(0.30, 150.0), targets)
+    assert fast["score"] > slow["score"] and fast["drop_s_at_largest"] == 90.0
+    none = judge_knob([{"images": 200, "users": 1, "failure_rate": 0.5, "drop_seconds": 40.0}], targets)
+    assert none["largest_drop"] == 0 and none["drop_s_at_largest"] is None
+    assert frontier(rows(0.02, 120.0), targets, 200)["largest_drop_1_user"] == 500
