@@ -23,9 +23,10 @@ from typing import Any
 import orjson
 
 from bulkbench.arrivals import STAGES_ENV, arrival_plan, arrival_times, ends_s, total_users
-from bulkbench.bound import add_bound
+from bulkbench.bound import add_bound, add_measured_cpu
 from bulkbench.config import ConfigError
 from bulkbench.lifeline import die_with_parent
+from bulkbench.model_params import load_model_params
 from bulkbench.network import load_network
 from bulkbench.profile import load_profile
 from bulkbench.results import RunSummary, table
@@ -244,6 +245,8 @@ def run(options: RunOptions) -> RunSummary:
     })
     add_bound(summary, [draw_images(workload, user=user) for user in range(options.users)], profile, network,
               arrivals_s=arrival_times(plan) if plan else None)
+    if server_cpu_s and target.name == REFERENCE and not options.target:  # the server we started and measured
+        add_measured_cpu(summary, server_cpu_s, load_model_params().server_cpus)
     write_results(out, [summary], results)
     return summary
 

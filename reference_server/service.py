@@ -99,6 +99,8 @@ class CanvasService:
         waiting: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
 
         def wait(outcome: Frame | BaseException) -> None:
+            if waiting.done():  # this copy's task was cancelled meanwhile (its client is gone)
+                return
             if isinstance(outcome, BaseException):
                 waiting.set_exception(outcome)
             else:

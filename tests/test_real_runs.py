@@ -250,3 +250,17 @@ def test_users_arrive_in_stages_through_a_load_test_shape(start_server, tmp_path
     assert summary.users == 3 and summary.images_ok == 12
     starts = sorted(json.loads(p.read_text())["started_at"] for p in (out / "drops").glob("*.json"))
     assert 1.0 <= starts[1] - starts[0] <= 3.5 and 2.0 <= starts[2] - starts[0] <= 5.0, starts
+
+
+def test_a_run_of_the_server_it_started_has_a_bound_from_the_servers_own_cpu(tmp_path):
+    """Where the cores bind, the fitted costs move with the machine: the run's own server CPU over the two
+    cores is written beside the fitted bound (and the drop against it); a --target server is not ours to
+    measure, so it has none."""
+    summary = run(RunOptions(strategy="pipelined", images=30, profile="legacy", out=tmp_path / "out", quiet=True,
+                             max_seconds=300))
+    assert summary.images_ok == 30 and summary.extra["target"] == "spawned"
+    bound, cpu_s = summary.extra["bound"], summary.extra["server_cpu_s"]
+    assert cpu_s > 0 and bound["cpu_measured_s"] == pytest.approx(cpu_s / 2, abs=1e-3)
+    assert bound["measured_seconds"] == pytest.approx(max(summary.bound_seconds, cpu_s / 2), abs=1e-3)
+    assert summary.extra["drop_over_measured_bound"] == pytest.approx(
+        summary.drop_seconds / bound["measured_seconds"], abs=1e-3)

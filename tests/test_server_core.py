@@ -92,14 +92,16 @@ def test_delta_mode_snapshots_once_the_log_outweighs_the_last_snapshot() -> None
     profile = dataclasses.replace(OPTIMIZED, snapshot_every_ops=2)
     desk = room(profile)
     desk.snapshot_bytes = 250
-    due = []
+    due, written = [], []
     for n in range(4):
         desk.begin(f"op{n}", print)
         step = create(desk, f"op{n}", f"n{n}")  # 100 bytes of log each
         due.append(step.snapshot)
+        written.append(step.persist_items)
         desk.persisted(step, snapshot_bytes=250)
         desk.finish(step, "s1")
     assert due == [False, False, True, False], "version 3 and 300 log bytes >= 250: the first snapshot"
+    assert written == [1, 1, 3, 1], "a snapshot writes the whole canvas: the persist stage is priced so"
 
 
 def test_an_undo_state_follows_a_change_only_where_the_profile_pushes_it() -> None:

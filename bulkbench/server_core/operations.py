@@ -75,7 +75,8 @@ class Step:
     items: int
     """Items the ``ops`` stage worked on."""
     persist_items: int
-    """Items the ``persist`` stage writes: the whole canvas for a full rewrite, else the operation's."""
+    """Items the ``persist`` stage writes: the whole canvas with a snapshot (every change of a full
+    rewrite; delta mode when one is due), else the operation's."""
     snapshot: bool
     """Write the canvas's snapshot with it (every change for a full rewrite; delta mode when one is due)."""
     log_bytes: int
@@ -138,13 +139,11 @@ class Room:
         applied = canvas.apply(operation, upload_exists)
         items = items_of(operation)
         answer, outcome = self._answer(operation_id, op_type, applied)
-        snapshot, persist_items = False, items
-        if applied.changed:
-            if profile.persistence == "full_rewrite":
-                snapshot, persist_items = True, len(canvas.nodes)
-            else:
-                snapshot = (canvas.version - self.snapshot_version >= profile.snapshot_every_ops
-                            and self.log_bytes_since_snapshot + frame_bytes >= self.snapshot_bytes)
+        snapshot = applied.changed and (
+            profile.persistence == "full_rewrite"
+            or (canvas.version - self.snapshot_version >= profile.snapshot_every_ops
+                and self.log_bytes_since_snapshot + frame_bytes >= self.snapshot_bytes))
+        persist_items = len(canvas.nodes) if snapshot else items  # a snapshot writes the whole canvas
         return Step(operation_id, op_type, applied, answer, outcome, items, persist_items, snapshot,
                     frame_bytes if applied.changed else 0)
 
