@@ -99,6 +99,11 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 
 
 
+def thumbnail_url(size: int, stem: str) -> str:
+    """Where a stored file's thumbnail of one size is served (its stem: the stored name without extension)."""
+    return f"/thumbnails/{size}/{stem}.webp"
+
+
 def retry_after_header(seconds: float) -> int:
     """Retry-After as an HTTP answer carries it: whole seconds, never 0 (the model's clients read the same)."""
     return max(1, round(seconds))

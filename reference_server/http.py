@@ -15,7 +15,7 @@ from starlette.types import Scope
 
 from bulkbench.auth import bearer_token
 from bulkbench.profile import Overloaded
-from bulkbench.protocol import ErrorCode, ProtocolError, loads, retry_after_header
+from bulkbench.protocol import ErrorCode, ProtocolError, loads, retry_after_header, thumbnail_url
 from bulkbench.server_core import ThumbnailJob, upload_answer
 from reference_server.uploads import (
     ReceivedUpload,
@@ -190,7 +190,7 @@ async def generate_thumbnails(request: Request) -> Response:
     if missing:
         await _thumbnails(server, source, ThumbnailJob(name, width, height, missing))
     return JSONResponse({"success": True, "generated": sizes,
-                         "urls": {str(size): f"/thumbnails/{size}/{stem}.webp" for size in sizes}})
+                         "urls": {str(size): thumbnail_url(size, stem) for size in sizes}})
 
 
 async def get_upload(request: Request) -> Response:

@@ -37,6 +37,7 @@ from bulkbench.protocol import (
     frame_bytes,
     parse_operation,
     retry_after_header,
+    thumbnail_url,
 )
 from bulkbench.ratelimit import RateLimiter
 from bulkbench.server_core import (
@@ -79,8 +80,8 @@ class ServerModel:
         self.uploads = UploadDesk(profile)
         self.stored: set[str] = set()
         self.by_hash: dict[str, str] = {}
-        self.thumbnails: dict[str, tuple[int, ...]] = {}
-        """Stored file's stem -> the thumbnail sizes made (the model's stand-in for the files on disk)."""
+        self.thumbnails_made: set[str] = set()
+        """The thumbnails' URLs made so far: the model's stand-in for the files on disk."""
         self.rate_limiter = RateLimiter(profile.rate_limit) if profile.rate_limit else None
         self.cpu = Slots(env, max(1, params.server_cpus))
         self._names = 0
@@ -218,7 +219,7 @@ class ServerModel:
         job = desk.thumbnails(name, image.width, image.height)
         if job is not None and desk.before_answer:
             def made() -> None:
-                self.thumbnails[job.stem] = job.sizes
+                self._made(job)
                 self._stored(name, digest, then)
             try:
                 self.serve("thumbnail", job.items, made)
@@ -234,7 +235,7 @@ class ServerModel:
         """After the answer, as the server does: refused by a full stage, the job waits in the desk's
         backlog; each job that ends starts the oldest waiting (none is dropped)."""
         def ended() -> None:
-            self.thumbnails[job.stem] = job.sizes
+            self._made(job)
             following = self.uploads.ended(job)
             if following is not None:
                 self._thumbnails_later(following)
@@ -243,18 +244,21 @@ class ServerModel:
         except Overloaded:
             self.uploads.refused(job)
 
+    def _made(self, job: ThumbnailJob) -> None:
+        stem = job.stem
+        self.thumbnails_made.update(thumbnail_url(size, stem) for size in job.sizes)
+
     def _stored(self, name: str, digest: str, then: Callable[[HttpResult], None]) -> None:
         self.stored.add(name)
         self.by_hash.setdefault(digest, name)
         then(HttpResult(200, upload_answer(name, digest)))
 
     def get_status(self, path: str) -> int:
-        """What a GET of a stored file answers (``/thumbnails/SIZE/STEM.webp``: the desk's rule)."""
-        parts = path.split("/")
-        if len(parts) == 4 and parts[1] == "thumbnails" and parts[2].isdigit():
-            stem = parts[3].rsplit(".", 1)[0]
-            return self.uploads.thumbnail_status(stem, int(parts[2]) in self.thumbnails.get(stem, ()))
-        return 200
+        """What a GET of a stored file answers (a thumbnail's: the desk's rule, by what is made)."""
+        if path in self.thumbnails_made or not path.startswith("/thumbnails/"):
+            return 200
+        stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        return self.uploads.thumbnail_status(stem, exists=False)
 
     def rate_limited(self, client: SimClient, at: float | None = None) -> float | None:
         """The limiter's answer to one of the client's requests arriving ``at`` (default: now)."""
@@ -418,7 +422,7 @@ class ModelWorld:
             call_later(env, link.frame_delay(p.request_overhead_bytes), arrived)
 
         def arrived(_event: Any) -> None:
-            wait_s = server.rate_limited(client)
+            wait_s = server.rate_limited(client) if server.rate_limiter is not None else None
             if wait_s is not None:
                 retry_after = retry_after_header(wait_s) if server.profile.rate_limit.retry_after_header else None
                 respond(HttpResult(429, retry_after_s=retry_after), p.answer_bytes, release)
@@ -454,7 +458,7 @@ class ModelWorld:
             connection = connections.request()
             yield connection
             arrives = env.now + link.frame_delay(p.request_overhead_bytes)
-            limited = server.rate_limited(client, arrives) is not None
+            limited = server.rate_limiter is not None and server.rate_limited(client, arrives) is not None
             status = 429 if limited else server.get_status(_path)
             nbytes = p.thumbnail_response_bytes if status == 200 else p.answer_bytes
             yield env.timeout(arrives - env.now + (0.0 if limited else served) + link.frame_delay(nbytes))

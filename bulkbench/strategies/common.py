@@ -25,7 +25,7 @@ from bulkbench.effects import (
     Spawn,
 )
 from bulkbench.limits import Limits
-from bulkbench.protocol import OpType, dumps, execute_operation_frame, frame_bytes
+from bulkbench.protocol import OpType, dumps, execute_operation_frame, frame_bytes, thumbnail_url
 from bulkbench.results import Cause
 from bulkbench.workload import ImageSpec
 
@@ -169,7 +169,7 @@ def send_and_wait(operation_id: str, op_type: OpType, params: dict[str, Any],
 def fetch_thumbnails(server_filename: str, count: int) -> Generator[Any, Any, None]:
     """The canvas's viewport loader asking for a node's thumbnails, as the reference's log shows."""
     stem = server_filename.rsplit(".", 1)[0]
-    yield Fetch(tuple(f"/thumbnails/{THUMBNAIL_SIZES[k % len(THUMBNAIL_SIZES)]}/{stem}.webp" for k in range(count)))
+    yield Fetch(tuple(thumbnail_url(THUMBNAIL_SIZES[k % len(THUMBNAIL_SIZES)], stem) for k in range(count)))
 
 
 def spawn_thumbnails(server_filename: str, count: int) -> Generator[Any, Any, Any]:
@@ -199,7 +199,7 @@ def load_page_thumbnails(server_filename: str, digest: str, page: PageThumbnails
     def one_size(size: int) -> Generator[Any, Any, None]:
         if page.generate:
             yield Post(THUMBNAIL_GENERATE_PATH, {"hash": digest, "sizes": [size]})
-        path = f"/thumbnails/{size}/{stem}.webp"
+        path = thumbnail_url(size, stem)
         (result,) = yield Fetch((path,))
         for pause in page.retry_pauses_s:
             if result.ok:
