@@ -95,9 +95,20 @@ def frontier(rows: Iterable[dict[str, Any]], targets: PlanTargets, images_at: in
     def ok(row: dict[str, Any]) -> bool:
         return row["failure_rate"] < targets.failure_rate and row["drop_seconds"] < targets.drop_seconds
 
-    largest = max((r["images"] for r in rows if r["users"] == 1 and ok(r)), default=0)
-    most = max((r["users"] for r in rows if r["images"] == images_at and ok(r)), default=0)
+    largest = _last_before_a_miss(sorted((r["images"], ok(r)) for r in rows if r["users"] == 1))
+    most = _last_before_a_miss(sorted((r["users"], ok(r)) for r in rows if r["images"] == images_at))
     return {"largest_drop_1_user": largest, f"most_users_at_{images_at}": most}
+
+
+def _last_before_a_miss(points: list[tuple[int, bool]]) -> int:
+    """The largest point whose every smaller point passes too: a pass beyond a miss (a lucky draw) is not
+    capacity a plan may promise."""
+    last = 0
+    for value, passed in points:
+        if not passed:
+            break
+        last = value
+    return last
 
 
 def judge_knob(rows: Iterable[dict[str, Any]], targets: PlanTargets) -> dict[str, Any]:
@@ -110,8 +121,11 @@ def judge_knob(rows: Iterable[dict[str, Any]], targets: PlanTargets) -> dict[str
     def ok(row: dict[str, Any]) -> bool:
         return row["failure_rate"] < targets.failure_rate and row["drop_seconds"] < targets.drop_seconds
 
-    passing = [r for r in ones if ok(r)]
-    largest = passing[-1] if passing else None
+    largest = None
+    for row in ones:  # up to the first miss: a pass beyond it is not capacity
+        if not ok(row):
+            break
+        largest = row
     beyond = next((r for r in ones if largest is None or r["images"] > largest["images"]), None)
     failure_beyond = beyond["failure_rate"] if beyond is not None else 0.0
     drop_at_largest = largest["drop_seconds"] if largest is not None else math.inf

@@ -47,3 +47,16 @@ def test_compare_over_several_drop_sizes_draws_the_scaling_and_gates_every_run(t
     report = (out / "report" / "report.md").read_text()
     labels = [line.split("|")[1].strip() for line in report.splitlines() if line.startswith(("| real ", "| sim "))]
     assert sorted(labels) == ["real batched 4", "real batched 8", "sim batched 4", "sim batched 8"]  # no "#8"
+    # the model's error columns: each real run beside the prediction of its own scenario (4 images with
+    # the 4-image model, 8 with the 8-image one), nothing beside a model row
+    from reports.data import headline, load_run
+    runs = {name: load_run(out / name) for name in ("real-batched-n4", "real-batched-n8", "sim-batched-n4",
+                                                    "sim-batched-n8")}
+    table = headline(list(runs.values())).set_index("run")
+    for n in (4, 8):
+        real, model = runs[f"real-batched-n{n}"].summary, runs[f"sim-batched-n{n}"].summary
+        row = table.loc[runs[f"real-batched-n{n}"].label]
+        assert row["model error (drop s)"] == f"{model['drop_seconds'] / real['drop_seconds'] - 1:+.0%}"
+        assert row["model error (failure rate)"] == round(model["failure_rate"] - real["failure_rate"], 3)
+        assert table.loc[runs[f"sim-batched-n{n}"].label, ["model error (failure rate)", "model error (drop s)"]
+                         ].isna().all()

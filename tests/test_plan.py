@@ -123,3 +123,41 @@ def test_knobs_that_reach_the_same_drop_are_told_apart_by_how_they_reach_it() ->
     none = judge_knob([{"images": 200, "users": 1, "failure_rate": 0.5, "drop_seconds": 40.0}], targets)
     assert none["largest_drop"] == 0 and none["drop_s_at_largest"] is None
     assert frontier(rows(0.02, 120.0), targets, 200)["largest_drop_1_user"] == 500
+
+
+def test_a_pass_beyond_a_miss_is_not_capacity() -> None:
+    """A non-monotone sweep (a lucky draw at 1000 after a miss at 500; 10 users passing after 5 failed):
+    the frontier stops at the first miss, for drops and for users, and so does a knob's judgement."""
+    targets = PlanTargets(failure_rate=0.01, drop_seconds=300)
+    rows = [{"images": n, "users": 1, "failure_rate": 0.2 if n == 500 else 0.0, "drop_seconds": n / 10}
+            for n in (100, 200, 300, 500, 1000)]
+    rows += [{"images": 200, "users": u, "failure_rate": 0.3 if u == 5 else 0.0, "drop_seconds": 20.0 * u}
+             for u in (2, 5, 10)]
+    assert frontier(rows, targets, images_at=200) == {"largest_drop_1_user": 300, "most_users_at_200": 2}
+    assert judge_knob(rows, targets)["largest_drop"] == 300
+
+
+def test_bulkbench_plan_itself_writes_a_plan_its_rows_support(tmp_path) -> None:
+    """The command end to end (one strategy, one profile, the light workload): every grid point and knob
+    simulated, the frontier and the best knob as its own rows say, the page and its heatmap written."""
+    import subprocess
+    import sys
+
+    import orjson
+    out = tmp_path / "plan"
+    result = subprocess.run([sys.executable, "-m", "bulkbench.cli", "plan", "--strategies", "batched", "--profiles",
+                             "optimized", "--workload", "scenarios/workload-light.toml", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    plan = orjson.loads((out / "plan.json").read_bytes())
+    grid = plan["grid"]
+    assert len(plan["rows"]) == len(grid["images"]) * len(grid["users"]) + 5 * len(grid["images"])
+    (entry,) = plan["plans"]
+    targets = PlanTargets(**plan["targets"])
+    plain = [r for r in plan["rows"] if not r["knob"]]
+    assert {k: v for k, v in entry.items() if k in ("largest_drop_1_user", "most_users_at_200")} == \
+        frontier(plain, targets, 200)
+    scores = {knob: judge_knob([r for r in plan["rows"] if r["knob"] == knob], targets)["score"]
+              for knob in entry["knobs"]}
+    assert entry["best_knob"] == max(scores, key=scores.get)
+    assert (out / "plan.html").is_file() and (out / "heatmap-batched-optimized.png").is_file()
