@@ -135,7 +135,7 @@ def run(options: RunOptions) -> RunSummary:
     if plan is not None and options.processes:
         raise ConfigError("users arriving over time run in one Locust process: drop --processes (each process "
                           "would count its own arrivals)")
-    if options.stages and plan is not None:
+    if options.stages:
         options = dataclasses.replace(options, users=total_users(plan))
     target = check_target(options)
     if target.name != REFERENCE:  # not our server: the client is built for the profile that stands for it

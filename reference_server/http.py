@@ -134,7 +134,7 @@ def resume_thumbnails(server: Server) -> int:
     storage, desk = server.storage, server.uploads
     if server.profile.thumbnails != "async":
         return 0
-    resumed = 0
+    owed = []
     for name in storage.upload_names():
         try:
             with Image.open(storage.uploads_dir / name) as image:  # the header only
@@ -142,14 +142,15 @@ def resume_thumbnails(server: Server) -> int:
         except Exception:
             continue  # not an image we can make thumbnails of: it never had any
         job = desk.thumbnails(name, width, height)
-        if job is None or all(_thumbnail_path(server, size, job.stem).is_file() for size in job.sizes):
-            continue
-        desk.owe(job)
-        desk.refused(job)
-        resumed += 1
-    for _ in range(min(resumed, server.stages["thumbnail"].spec.workers)):
-        server.spawn(_thumbnails_later(server, desk.backlog.popleft()))
-    return resumed
+        if job is not None and not all(_thumbnail_path(server, size, job.stem).is_file() for size in job.sizes):
+            desk.owe(job)
+            owed.append(job)
+    workers = server.stages["thumbnail"].spec.workers
+    for job in owed[:workers]:
+        server.spawn(_thumbnails_later(server, job))
+    for job in owed[workers:]:
+        desk.refused(job)  # each job that ends starts the oldest of these
+    return len(owed)
 
 
 def _thumbnail_path(server: Server, size: int | str, stem: str) -> Path:

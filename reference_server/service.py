@@ -141,8 +141,8 @@ class CanvasService:
                     ),
                     items=step.persist_items,
                 )
-            except BaseException:
-                canvas.undo(step.applied)
+            except BaseException as exc:
+                room.failed(message.operation_id, exc, step)  # while the ops worker is held: undone at once
                 raise
             persist_s = time.perf_counter() - persist_started
             room.persisted(step, snapshot_bytes)

@@ -33,7 +33,7 @@ from bulkbench.protocol import (
     loads,
     parse_client_frame,
 )
-from bulkbench.server_core import Execute, Room, Session, overloaded, rejection
+from bulkbench.server_core import Execute, Session, overloaded, rejection
 from reference_server.http import scope_token
 
 if TYPE_CHECKING:
@@ -133,10 +133,6 @@ class Connection:
             log.exception("operation %s failed", message.operation_id)
             self.send(service.encode_reply(
                 rejection(ProtocolError(ErrorCode.INTERNAL, "internal error", message.operation_id))))
-
-    @property
-    def room(self) -> Room | None:
-        return self.session.room
 
     def leave(self) -> None:
         self.session.leave()

@@ -106,11 +106,11 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
         return process
 
     plan = arrival_plan(options.users, options.arrival_rate, options.stages)
-    if plan is None:
+    arrivals = arrival_times(plan) if plan is not None else None
+    if arrivals is None:
         dropping = [arrive(user) for user in range(options.users)]
     else:
-        dropping = [env.process(_later(env, at, lambda user=user: arrive(user)))
-                    for user, at in enumerate(arrival_times(plan))]
+        dropping = [env.process(_later(env, at, lambda user=user: arrive(user))) for user, at in enumerate(arrivals)]
     series: list[dict[str, float]] = []
     if record_series:
         env.process(_monitor(env, world, series, len(dropping), sample_every_s))
@@ -134,7 +134,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     summary = summarize("sim", options.strategy, profile.name, options.seed, results,
                         extra=drop_figures(results))
     add_bound(summary, [drop.images for _c, drop, _p in runs], profile, network, params,
-              per_user_link=options.link_per_user, arrivals_s=arrival_times(plan) if plan else None)
+              per_user_link=options.link_per_user, arrivals_s=arrivals)
     if keep is not None:
         keep["world"] = world
     return Replication(summary, results, series, events_scheduled(env))

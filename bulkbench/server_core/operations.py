@@ -67,13 +67,10 @@ class Step:
     """An operation applied in memory and not yet persisted: what persisting costs, and its answer."""
 
     operation_id: str
-    op_type: OpType
     applied: Applied
     answer: Frame
     outcome: str
     """``ok``, ``partial`` or ``rejected`` (the operations counter's label)."""
-    items: int
-    """Items the ``ops`` stage worked on."""
     persist_items: int
     """Items the ``persist`` stage writes: the whole canvas with a snapshot (every change of a full
     rewrite; delta mode when one is due), else the operation's."""
@@ -137,14 +134,13 @@ class Room:
         """Apply the items that can be applied (in the ``ops`` stage) and price persisting them."""
         canvas, profile = self.canvas, self.profile
         applied = canvas.apply(operation, upload_exists)
-        items = items_of(operation)
         answer, outcome = self._answer(operation_id, op_type, applied)
         snapshot = applied.changed and (
             profile.persistence == "full_rewrite"
             or (canvas.version - self.snapshot_version >= profile.snapshot_every_ops
                 and self.log_bytes_since_snapshot + frame_bytes >= self.snapshot_bytes))
-        persist_items = len(canvas.nodes) if snapshot else items  # a snapshot writes the whole canvas
-        return Step(operation_id, op_type, applied, answer, outcome, items, persist_items, snapshot,
+        persist_items = len(canvas.nodes) if snapshot else items_of(operation)  # a snapshot: the whole canvas
+        return Step(operation_id, applied, answer, outcome, persist_items, snapshot,
                     frame_bytes if applied.changed else 0)
 
     def _answer(self, operation_id: str, op_type: OpType, applied: Applied) -> tuple[Frame, str]:
