@@ -248,7 +248,7 @@ class Link:
     def frame_delay(self, nbytes: int) -> float:
         """One way for a small frame: the standing queue bulk flows keep full, then its own bytes."""
         self.bytes_carried += nbytes
-        if not self.shaped:
+        if self.rate_bytes_per_s <= 0:  # not shaped (``shaped`` inlined: this runs for every frame)
             return self.base_delay_s
         if self._flows:
             self._advance()

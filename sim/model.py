@@ -456,7 +456,8 @@ class ModelWorld:
         for _path in paths:
             started = env.now
             connection = connections.request()
-            yield connection
+            if connection.callbacks is not None:  # not granted on the spot: wait in line
+                yield connection
             arrives = env.now + link.frame_delay(p.request_overhead_bytes)
             limited = server.rate_limiter is not None and server.rate_limited(client, arrives) is not None
             status = 429 if limited else server.get_status(_path)
