@@ -53,9 +53,10 @@ class Bound:
                 if k != "arrivals_s" or v}
 
 
-def upload_work_s(profile: Profile, params: ModelParams, image: ImageSpec) -> float:
-    """The server's CPU on one upload before it can answer: the check, and thumbnails when synchronous."""
-    work = mean_work_s(profile.stage("upload"), params, "upload", image.size_bytes / MIB)
+def upload_work_s(profile: Profile, params: ModelParams, image: ImageSpec, link_mbit: float = 0.0) -> float:
+    """The server's CPU on one upload before it can answer: the check (and receiving it over a link of
+    ``link_mbit``), and thumbnails when synchronous."""
+    work = mean_work_s(profile.stage("upload"), params, "upload", image.size_bytes / MIB, link_mbit)
     if profile.thumbnails == "sync":
         items = profile.thumbnail_items(image.width, image.height)
         work += mean_work_s(profile.stage("thumbnail"), params, "thumbnail", items)
@@ -89,14 +90,15 @@ def physical_bound(images_by_user: Sequence[Sequence[ImageSpec]], profile: Profi
     goodput = network.goodput_bytes_per_s
     carried = max(wire_bytes(images) for images in users) if per_user_link else wire_bytes(every)
     link_s = carried / goodput if network.shaped else 0.0
-    cpu_s = max(sum(upload_work_s(profile, params, image) for image in every) / max(1, params.server_cpus),
+    link_mbit = network.uplink_mbit if network.shaped else 0.0
+    cpu_s = max(sum(upload_work_s(profile, params, image, link_mbit) for image in every) / max(1, params.server_cpus),
                 emulated_stage_s(profile, every))
     limit_s = 0.0
     if profile.rate_limit is not None:
         rule = profile.rate_limit
         limit_s = max((math.ceil(len(images) / rule.requests) - 1) * rule.window_s for images in users)
     first_hash_s = min(images[0].size_bytes for images in users) / (params.hash_mb_per_s * 1e6)
-    last_work_s = min(upload_work_s(profile, params, image) for image in every)
+    last_work_s = min(upload_work_s(profile, params, image, link_mbit) for image in every)
     sequential_s = first_hash_s + last_work_s
     ends = {"link": first_hash_s + link_s + last_work_s,  # the last byte, then the server's work on it
             "cpu": first_hash_s + cpu_s,  # the last image's work may overlap the others' on another core

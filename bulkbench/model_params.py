@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bulkbench.config import from_table, scenarios_dir, table_of
+from bulkbench.config import ConfigError, from_table, scenarios_dir, table_of
 from bulkbench.profile import StageSpec
 
 
@@ -34,10 +34,18 @@ class ModelParams:
     """Spread of service times (coefficient of variation, gamma); 0: every job its mean."""
     server_cpus: int = 2
     """Cores the server's CPU-bound stages (upload checks, thumbnails) share: this machine's 2."""
+    cpu_sharing: str = "first_come"
+    """How jobs share those cores: ``first_come`` (a job holds a core until its work is done; the
+    others wait) or ``processor_sharing`` (every job runs at once, each at cores/jobs of a core, as the
+    OS time-slices threads: a short upload check is not held up behind long thumbnail jobs)."""
     receive_cpu_ms: float = 0.0
     receive_cpu_ms_per_mb: float = 0.0
     """The event loop's CPU to receive and parse an upload's body (per upload, per MB): on the
     server's cores, with the upload stage's own work (no stage sample sees it)."""
+    receive_knee_mbit: float = 0.0
+    """Above this link rate the per-MB receive CPU falls as knee / rate: a faster link hands the loop
+    bigger reads, and an unshaped loopback the biggest (none of the per-MB cost). 0: the per-MB cost
+    whatever the link."""
     standing_bytes_per_flow: float = 40_000.0
     standing_fraction: float = 0.45
     """Bytes each upload keeps in the shaped link's queue (fitted: 6 uploads hold about 160 KB)."""
@@ -49,15 +57,32 @@ class ModelParams:
     its occupancy uniformly within +- this much (0: every replication the same)."""
 
 
+CPU_SHARING = ("first_come", "processor_sharing")
+
+
 def load_model_params(path: str | None = None) -> ModelParams:
     source = Path(path) if path else scenarios_dir() / "model.toml"
-    return from_table(ModelParams, table_of(source, "model"), f"{source} [model]")
+    params = from_table(ModelParams, table_of(source, "model"), f"{source} [model]")
+    if params.cpu_sharing not in CPU_SHARING:
+        raise ConfigError(f"{source} [model] cpu_sharing = {params.cpu_sharing!r}: one of {list(CPU_SHARING)}")
+    return params
 
 
-def mean_work_s(spec: StageSpec, params: ModelParams, stage: str, items: float) -> float:
+def receive_share(params: ModelParams, link_mbit: float) -> float:
+    """How much of ``receive_cpu_ms_per_mb`` an upload over a link of ``link_mbit`` costs (0: unshaped)."""
+    if params.receive_knee_mbit <= 0:
+        return 1.0
+    if link_mbit <= 0:
+        return 0.0
+    return min(1.0, params.receive_knee_mbit / link_mbit)
+
+
+def mean_work_s(spec: StageSpec, params: ModelParams, stage: str, items: float, link_mbit: float = 0.0) -> float:
     """One job's real work at its fitted mean: the stage's own cost, and on an upload the event loop's
-    receive CPU (which no stage sample sees). The model draws around it; the bound adds it up."""
+    receive CPU (which no stage sample sees) for a body that came over a link of ``link_mbit``. The model
+    draws around it; the bound adds it up."""
     mean = spec.work_s(items)
     if stage == "upload":
-        mean += (params.receive_cpu_ms + params.receive_cpu_ms_per_mb * items) / 1000.0
+        per_mb = params.receive_cpu_ms_per_mb * receive_share(params, link_mbit)
+        mean += (params.receive_cpu_ms + per_mb * items) / 1000.0
     return mean

@@ -106,6 +106,68 @@ class Slots:
             self.count -= 1
 
 
+class SharedCores:
+    """``cores`` processors shared by every job on them (processor sharing): n jobs each run at
+    min(1, cores / n) of a core, as the OS time-slices the server's threads, so a short upload check
+    is not held up behind long thumbnail jobs. One ``Call`` is pending, for the next job to finish;
+    an arrival or a departure replaces it (the replaced one fires and is ignored)."""
+
+    def __init__(self, env: simpy.Environment, cores: int) -> None:
+        if cores <= 0:
+            raise ValueError('"cores" must be > 0.')
+        self.env = env
+        self.cores = cores
+        self._left: dict[int, float] = {}
+        """Each job's work still to do, in core-seconds."""
+        self._then: dict[int, Callable[[], None]] = {}
+        self._last = 0.0
+        self._jobs = 0
+        self._generation = 0
+
+    @property
+    def jobs(self) -> int:
+        return len(self._left)
+
+    def run(self, work_s: float, then: Callable[[], None]) -> None:
+        """Do ``work_s`` core-seconds of work among the others on the cores, then ``then()``."""
+        self._advance()
+        self._jobs += 1
+        self._left[self._jobs] = max(0.0, work_s)
+        self._then[self._jobs] = then
+        self._schedule()
+
+    def _speed(self) -> float:
+        return min(1.0, self.cores / len(self._left))
+
+    def _advance(self) -> None:
+        now = self.env.now
+        if self._left and now > self._last:
+            done = (now - self._last) * self._speed()
+            left = self._left
+            for job in left:
+                left[job] -= done
+        self._last = now
+
+    def _schedule(self) -> None:
+        self._generation += 1
+        if not self._left:
+            return
+        generation, (job, least) = self._generation, min(self._left.items(), key=lambda item: item[1])
+        call_later(self.env, max(0.0, least) / self._speed(), lambda _event: self._finish(generation, job))
+
+    def _finish(self, generation: int, job: int) -> None:
+        if generation != self._generation:
+            return  # an arrival or a departure since: a later call stands for it
+        self._advance()
+        # the job the call was for, and any that ended at the same instant (to rounding)
+        ended = [other for other, left in self._left.items() if other == job or left <= 1e-12]
+        for other in ended:
+            del self._left[other]
+        self._schedule()
+        for other in ended:
+            self._then.pop(other)()
+
+
 class Stage:
     """A pool of ``workers`` with a queue of at most ``queue_limit`` (0: unbounded)."""
 

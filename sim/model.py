@@ -55,7 +55,7 @@ from bulkbench.server_core import (
     upload_answer,
 )
 from bulkbench.workload import ImageSpec
-from sim.components import ConnectionPool, Held, Link, Slots, Stage
+from sim.components import ConnectionPool, Held, Link, SharedCores, Slots, Stage
 from sim.driver import SimClient
 from sim.events import Deadlines, call_later, succeed_in
 
@@ -84,14 +84,16 @@ class ServerModel:
         """The thumbnails' URLs made so far: the model's stand-in for the files on disk."""
         self.rate_limiter = RateLimiter(profile.rate_limit) if profile.rate_limit else None
         self.cpu = Slots(env, max(1, params.server_cpus))
+        self.shared_cores = (SharedCores(env, max(1, params.server_cpus))
+                             if params.cpu_sharing == "processor_sharing" else None)
         self._names = 0
 
     # ------------------------------------------------------------------ costs
 
-    def work_s(self, stage: str, items: float) -> float:
+    def work_s(self, stage: str, items: float, link_mbit: float = 0.0) -> float:
         """The real work of one job (drawn around its fitted mean)."""
         spec = self.specs[stage]
-        mean = mean_work_s(spec, self.params, stage, items)
+        mean = mean_work_s(spec, self.params, stage, items, link_mbit)
         cv = spec.work_cv or self.params.service_cv
         if cv <= 0 or mean <= 0:
             return mean
@@ -104,23 +106,19 @@ class ServerModel:
     def service_s(self, stage: str, items: float) -> float:
         return self.work_s(stage, items) + self.emulated_s(stage, items)
 
-    def serve(self, stage: str, items: float, then: Callable[[], None]) -> None:
+    def serve(self, stage: str, items: float, then: Callable[[], None], link_mbit: float = 0.0) -> None:
         """One job, then ``then()``: a worker of the stage; for a CPU-bound stage its real work also
         needs a core (4 thumbnail threads on 2 cores run at the speed of 2); emulated time needs none.
         Raises ``Overloaded`` at once if admission control refuses it."""
         if stage not in CPU_BOUND_STAGES:
             self.stages[stage].serve_then(self.service_s(stage, items), then)
             return
-        self.stages[stage].acquire_then(lambda held: self._on_cores(stage, items, held, then))
+        self.stages[stage].acquire_then(lambda held: self._on_cores(stage, items, held, then, link_mbit))
 
-    def _on_cores(self, stage: str, items: float, held: Held, then: Callable[[], None]) -> None:
-        env, core = self.env, self.cpu.request()
+    def _on_cores(self, stage: str, items: float, held: Held, then: Callable[[], None], link_mbit: float) -> None:
+        env = self.env
 
-        def work(_event: Any = None) -> None:
-            call_later(env, self.work_s(stage, items), worked)
-
-        def worked(_event: Any) -> None:
-            self.cpu.release(core)
+        def worked() -> None:
             emulated = self.emulated_s(stage, items)
             if emulated > 0:
                 call_later(env, emulated, done)
@@ -130,6 +128,14 @@ class ServerModel:
         def done(_event: Any) -> None:
             self.stages[stage].release(held)
             then()
+
+        if self.shared_cores is not None:
+            self.shared_cores.run(self.work_s(stage, items, link_mbit), worked)
+            return
+        core = self.cpu.request()
+
+        def work(_event: Any = None) -> None:
+            call_later(env, self.work_s(stage, items, link_mbit), lambda _event: (self.cpu.release(core), worked()))
 
         if core.callbacks is None:
             work()
@@ -199,12 +205,13 @@ class ServerModel:
 
     # ------------------------------------------------------------------ uploads
 
-    def store_upload(self, image: ImageSpec, digest: str, then: Callable[[HttpResult], None]) -> None:
-        """After the body arrived: check, de-duplicate, thumbnails (before or after the answer), store;
-        then ``then(result)``."""
+    def store_upload(self, image: ImageSpec, digest: str, then: Callable[[HttpResult], None],
+                     link_mbit: float = 0.0) -> None:
+        """After the body arrived (over a link of ``link_mbit``, 0: unshaped): check, de-duplicate,
+        thumbnails (before or after the answer), store; then ``then(result)``."""
         try:
             self.serve("upload", self.uploads.check_items(image.size_bytes),
-                       lambda: self._checked(image, digest, then))
+                       lambda: self._checked(image, digest, then), link_mbit)
         except Overloaded as exc:
             then(HttpResult(503, retry_after_s=retry_after_header(exc.retry_after_s)))
 
@@ -433,7 +440,8 @@ class ModelWorld:
                 respond(HttpResult(503, retry_after_s=retry_after_header(exc.retry_after_s)), p.answer_bytes, release)
                 return
             client.bytes_uploaded += image.size_bytes
-            link.transfer_then(image.size_bytes, lambda: server.store_upload(image, digest, stored))
+            link.transfer_then(image.size_bytes,
+                               lambda: server.store_upload(image, digest, stored, link.rate_bytes_per_s * 8 / 1e6))
 
         def stored(result: HttpResult) -> None:
             server.uploads.answered()

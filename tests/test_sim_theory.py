@@ -13,7 +13,8 @@ import simpy
 from bulkbench.model_params import ModelParams
 from bulkbench.profile import load_profile
 from bulkbench.workload import WorkloadSpec
-from sim.components import ConnectionPool, Link, Stage
+from sim.components import ConnectionPool, Link, SharedCores, Stage
+from sim.events import call_at
 from sim.run import SimOptions, simulate_once
 
 CUSTOMERS = 150_000
@@ -108,3 +109,48 @@ def test_the_link_shares_its_rate_among_bulk_transfers() -> None:
     # both share 1 MB/s: the small one ends at 1.0 s; the large one has 1.0 MB left, alone: 2.0 s
     assert finished["small"] == pytest.approx(1.0) and finished["large"] == pytest.approx(2.0)
     assert link.frame_delay(1000) == pytest.approx(0.001)  # idle: no standing queue
+
+
+def test_shared_cores_split_their_speed_among_the_jobs_on_them() -> None:
+    env = simpy.Environment()
+    cores = SharedCores(env, cores=1)
+    finished: dict[str, float] = {}
+
+    def job(name: str, work_s: float, at: float) -> None:
+        call_at(env, at, lambda _event: cores.run(work_s, lambda: finished.__setitem__(name, env.now)))
+
+    job("long", 10.0, 0.0)
+    job("short", 0.1, 1.0)  # at half speed while the long one runs: 0.2 s, and the long one 0.1 s later
+    env.run()
+    assert finished["short"] == pytest.approx(1.2)
+    assert finished["long"] == pytest.approx(10.1)
+
+    env, finished = simpy.Environment(), {}
+    cores = SharedCores(env, cores=2)
+    for name in "abc":  # three jobs on two cores: each at 2/3 of a core
+        job(name, 1.0, 0.0)
+    env.run()
+    assert finished == pytest.approx({"a": 1.5, "b": 1.5, "c": 1.5})
+
+
+def test_shared_cores_as_mm1_ps_give_a_job_a_time_in_system_proportional_to_its_size() -> None:
+    """M/M/1 processor sharing: a job of size x spends x / (1 - rho) in the system, whatever its size
+    (first come, first served makes a short job wait as long as a long one)."""
+    env, rng = simpy.Environment(), random.Random(11)
+    lam, mu, count = 0.6, 1.0, 60_000
+    cores = SharedCores(env, cores=1)
+    stretch: list[tuple[float, float]] = []
+
+    def customer() -> Generator:
+        size, arrived = rng.expovariate(mu), env.now
+        cores.run(size, lambda: stretch.append((size, (env.now - arrived) / size)))
+        yield from ()
+
+    env.process(poisson_arrivals(env, rng, lam, count, customer))
+    env.run()
+    expected = 1 / (1 - lam / mu)
+    small = [s for size, s in stretch if size < 0.5]
+    large = [s for size, s in stretch if size > 2.0]
+    assert len(stretch) == count
+    assert sum(small) / len(small) == pytest.approx(expected, rel=0.08)
+    assert sum(large) / len(large) == pytest.approx(expected, rel=0.08)

@@ -91,7 +91,7 @@ def upload_all(url: str, target: Target, files: list[tuple[str, bytes, str]], st
     return answers
 
 
-def measure(server: str, images: int, warm: int, streams: int) -> dict[str, Any]:
+def measure(server: str, images: int, warm: int, streams: int, gets: bool = True) -> dict[str, Any]:
     cache, workload = ImageCache(), load_workload()
     specs = draw_images(workload, user=0, count=images + warm)
     files = [(spec.filename, data, hashlib.sha256(data).hexdigest())
@@ -103,14 +103,14 @@ def measure(server: str, images: int, warm: int, streams: int) -> dict[str, Any]
         (upload_user, upload_system), upload_wall = used(cpu, pid), time.perf_counter() - wall
         upload_cpu = upload_user + upload_system
         stems = [answer[target.upload.server_filename_field].rsplit(".", 1)[0] for answer in answers]
-        paths = [thumbnail_url(size, stem) for stem in stems for size in THUMBNAIL_SIZES[:1]]
+        paths = [thumbnail_url(size, stem) for stem in stems for size in THUMBNAIL_SIZES[:1]] if gets else []
         cpu, wall = cpu_seconds(pid), time.perf_counter()
         statuses: dict[int, int] = {}
         for path in paths:
             status = session.get(url + path, timeout=REQUEST_TIMEOUT_S).status_code
             statuses[status] = statuses.get(status, 0) + 1
         get_cpu, get_wall = sum(used(cpu, pid)), time.perf_counter() - wall
-    if set(statuses) != {200}:
+    if gets and set(statuses) != {200}:
         raise RuntimeError(f"{server}: thumbnail GETs answered {statuses}, not all 200")
     megabytes = sum(len(data) for _name, data, _digest in files[warm:]) / 1e6
     return {"server": server, "streams": streams, "uploads": images, "megabytes": round(megabytes, 1),
@@ -118,8 +118,8 @@ def measure(server: str, images: int, warm: int, streams: int) -> dict[str, Any]
             "upload_cpu_ms": round(upload_cpu / images * 1000, 1),
             "upload_system_share": round(upload_system / upload_cpu, 3) if upload_cpu else 0.0,
             "upload_wall_ms": round(upload_wall / images * 1000, 1),
-            "gets": len(paths), "get_cpu_ms": round(get_cpu / len(paths) * 1000, 2),
-            "get_wall_ms": round(get_wall / len(paths) * 1000, 2)}
+            "gets": len(paths), "get_cpu_ms": round(get_cpu / len(paths) * 1000, 2) if paths else None,
+            "get_wall_ms": round(get_wall / len(paths) * 1000, 2) if paths else None}
 
 
 def main() -> int:
@@ -129,6 +129,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--streams", default="1", help="uploads at a time, one measurement each: 1,5")
     parser.add_argument("--servers", default="app:today,legacy-ratelimit")
+    parser.add_argument("--no-gets", action="store_true", help="upload only (a profile that makes no thumbnails)")
     parser.add_argument("--out", type=Path, help="also write the rows here (JSON)")
     args = parser.parse_args()
     if not 1 <= args.images + args.warm <= MAX_IMAGES:
@@ -137,7 +138,8 @@ def main() -> int:
     for round_ in range(args.rounds):
         for streams in (int(value) for value in args.streams.split(",")):
             for server in args.servers.split(","):
-                row = {"round": round_ + 1, **measure(server.strip(), args.images, args.warm, streams)}
+                measured = measure(server.strip(), args.images, args.warm, streams, not args.no_gets)
+                row = {"round": round_ + 1, **measured}
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     if args.out:
