@@ -90,7 +90,7 @@ def physical_bound(images_by_user: Sequence[Sequence[ImageSpec]], profile: Profi
     goodput = network.goodput_bytes_per_s
     carried = max(wire_bytes(images) for images in users) if per_user_link else wire_bytes(every)
     link_s = carried / goodput if network.shaped else 0.0
-    link_mbit = network.uplink_mbit if network.shaped else 0.0
+    link_mbit = network.uplink_mbit  # 0 when unshaped
     cpu_s = max(sum(upload_work_s(profile, params, image, link_mbit) for image in every) / max(1, params.server_cpus),
                 emulated_stage_s(profile, every))
     limit_s = 0.0

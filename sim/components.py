@@ -124,10 +124,6 @@ class SharedCores:
         self._jobs = 0
         self._generation = 0
 
-    @property
-    def jobs(self) -> int:
-        return len(self._left)
-
     def run(self, work_s: float, then: Callable[[], None]) -> None:
         """Do ``work_s`` core-seconds of work among the others on the cores, then ``then()``."""
         self._advance()
@@ -286,6 +282,9 @@ class Link:
     above. 0: every flow keeps the most from its first byte."""
     queue_occupancy: float = 1.0
     """The share of ``queue_s`` the standing queue can fill (where this run sits in TCP's sawtooth)."""
+    link_mbit: float = 0.0
+    """The link's nominal rate, as a scenario names it (``rate_bytes_per_s`` is its goodput): what the
+    server's receive CPU depends on (``model_params.receive_share``, the bound's too). 0: unshaped."""
     bytes_carried: float = 0.0
     virtual: float = 0.0
     _flows: int = 0

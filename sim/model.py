@@ -309,7 +309,7 @@ class ModelWorld:
             base = self.link
             link = self.links[client.user] = Link(self.env, base.rate_bytes_per_s, base.queue_s, base.base_delay_s,
                                                   base.standing_bytes_per_flow, base.standing_fraction,
-                                                  base.queue_occupancy)
+                                                  base.queue_occupancy, base.link_mbit)
         return link
 
     def pool(self, client: SimClient) -> ConnectionPool:
@@ -440,8 +440,7 @@ class ModelWorld:
                 respond(HttpResult(503, retry_after_s=retry_after_header(exc.retry_after_s)), p.answer_bytes, release)
                 return
             client.bytes_uploaded += image.size_bytes
-            link.transfer_then(image.size_bytes,
-                               lambda: server.store_upload(image, digest, stored, link.rate_bytes_per_s * 8 / 1e6))
+            link.transfer_then(image.size_bytes, lambda: server.store_upload(image, digest, stored, link.link_mbit))
 
         def stored(result: HttpResult) -> None:
             server.uploads.answered()

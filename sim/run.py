@@ -88,7 +88,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     network = NetworkSpec(uplink_mbit=options.uplink_mbit, queue_ms=options.queue_ms)
     link = Link(env, network.goodput_bytes_per_s if network.shaped else 0.0, options.queue_ms / 1000.0,
                 standing_bytes_per_flow=params.standing_bytes_per_flow, standing_fraction=params.standing_fraction,
-                queue_occupancy=queue_occupancy(params, options.seed, replication))
+                queue_occupancy=queue_occupancy(params, options.seed, replication), link_mbit=network.uplink_mbit)
     world = ModelWorld(env, profile, link, params, rng, link_per_user=options.link_per_user)
     if strategy_args is None:
         strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))

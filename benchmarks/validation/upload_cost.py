@@ -35,21 +35,15 @@ from bulkbench.target import Target, load_target
 from bulkbench.workload import draw_images, load_workload
 from loadtests.imagecache import ImageCache
 from loadtests.imagecanvas import ImageCanvasApp
-from reference_server.process import CLOCK_TICKS, ServerProcess
+from reference_server.process import ServerProcess, cpu_times
 
 REQUEST_TIMEOUT_S = 60.0
 MAX_IMAGES = 400
 """Below the per-IP limiter's 500 requests a minute with the GETs counted: the cost of a 429 is not the question."""
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds the process (every thread) has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
-
-
 def used(before: tuple[float, float], pid: int) -> tuple[float, float]:
-    user, system = cpu_seconds(pid)
+    user, system = cpu_times(pid)
     return user - before[0], system - before[1]
 
 
@@ -98,13 +92,13 @@ def measure(server: str, images: int, warm: int, streams: int, gets: bool = True
              for spec in specs for data in (cache.bytes(spec),)]
     with started(server) as (url, pid, target), requests.Session() as session:
         upload_all(url, target, files[:warm], 1)
-        cpu, wall = cpu_seconds(pid), time.perf_counter()
+        cpu, wall = cpu_times(pid), time.perf_counter()
         answers = upload_all(url, target, files[warm:], streams)
         (upload_user, upload_system), upload_wall = used(cpu, pid), time.perf_counter() - wall
         upload_cpu = upload_user + upload_system
         stems = [answer[target.upload.server_filename_field].rsplit(".", 1)[0] for answer in answers]
         paths = [thumbnail_url(size, stem) for stem in stems for size in THUMBNAIL_SIZES[:1]] if gets else []
-        cpu, wall = cpu_seconds(pid), time.perf_counter()
+        cpu, wall = cpu_times(pid), time.perf_counter()
         statuses: dict[int, int] = {}
         for path in paths:
             status = session.get(url + path, timeout=REQUEST_TIMEOUT_S).status_code
