@@ -22,6 +22,8 @@ thumbnails."""
 
 PersistenceMode = Literal["full_rewrite", "delta"]
 ThumbnailMode = Literal["sync", "async", "off"]
+ThumbnailDecode = Literal["per_size", "once", "chained"]
+THUMBNAIL_DECODES = ("per_size", "once", "chained")
 
 
 class Overloaded(Exception):
@@ -95,9 +97,12 @@ class Profile:
     thumbnail_sizes: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)
     thumbnail_quality: int = 80
     """WebP quality of every thumbnail (ImageCanvas: 85)."""
-    thumbnail_from_original: bool = False
-    """Decode the original again for every size, as ImageCanvas's sharp pipeline per size does (about
-    1.2x the CPU of each size from the one before, which is what ``False`` does)."""
+    thumbnail_decode: ThumbnailDecode = "chained"
+    """How the sizes are cut, which sets their CPU (one 1024-1600 px PNG, 5 sizes, Pillow, this machine):
+    ``per_size`` decodes the original again for each size, as ImageCanvas's ``sharp(file)`` per size
+    does (~133 ms); ``once`` decodes it once and cuts every size from it (~108 ms); ``chained`` cuts
+    each size from the one before (~93 ms). ``python -m benchmarks.validation.upload_cost`` holds the
+    choice to the real app's CPU per upload."""
     thumbnail_always_up_to: int = 0
     """Sizes up to this many pixels are always made; a larger one only when the image's longest side
     reaches it (ImageCanvas: 512, ``index.js:2457``). 0: every size is made, never enlarged."""
@@ -160,6 +165,8 @@ def profile_from_dict(raw: dict[str, Any], where: str = "profile") -> Profile:
         raise ProfileError(f"{where}: persistence must be 'full_rewrite' or 'delta'")
     if profile.thumbnails not in ("sync", "async", "off"):
         raise ProfileError(f"{where}: thumbnails must be 'sync', 'async' or 'off'")
+    if profile.thumbnail_decode not in THUMBNAIL_DECODES:
+        raise ProfileError(f"{where}: thumbnail_decode must be one of {list(THUMBNAIL_DECODES)}")
     return profile
 
 

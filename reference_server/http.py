@@ -101,7 +101,7 @@ async def _thumbnails(server: Server, source: Path, job: ThumbnailJob) -> None:
     try:
         await server.stages["thumbnail"].run(
             lambda: make_thumbnails(source, job.name, job.sizes, server.storage.thumbnails_dir,
-                                    profile.thumbnail_quality, profile.thumbnail_from_original),
+                                    profile.thumbnail_quality, profile.thumbnail_decode),
             items=job.items,
             in_thread=True,
         )

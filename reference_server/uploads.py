@@ -23,6 +23,7 @@ from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from bulkbench.limits import Limits
+from bulkbench.profile import ThumbnailDecode
 from bulkbench.protocol import ErrorCode, ProtocolError
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
@@ -331,21 +332,23 @@ def stored_name(sha256: str, extension: str) -> str:
 
 
 def make_thumbnails(source: Path, name: str, sizes: tuple[int, ...], out_dir: Path, quality: int = 80,
-                    from_original: bool = False) -> int:
+                    decode: ThumbnailDecode = "chained") -> int:
     """Write a WebP thumbnail per size (never enlarged) to ``out_dir/SIZE/NAME.webp``; return how many.
-    ``from_original``: decode the source again for each size (what ImageCanvas's sharp does), else each
-    size is made from the one before (cheaper)."""
+    ``decode`` (a profile's ``thumbnail_decode``) says what each size is cut from, which sets the CPU."""
     stem = Path(name).stem
-    current: Image.Image | None = None
+    decoded: Image.Image | None = None
+    previous: Image.Image | None = None
     for size in sorted(sizes, reverse=True):
-        if current is None or from_original:
+        if decoded is None or decode == "per_size":
             with Image.open(source) as image:
-                image.draft("RGB", (size, size))
-                current = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
-        thumb = current.copy() if not from_original else current
+                if decode != "once":
+                    image.draft("RGB", (size, size))
+                decoded = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
+        base = previous if decode == "chained" and previous is not None else decoded
+        thumb = base if decode == "per_size" else base.copy()
         thumb.thumbnail((size, size))
         folder = out_dir / str(size)
         folder.mkdir(exist_ok=True)
         thumb.save(folder / f"{stem}.webp", "WEBP", quality=quality)
-        current = thumb
+        previous = thumb
     return len(sizes)

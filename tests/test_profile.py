@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bulkbench.profile import ProfileError, load_profile
+from reference_server.uploads import make_thumbnails
+from tests.helpers import image_bytes
 
 
 def test_shipped_profiles_load_with_the_reference_values() -> None:
@@ -44,3 +47,22 @@ def test_unknown_stage_is_an_error(tmp_path: Path) -> None:
 def test_unknown_profile_name_lists_the_known_ones() -> None:
     with pytest.raises(ProfileError, match="legacy"):
         load_profile("no-such-profile")
+
+
+def test_an_unknown_thumbnail_decode_is_an_error_that_names_the_choices(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "bad"\nthumbnail_decode = "gpu"\n')
+    with pytest.raises(ProfileError, match="per_size"):
+        load_profile(path)
+
+
+@pytest.mark.parametrize("decode", ["per_size", "once", "chained"])
+def test_every_thumbnail_decode_makes_the_same_sizes_never_enlarged(tmp_path: Path, decode: str) -> None:
+    source = tmp_path / "photo.png"
+    source.write_bytes(image_bytes("PNG", size=(1200, 800), seed=3))
+    sizes = (64, 256, 1024, 2048)
+    assert make_thumbnails(source, "photo.png", sizes, tmp_path, quality=85, decode=decode) == len(sizes)
+    for size in sizes:
+        with Image.open(tmp_path / str(size) / "photo.webp") as thumb:
+            assert thumb.format == "WEBP"
+            assert thumb.size == ((size, round(size * 800 / 1200)) if size < 1200 else (1200, 800))
