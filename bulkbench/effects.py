@@ -123,6 +123,8 @@ class Fetch:
 
     paths: tuple[str, ...]
     timeout_s: float = 30.0
+    until_refused: bool = False
+    """Stop after the first 429/503: the server asked for a pause, the rest would be refused too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +180,11 @@ class HttpResult:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+    @property
+    def refused(self) -> bool:
+        """The server asked for a pause (429: rate limit; 503: overloaded, or a thumbnail still owed)."""
+        return self.status in (429, 503)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

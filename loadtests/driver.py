@@ -146,13 +146,15 @@ class GeventDriver:
                 result, length = self.browser.upload(self.image_bytes(image), image.filename, digest, timeout_s)
                 self.report("POST", "/api/upload", result.latency_s * 1000, length, _http_error(result))
                 return result
-            case Fetch(paths, timeout_s):
+            case Fetch(paths, timeout_s, until_refused):
                 results = []
                 for path in paths:
                     result, length = self.browser.get(path, timeout_s)
                     self.report("GET", "/thumbnails/[size]/[name]", result.latency_s * 1000, length,
                                 _http_error(result))
                     results.append(result)
+                    if until_refused and result.refused:
+                        break
                 return tuple(results)
             case Post(path, body, timeout_s):
                 result, length = self.browser.post_json(path, body, timeout_s)

@@ -91,7 +91,8 @@ class World(Protocol):
 
     def upload(self, client: SimClient, image: ImageSpec, digest: str, timeout_s: float) -> SimGenerator: ...
 
-    def fetch(self, client: SimClient, paths: tuple[str, ...], timeout_s: float) -> SimGenerator: ...
+    def fetch(self, client: SimClient, paths: tuple[str, ...], timeout_s: float,
+              until_refused: bool = False) -> SimGenerator: ...
 
     def post(self, client: SimClient, path: str, body: dict[str, Any], timeout_s: float) -> SimGenerator: ...
 
@@ -191,8 +192,8 @@ class SimClient:
             elif kind is Take:
                 value = yield from self._queue(effect.queue).take(effect.timeout_s)
             elif kind is Fetch:  # the commonest effect that takes time: one generator fewer per GET
-                self.http_requests += len(effect.paths)
-                value = yield from self.world.fetch(self, effect.paths, effect.timeout_s)
+                value = yield from self.world.fetch(self, effect.paths, effect.timeout_s, effect.until_refused)
+                self.http_requests += len(value)  # until_refused: those made, not those asked for
                 for fetched in value:
                     self._count_status(fetched.status)
             else:

@@ -267,6 +267,15 @@ class ServerModel:
         stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         return self.uploads.thumbnail_status(stem, exists=False)
 
+    def retry_after(self, status: int, rate_wait_s: float | None) -> float | None:
+        """The Retry-After a refused request carries, as the server sends it (none on a limiter's
+        429 unless the profile sends the header; a 503's from the profile)."""
+        if status == 429 and rate_wait_s is not None and self.profile.rate_limit is not None:
+            return retry_after_header(rate_wait_s) if self.profile.rate_limit.retry_after_header else None
+        if status == 503:
+            return retry_after_header(self.profile.retry_after_s)
+        return None
+
     def rate_limited(self, client: SimClient, at: float | None = None) -> float | None:
         """The limiter's answer to one of the client's requests arriving ``at`` (default: now)."""
         if self.rate_limiter is None:
@@ -431,8 +440,7 @@ class ModelWorld:
         def arrived(_event: Any) -> None:
             wait_s = server.rate_limited(client) if server.rate_limiter is not None else None
             if wait_s is not None:
-                retry_after = retry_after_header(wait_s) if server.profile.rate_limit.retry_after_header else None
-                respond(HttpResult(429, retry_after_s=retry_after), p.answer_bytes, release)
+                respond(HttpResult(429, retry_after_s=server.retry_after(429, wait_s)), p.answer_bytes, release)
                 return
             try:
                 server.uploads.admit(server.stages["upload"].check_admission)
@@ -451,8 +459,8 @@ class ModelWorld:
         else:
             connection.callbacks.append(connected)
 
-    def fetch(self, client: SimClient, paths: tuple[str, ...],
-              timeout_s: float) -> Generator[simpy.Event, Any, tuple[HttpResult, ...]]:
+    def fetch(self, client: SimClient, paths: tuple[str, ...], timeout_s: float,
+              until_refused: bool = False) -> Generator[simpy.Event, Any, tuple[HttpResult, ...]]:
         """GETs one after another, each waiting its turn for one of the browser's connections (in line
         with the uploads, as a browser queues every request: a burst of thumbnails does not hold a
         connection between its GETs), each counted by the rate limiter when it arrives."""
@@ -466,12 +474,16 @@ class ModelWorld:
             if connection.callbacks is not None:  # not granted on the spot: wait in line
                 yield connection
             arrives = env.now + link.frame_delay(p.request_overhead_bytes)
-            limited = server.rate_limiter is not None and server.rate_limited(client, arrives) is not None
-            status = 429 if limited else server.get_status(_path)
+            wait_s = server.rate_limited(client, arrives) if server.rate_limiter is not None else None
+            status = 429 if wait_s is not None else server.get_status(_path)
             nbytes = p.thumbnail_response_bytes if status == 200 else p.answer_bytes
-            yield env.timeout(arrives - env.now + (0.0 if limited else served) + link.frame_delay(nbytes))
+            yield env.timeout(arrives - env.now + (0.0 if wait_s is not None else served) + link.frame_delay(nbytes))
             connections.release(connection)
-            results.append(HttpResult(status, latency_s=env.now - started))
+            result = HttpResult(status, latency_s=env.now - started,
+                                retry_after_s=server.retry_after(status, wait_s))
+            results.append(result)
+            if until_refused and result.refused:
+                break
         return tuple(results)
 
     def post(self, client: SimClient, path: str, body: dict[str, Any],

@@ -38,6 +38,12 @@ class InstantWorld:
     fetches: int = 0
     fetched_at: list[float] = field(default_factory=list)
     """When each GET's connection was granted."""
+    gets: list[tuple[float, str]] = field(default_factory=list)
+    """When each GET was answered, and its path."""
+    refuse_gets: list[int] = field(default_factory=list)
+    """Statuses to answer the next GETs with, in order (e.g. [503, 503]); then 200."""
+    get_retry_after_s: float | None = None
+    """The Retry-After a refused GET carries (None: no header, as ImageCanvas's limiter)."""
     posts: int = 0
     retry_after_s: float = 1.0
     """The Retry-After a refused upload (429/503) carries."""
@@ -101,13 +107,22 @@ class InstantWorld:
             return HttpResult(200, {"url": f"/uploads/{name}", "serverFilename": name, "hash": digest},
                               self.env.now - started)
 
-    def fetch(self, client: SimClient, paths: tuple[str, ...], timeout_s: float) -> Generator:
+    def fetch(self, client: SimClient, paths: tuple[str, ...], timeout_s: float,
+              until_refused: bool = False) -> Generator:
         with self._pool(client).request() as connection:
             yield connection
             self.fetched_at.append(self.env.now)
-            yield self.env.timeout(0.005 * len(paths))
-            self.fetches += len(paths)
-            return tuple(HttpResult(200) for _ in paths)
+            results = []
+            for path in paths:
+                yield self.env.timeout(0.005)
+                self.fetches += 1
+                self.gets.append((self.env.now, path))
+                status = self.refuse_gets.pop(0) if self.refuse_gets else 200
+                retry_after = self.get_retry_after_s if status in (429, 503) else None
+                results.append(HttpResult(status, retry_after_s=retry_after))
+                if until_refused and results[-1].refused:
+                    break
+            return tuple(results)
 
     def post(self, client: SimClient, path: str, body: dict[str, Any], timeout_s: float) -> Generator:
         with self._pool(client).request() as connection:

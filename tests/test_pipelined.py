@@ -86,3 +86,33 @@ def test_in_the_model_it_runs_at_its_bound_and_settles_half_its_images_by_mid_dr
     assert pipelined.drop_over_bound <= 1.05 < batched.drop_over_bound
     assert pipelined.settled_p50_s <= 0.6 * pipelined.drop_seconds
     assert batched.settled_p50_s >= 0.95 * batched.drop_seconds
+
+
+@pytest.mark.parametrize("retry_after", [2.5, None])
+def test_a_refused_thumbnail_pauses_every_get_and_is_asked_again(retry_after: float | None) -> None:
+    """The viewport's GETs as one loader: a 503 (not made yet) stops that image's GETs, no GET is sent
+    until its Retry-After (or the back-off) has passed, then the refused one is asked again."""
+    env, world, drop, client, records = drop_with(
+        "pipelined", images=12, params={"thumbnail_gets_per_image": 3},
+        world_kw={"upload_s": UPLOAD_S, "refuse_gets": [503], "get_retry_after_s": retry_after})
+    assert all(r.outcome == "ok" for r in records)
+    refused_at, refused_path = world.gets[0]
+    pause = retry_after if retry_after is not None else 1.0  # retry_base_s: the first back-off
+    during = [at for at, _ in world.gets if refused_at < at < refused_at + pause - 1e-9]
+    # only the GETs of the images already under way on the other 5 connections end meanwhile (their 2nd
+    # and 3rd); unpaced, all 37 would be over within 0.05 s
+    assert len(during) <= 5 * 2
+    stem = refused_path.rsplit("/", 1)[1]
+    asked = [(at >= refused_at + pause - 1e-9, path.split("/")[2]) for at, path in world.gets if path.endswith(stem)]
+    # refused at its first GET, its GETs stopped there; after the pause, all three from the refused one
+    assert asked == [(False, "64"), (True, "64"), (True, "256"), (True, "64")]
+    assert world.fetches == 12 * 3 + 1  # every GET once, the refused one twice
+
+
+def test_a_thumbnail_refused_every_time_is_given_up_after_its_attempts() -> None:
+    env, world, drop, client, records = drop_with(
+        "pipelined", images=1, params={"thumbnail_gets_per_image": 2, "thumbnail_attempts": 3},
+        world_kw={"upload_s": UPLOAD_S, "refuse_gets": [503] * 3, "get_retry_after_s": 0.5})
+    assert all(r.outcome == "ok" for r in records)
+    paths = [path for _, path in world.gets]
+    assert paths.count(paths[0]) == 3 and len(paths) == 4  # three refusals, then the other size once

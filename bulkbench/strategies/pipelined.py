@@ -18,6 +18,8 @@ Here each stage starts as soon as it has work:
 - **Thumbnails after the uploads** (``thumbnails_after_uploads``): the page already shows its local
   previews, so the viewport's GETs wait until the last upload has ended instead of competing with the
   uploads for the browser's 6 connections and for a per-address rate limit.
+- **The viewport's GETs paced by the server** (``viewport.ViewportLoader``): a 429, or a 503 for a
+  thumbnail not made yet, pauses all of them for its Retry-After, not each on its own.
 
 It keeps every promise ``batched`` keeps (its ``send_batches``): idempotent resends with the same
 operation id, a chunk that keeps timing out split in half, resending after a lost connection.
@@ -34,7 +36,8 @@ from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST, NOW, Join, Put, Send
 from bulkbench.protocol import Event, OpType
 from bulkbench.results import Cause
 from bulkbench.strategies.batched import backoff_s, send_batches
-from bulkbench.strategies.common import Drop, hash_images, http_cause, node_params, spawn_thumbnails, upload_item
+from bulkbench.strategies.common import Drop, hash_images, http_cause, node_params, upload_item
+from bulkbench.strategies.viewport import ViewportLoader
 from bulkbench.workload import ImageSpec
 
 
@@ -69,6 +72,8 @@ class PipelinedParams:
     retry_cap_s: float = 8.0
     resume_retries: int = 20
     thumbnail_gets_per_image: int = 19
+    thumbnail_attempts: int = 8
+    """Times the viewport asks for one thumbnail the server refused (429, or 503 while it is owed)."""
     thumbnails_after_uploads: bool = True
     full_sync_at_end: bool = True
 
@@ -119,6 +124,8 @@ class Window:
 
 def run(drop: Drop, p: PipelinedParams) -> Generator[Any, Any, None]:
     window = Window(p)
+    viewport = ViewportLoader(p.thumbnail_gets_per_image, lambda refusals: backoff_s(p, refusals),
+                              attempts=p.thumbnail_attempts)
     nodes_q, steer_q, done_q = "p-nodes", "p-steer", "p-complete"
 
     def after_hash(image: ImageSpec) -> Generator[Any, Any, None]:
@@ -234,7 +241,7 @@ def run(drop: Drop, p: PipelinedParams) -> Generator[Any, Any, None]:
             elif kind == "uploads-end":
                 uploads_done = True
                 for name in thumbnails_later:
-                    yield from spawn_thumbnails(name, p.thumbnail_gets_per_image)
+                    yield from viewport.add(name)
                 thumbnails_later.clear()
 
     def flush(batch: list[ImageSpec], tag: str, defer: bool) -> Generator[Any, Any, list[str]]:
@@ -254,7 +261,7 @@ def run(drop: Drop, p: PipelinedParams) -> Generator[Any, Any, None]:
                 if defer:
                     later.append(name)
                 else:
-                    yield from spawn_thumbnails(name, p.thumbnail_gets_per_image)
+                    yield from viewport.add(name)
         return later
 
     processes = []
