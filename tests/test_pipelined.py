@@ -72,7 +72,7 @@ def test_a_lost_answer_is_resent_with_its_id_and_a_reset_upload_is_tried_again()
 def test_thumbnails_wait_for_the_last_upload(after_uploads: bool) -> None:
     env, world, drop, client, records = drop_with("pipelined", images=30, world_kw={"upload_s": UPLOAD_S},
                                                   params={"thumbnails_after_uploads": after_uploads})
-    assert world.fetches == 30 * 19
+    assert world.fetches == 30 * 2  # 19 asks of 2 sizes: the page keeps what it got
     last_upload = max(s for starts in world.attempts.values() for s in starts) + UPLOAD_S
     assert min(t.settled_at for t in drop.log.tracks.values()) < last_upload  # settled early ...
     assert (min(world.fetched_at) >= last_upload) is after_uploads  # ... fetched after the last upload
@@ -93,20 +93,30 @@ def test_a_refused_thumbnail_pauses_every_get_and_is_asked_again(retry_after: fl
     """The viewport's GETs as one loader: a 503 (not made yet) stops that image's GETs, no GET is sent
     until its Retry-After (or the back-off) has passed, then the refused one is asked again."""
     env, world, drop, client, records = drop_with(
-        "pipelined", images=12, params={"thumbnail_gets_per_image": 3},
+        "pipelined", images=12, params={"thumbnail_gets_per_image": 3, "thumbnail_cache": False},
         world_kw={"upload_s": UPLOAD_S, "refuse_gets": [503], "get_retry_after_s": retry_after})
     assert all(r.outcome == "ok" for r in records)
     refused_at, refused_path = world.gets[0]
     pause = retry_after if retry_after is not None else 1.0  # retry_base_s: the first back-off
     during = [at for at, _ in world.gets if refused_at < at < refused_at + pause - 1e-9]
-    # only the GETs of the images already under way on the other 5 connections end meanwhile (their 2nd
-    # and 3rd); unpaced, all 37 would be over within 0.05 s
+    # only the GETs of the images already under way on the other 5 connections end meanwhile (their
+    # last asks); unpaced, all 37 would be over within 0.05 s
     assert len(during) <= 5 * 2
     stem = refused_path.rsplit("/", 1)[1]
     asked = [(at >= refused_at + pause - 1e-9, path.split("/")[2]) for at, path in world.gets if path.endswith(stem)]
     # refused at its first GET, its GETs stopped there; after the pause, all three from the refused one
     assert asked == [(False, "64"), (True, "64"), (True, "256"), (True, "64")]
     assert world.fetches == 12 * 3 + 1  # every GET once, the refused one twice
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_the_page_keeps_the_thumbnails_it_got(cache: bool) -> None:
+    env, world, drop, client, records = drop_with(
+        "pipelined", images=10, params={"thumbnail_gets_per_image": 19, "thumbnail_cache": cache},
+        world_kw={"upload_s": UPLOAD_S})
+    assert all(r.outcome == "ok" for r in records)
+    assert world.fetches == 10 * (2 if cache else 19)  # 19 asks of the 2 sizes
+    assert len({path for _, path in world.gets}) == 10 * 2
 
 
 def test_a_thumbnail_refused_every_time_is_given_up_after_its_attempts() -> None:

@@ -74,6 +74,9 @@ class PipelinedParams:
     thumbnail_gets_per_image: int = 19
     thumbnail_attempts: int = 8
     """Times the viewport asks for one thumbnail the server refused (429, or 503 while it is owed)."""
+    thumbnail_cache: bool = True
+    """The page keeps the thumbnails it got: the viewport's ``thumbnail_gets_per_image`` asks come to one
+    GET per size."""
     thumbnails_after_uploads: bool = True
     full_sync_at_end: bool = True
 
@@ -125,7 +128,7 @@ class Window:
 def run(drop: Drop, p: PipelinedParams) -> Generator[Any, Any, None]:
     window = Window(p)
     viewport = ViewportLoader(p.thumbnail_gets_per_image, lambda refusals: backoff_s(p, refusals),
-                              attempts=p.thumbnail_attempts)
+                              attempts=p.thumbnail_attempts, cache=p.thumbnail_cache)
     nodes_q, steer_q, done_q = "p-nodes", "p-steer", "p-complete"
 
     def after_hash(image: ImageSpec) -> Generator[Any, Any, None]:

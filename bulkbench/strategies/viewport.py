@@ -9,7 +9,10 @@ five minutes after the last image had settled. Here one loader owns them all:
 - a refusal (429, or 503 for a thumbnail still owed) pauses **every** GET until its Retry-After
   has passed (a doubling back-off when it names none), and that image's GETs stop at the refusal;
 - a refused thumbnail is asked again after the pause, at the back of the line, at most
-  ``attempts`` times; a 404 (never to be made) is not asked again.
+  ``attempts`` times; a 404 (never to be made) is not asked again;
+- with ``cache``, the page keeps what it got: the viewport's many asks for one image come to one GET
+  per size (19 asks of 2 sizes: 2 GETs). Without it, a per-address limit of 500 requests a minute
+  would take 46 minutes to answer 1,200 images' 22,800 asks.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class ViewportLoader:
     """The pause after the n-th refusal in a row (0 for the first) that named no Retry-After."""
     loaders: int = BROWSER_CONNECTIONS_PER_HOST
     attempts: int = 8
+    cache: bool = True
+    """Ask each size once: the viewport's repeated asks are answered from the page's own copy."""
     """Times one thumbnail is asked for before the loader gives up on it."""
     waiting: deque[tuple[str, ...]] = field(default_factory=deque)
     running: int = 0
@@ -45,8 +50,9 @@ class ViewportLoader:
         if self.gets_per_image <= 0:
             return
         stem = server_filename.rsplit(".", 1)[0]
-        self.waiting.append(tuple(thumbnail_url(THUMBNAIL_SIZES[k % len(THUMBNAIL_SIZES)], stem)
-                                  for k in range(self.gets_per_image)))
+        sizes = (THUMBNAIL_SIZES[k % len(THUMBNAIL_SIZES)] for k in range(self.gets_per_image))
+        paths = tuple(thumbnail_url(size, stem) for size in sizes)
+        self.waiting.append(tuple(dict.fromkeys(paths)) if self.cache else paths)
         if self.running < self.loaders:
             self.running += 1
             yield Spawn(self._load(), "viewport")
