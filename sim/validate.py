@@ -39,10 +39,19 @@ def model_profile_of(spec: dict) -> str:
     return spec.get("profile", "legacy")
 
 
+def pinned_profiles(matrix_dir: Path) -> dict[str, str]:
+    """The profiles a matrix was recorded with, where they differ from today's: ``profiles/NAME.toml`` beside
+    its ``matrix.jsonl``. A recording is of one server, and the model's costs (``work_ms`` ...) are fitted
+    to a server; when the server changes (legacy's thumbnails, #11) the old recordings keep the profile,
+    and the costs, of the server they measured."""
+    folder = Path(matrix_dir) / "profiles"
+    return {path.stem: str(path) for path in sorted(folder.glob("*.toml"))} if folder.is_dir() else {}
+
+
 def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[str, str] | None = None,
                    model: str = "") -> list[dict]:
     """Each real run of ``matrix_dir/matrix.jsonl`` beside the model's prediction with the same options."""
-    substitutes = substitutes or {}
+    substitutes = {**pinned_profiles(matrix_dir), **(substitutes or {})}
     rows = []
     for entry in read_matrix(matrix_dir):
         spec, real = entry["spec"], entry["summary"]
@@ -94,12 +103,14 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "") ->
         scenario = {k: v for k, v in entry["spec"].items() if k != "seed"}
         groups.setdefault(orjson.dumps(scenario, option=orjson.OPT_SORT_KEYS).decode(), []).append(entry)
     rows = []
+    pinned = pinned_profiles(matrix_dir)
     for key, entries in groups.items():
         spec = orjson.loads(key)
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
         profile = model_profile_of(spec)
         runs = [run_sim(SimOptions(
-            strategy=spec["strategy"], images=spec["images"], users=spec.get("users", 1), profile=profile,
+            strategy=spec["strategy"], images=spec["images"], users=spec.get("users", 1),
+            profile=pinned.get(profile, profile),
             seed=seed, uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms,
             workload=spec.get("workload", ""), model=model or None)) for seed in range(1, replications + 1)]
         rates = [run.failure_rate for run in runs]

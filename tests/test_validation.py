@@ -63,14 +63,12 @@ def _imagecanvas_rows() -> Path:
     return ROOT / "examples" / "validation" / "imagecanvas"
 
 
-SERVER_MISSES = {("today", 200, 5)}
-"""Five users at once against today's app (each its own limiter bucket): the app refuses 31-35 % of the
-uploads in four runs, our server 43-48 % in four, with the same server CPU over the drop (108 s). The
-one row where our server and the real app still disagree (see examples/validation/README.md)."""
-MODEL_MISSES = {("imagecanvas", 200, 5), ("imagecanvas-as-reported", 200, 5), ("legacy", 200, 5)}
-"""The model follows our server at five users (failure 0.41 against its 0.43) but runs five users' drops
-15-19 % faster than both servers. These runs are on unshaped loopback, where the model charges no receive
-CPU (scenarios/model.toml), and where the load generator shares the server's cores (see ISSUE3_MISSES)."""
+MODEL_MISSES = {("legacy-ratelimit", 200, 5), ("imagecanvas-as-reported", 200, 5)}
+"""Five users at once on unshaped loopback, where the load generator shares the server's 2 cores (see
+ISSUE3_MISSES) and where this machine's noise is largest: the same 5-user drop against the app as
+reported took 71.3-76.2 s in three runs on 2026-11-30 and 102.2 s on 2026-11-29. The model says 60.7 s
+(-20 % of this recording; -9 % of our legacy's), and a failure rate of 0.24 where legacy-ratelimit lost
+0.22-0.31 in three runs (0.305 here) and the app 0.24-0.31."""
 
 
 def test_our_profiles_agree_with_the_real_app_under_the_same_client() -> None:
@@ -78,7 +76,7 @@ def test_our_profiles_agree_with_the_real_app_under_the_same_client() -> None:
     profile that stands for it (legacy-ratelimit for today's app, legacy as reported)."""
     rows = compare_servers(_imagecanvas_rows())
     assert len(rows) == 8
-    assert {(r["app"], r["images"], r["users"]) for r in rows if not r["within"]} == SERVER_MISSES
+    assert [(r["app"], r["images"], r["users"]) for r in rows if not r["within"]] == []
 
 
 def test_the_model_predicts_the_real_app_and_our_server_within_its_stated_error(monkeypatch) -> None:
@@ -123,10 +121,12 @@ def test_the_protocol_client_against_the_recorded_real_client() -> None:
             assert r["browser"]["ops"] == r["protocol"]["ops"]
 
 
-PIPELINED_MISSES = {("legacy", 200, 1, 100.0)}
+PIPELINED_MISSES = {("legacy", 200, 1, 100.0), ("legacy-ratelimit", 200, 1, 100.0)}
 """Where the cores bind, the machine's noise: the same 200-image legacy drop took 16.5-22.6 s over six
 real runs (its server CPU 36-47 CPU-s); the model's 17.4 s is inside that spread, 23 % under the row
-recorded here (see the note of issue 14)."""
+recorded here (see the note of issue 14). The rate-limited 200-image row misses on a count of a few:
+its drop (+1 %) and failure rate (0) hold, but the limiter's one 10 s block meets the viewport's paced
+GETs 9 times for real and 12 in the model (20 % of 9 is 1.8)."""
 
 
 def test_the_model_predicts_the_recorded_pipelined_runs_within_its_stated_error() -> None:
