@@ -25,9 +25,12 @@ def _png(fig: Any) -> bytes:
 
 def heatmap(rows: list[dict[str, Any]], images: list[int], users: list[int], title: str) -> bytes:
     grid = np.full((len(users), len(images)), np.nan)
+    censored = np.zeros_like(grid, dtype=bool)
     for row in rows:
         if row["images"] in images and row["users"] in users:
-            grid[users.index(row["users"]), images.index(row["images"])] = row["failure_rate"] * 100
+            at = users.index(row["users"]), images.index(row["images"])
+            grid[at] = row["failure_rate"] * 100
+            censored[at] = bool(row.get("censored"))
     fig, ax = plt.subplots(figsize=(7, 3.2))
     image = ax.imshow(grid, cmap="RdYlGn_r", vmin=0, vmax=100, aspect="auto", origin="lower")
     ax.set_xticks(range(len(images)), [str(i) for i in images])
@@ -36,7 +39,7 @@ def heatmap(rows: list[dict[str, Any]], images: list[int], users: list[int], tit
     ax.set_ylabel("users at once")
     for (y, x), value in np.ndenumerate(grid):
         if not np.isnan(value):
-            ax.text(x, y, f"{value:.0f}", ha="center", va="center", fontsize=7)
+            ax.text(x, y, f"{value:.0f}" + ("+" if censored[y, x] else ""), ha="center", va="center", fontsize=7)
     fig.colorbar(image, ax=ax, label="images lost (%)")
     ax.set_title(title)
     fig.tight_layout()
@@ -52,8 +55,12 @@ def write(out: Path, result: dict[str, Any]) -> dict[str, Path]:
         f"{p['strategy']} on {p['profile']}: images lost (%)") for p in result["plans"]}
     (out / "plan.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     t = result["targets"]
+    how = f"{result.get('replications', 1)} runs a cell"
+    if result.get("horizon_s"):
+        how += (f"; a cell is simulated to {result['horizon_s']:g} s, past its target (marked +: figures are"
+                f" lower bounds, images still open count as lost)")
     lines = [f"# Capacity plan (model; failure rate < {t['failure_rate']:.1%}, drop < {t['drop_seconds']:g} s, "
-             f"uplink {result['uplink_mbit']:g} Mbit/s)", "",
+             f"uplink {result['uplink_mbit']:g} Mbit/s; {how})", "",
              "| strategy | profile | largest drop (1 user) | most users | best server knob (largest drop, its time) | "
              "USL sigma | USL kappa | USL peak users |", "|---|---|---|---|---|---|---|---|"]
     for p in result["plans"]:

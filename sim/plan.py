@@ -57,10 +57,20 @@ def apply_knob(profile: Profile, knob: dict[str, Any]) -> Profile:
     return dataclasses.replace(profile, stages=stages, **changes)
 
 
+REPLICATIONS = 5
+"""Replications per cell (``--replications``): every cell gets a 95 % interval."""
+HORIZON_FACTOR = 1.2
+"""A cell is simulated up to this times the drop-time target (``--full``: to its end). Past it the cell has
+missed its target whatever comes next; its figures are then lower bounds, marked ``censored``."""
+
+
 def _simulate(job: tuple[dict[str, Any], Profile | None]) -> dict[str, Any]:
     spec, profile = job
     summary = run_sim(SimOptions(**spec), profile_override=profile)
+    ci = summary.extra["ci95"]
     return {**spec, "failure_rate": summary.failure_rate, "drop_seconds": summary.drop_seconds,
+            "failure_rate_ci95": ci["failure_rate"], "drop_seconds_ci95": ci["drop_seconds"],
+            "censored": summary.extra.get("censored", 0),
             "images_ok": summary.images_ok, "ws_messages_sent": summary.ws_messages_sent,
             "drop_over_bound": summary.drop_over_bound, "settled_p50_s": summary.settled_p50_s}
 
@@ -155,10 +165,9 @@ def usl_fit(users: list[int], throughput: list[float]) -> dict[str, float] | Non
     return {"x1_images_per_s": float(x1), "sigma": sigma, "kappa": kappa, "peak_users": peak}
 
 
-def plan(strategies: list[str], profiles: list[str], targets: PlanTargets, images_at: int, uplink_mbit: float,
-         seed: int, processes: int, workload: str = "",
-         verify: Callable[[dict[str, Any]], dict[str, Any]] | None = None, verify_points: int = 0) -> dict[str, Any]:
-    base = {"seed": seed, "uplink_mbit": uplink_mbit, "workload": workload, "link_per_user": True}
+def sweep_jobs(strategies: list[str], profiles: list[str],
+               base: dict[str, Any]) -> list[tuple[dict[str, Any], Profile | None]]:
+    """The plan's cells: images x users for each strategy and profile, then each knob alone at 1 user."""
     jobs: list[tuple[dict[str, Any], Profile | None]] = []
     for strategy, profile, images, users in itertools.product(strategies, profiles, IMAGES, USERS):
         jobs.append(({**base, "strategy": strategy, "profile": profile, "images": images, "users": users}, None))
@@ -167,11 +176,23 @@ def plan(strategies: list[str], profiles: list[str], targets: PlanTargets, image
         for images in IMAGES:
             jobs.append(({**base, "strategy": strategy, "profile": profile, "images": images, "users": 1,
                           "knob": knob}, changed))
+    return jobs
+
+
+def plan(strategies: list[str], profiles: list[str], targets: PlanTargets, images_at: int, uplink_mbit: float,
+         seed: int, processes: int, workload: str = "",
+         verify: Callable[[dict[str, Any]], dict[str, Any]] | None = None, verify_points: int = 0,
+         replications: int = REPLICATIONS, full: bool = False) -> dict[str, Any]:
+    base = {"seed": seed, "uplink_mbit": uplink_mbit, "workload": workload, "link_per_user": True,
+            "replications": replications,
+            "horizon_s": 0.0 if full else HORIZON_FACTOR * targets.drop_seconds}
+    jobs = sweep_jobs(strategies, profiles, base)
     rows = sweep([(({k: v for k, v in spec.items() if k != "knob"}), prof) for spec, prof in jobs], processes,
                  progress_bar)
     for (spec, _prof), row in zip(jobs, rows, strict=True):
         row["knob"] = spec.get("knob", "")
     result: dict[str, Any] = {"targets": dataclasses.asdict(targets), "uplink_mbit": uplink_mbit, "plans": [],
+                              "replications": replications, "horizon_s": base["horizon_s"],
                               "grid": {"images": list(IMAGES), "users": list(USERS)},
                               "tolerance": {"failure_rate": FAILURE_RATE_TOLERANCE,
                                             "drop_seconds": DROP_SECONDS_TOLERANCE}}
@@ -209,7 +230,7 @@ def _verify(rows: list[dict[str, Any]], plans: list[dict[str, Any]], verify: Cal
     for point in points[:count]:
         predicted = next(r for r in rows if not r["knob"] and all(r[k] == v for k, v in point.items()))
         # a real run's users share one shaped loopback: give it the sum of their uplinks
-        real = {k: v for k, v in base.items() if k != "link_per_user"}
+        real = {k: base[k] for k in ("seed", "uplink_mbit", "workload")}
         measured = verify({**real, **point, "uplink_mbit": base["uplink_mbit"] * point["users"]})
         checked.append({**point, "predicted_failure_rate": predicted["failure_rate"],
                         "measured_failure_rate": measured["failure_rate"],
@@ -225,4 +246,4 @@ def plan_from_args(args: Any, verify: Callable[[dict[str, Any]], dict[str, Any]]
     return plan(args.strategies.split(","), args.profiles.split(","),
                 PlanTargets(args.target_failure_rate, args.target_drop_seconds), args.images_at, args.uplink_mbit,
                 args.seed, args.processes or os.cpu_count() or 1, args.workload, verify=verify,
-                verify_points=args.verify)
+                verify_points=args.verify, replications=args.replications, full=args.full)

@@ -29,7 +29,7 @@ from bulkbench.bound import add_bound
 from bulkbench.model_params import ModelParams, load_model_params
 from bulkbench.network import NetworkSpec, load_network
 from bulkbench.profile import Profile, load_profile
-from bulkbench.results import RunSummary, table
+from bulkbench.results import Cause, RunSummary, table
 from bulkbench.strategies import Drop, start, strategy_params
 from bulkbench.truth import DropResult, drop_figures, judge, last_settled_s, summarize
 from bulkbench.workload import ImageSpec, WorkloadSpec, draw_images, load_workload
@@ -63,6 +63,10 @@ class SimOptions:
     stages: str = ""
     """When users arrive (``bulkbench.arrivals``): by default all at once."""
     strategy_overrides: tuple[tuple[str, Any], ...] = ()
+    horizon_s: float = 0.0
+    """Stop simulating at this time (0: when every drop has ended): images still open are ``unfinished``
+    and the drop time is the horizon, a lower bound. A sweep that only needs to know a cell missed its
+    drop-time target need not simulate past it (``plan``)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -114,11 +118,17 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     series: list[dict[str, float]] = []
     if record_series:
         env.process(_monitor(env, world, series, len(dropping), sample_every_s))
+    over = env.all_of(dropping)
     with gc_paused():
-        env.run(until=env.all_of(dropping))
+        env.run(until=env.any_of([over, env.timeout(options.horizon_s)]) if options.horizon_s > 0 else over)
+    censored = not over.triggered
     results = []
-    for client, _drop, _process in runs:
+    for client, drop, _process in runs:
         client.count_frames_until(env.now)
+        if censored:
+            for track in drop.log.tracks.values():
+                if track.settled_at is None and track.failure is None:
+                    track.fail(Cause.UNFINISHED, env.now)
     for client, drop, _process in runs:
         room = world.server.room(client.canvas_id)
         records = judge(drop, room.canvas.to_json(), world.server.stored.__contains__)
@@ -127,7 +137,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
             ws_messages_received=client.ws_messages_received, http_requests=client.http_requests,
             bytes_uploaded=client.bytes_uploaded, started_at=client.started_at,
             first_byte_s=(client.first_byte_at or 0.0) - client.started_at,
-            last_settled_s=last_settled_s(drop, ended[client.user]),
+            last_settled_s=last_settled_s(drop, ended.get(client.user, env.now)),
             op_ack_s=drop.log.op_ack_s, upload_s=drop.log.upload_s,
             extra={"answers": drop.log.answers, "http_by_status": client.http_by_status,
                    "upload_attempts": client.upload_attempts}))
@@ -135,6 +145,8 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
                         extra=drop_figures(results))
     add_bound(summary, [drop.images for _c, drop, _p in runs], profile, network, params,
               per_user_link=options.link_per_user, arrivals_s=arrivals)
+    if censored:
+        summary.extra["censored_at_s"] = options.horizon_s
     if keep is not None:
         keep["world"] = world
     return Replication(summary, results, series, events_scheduled(env))
@@ -229,10 +241,11 @@ def combine(replications: list[Replication]) -> RunSummary:
     by_status = {s: mean_and_ci(f"http_by_status.{s}", [r.summary.extra["http_by_status"].get(s, 0)
                                                          for r in replications]) for s in statuses}
     attempts = mean_and_ci("upload_attempts", [r.summary.extra.get("upload_attempts", 0) for r in replications])
-    return dataclasses.replace(
-        first, **fields, failures_by_cause=dict(sorted(causes.items())),
-        extra={**first.extra, "http_by_status": by_status, "upload_attempts": attempts,
-               "replications": n, "ci95": ci})
+    extra = {**first.extra, "http_by_status": by_status, "upload_attempts": attempts, "replications": n, "ci95": ci}
+    censored = sum(1 for r in replications if "censored_at_s" in r.summary.extra)
+    if censored:  # replications stopped at the horizon: their drop time is a lower bound, and so the mean's
+        extra["censored"] = censored
+    return dataclasses.replace(first, **fields, failures_by_cause=dict(sorted(causes.items())), extra=extra)
 
 
 def run_sim(options: SimOptions, profile_override: Profile | None = None) -> RunSummary:

@@ -146,12 +146,23 @@ def test_bulkbench_plan_itself_writes_a_plan_its_rows_support(tmp_path) -> None:
     import orjson
     out = tmp_path / "plan"
     result = subprocess.run([sys.executable, "-m", "bulkbench.cli", "plan", "--strategies", "batched", "--profiles",
-                             "optimized", "--workload", "scenarios/workload-light.toml", "--out", str(out)],
+                             "optimized", "--workload", "scenarios/workload-light.toml", "--replications", "2",
+                             "--target-drop-seconds", "60", "--out", str(out)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     plan = orjson.loads((out / "plan.json").read_bytes())
     grid = plan["grid"]
     assert len(plan["rows"]) == len(grid["images"]) * len(grid["users"]) + 5 * len(grid["images"])
+    assert plan["replications"] == 2 and plan["horizon_s"] == pytest.approx(72.0)
+    for row in plan["rows"]:  # every cell its interval; a cell stopped at the horizon says so, and missed
+        low, high = row["drop_seconds_ci95"]
+        assert low - 1e-9 <= row["drop_seconds"] <= high + 1e-9
+        if row["censored"] == 2:
+            assert row["drop_seconds"] == pytest.approx(72.0)
+        elif not row["censored"]:
+            assert row["drop_seconds"] < 72.0
+    assert any(row["censored"] for row in plan["rows"]) and not all(row["censored"] for row in plan["rows"])
+    assert "marked +" in (out / "plan.md").read_text()
     (entry,) = plan["plans"]
     targets = PlanTargets(**plan["targets"])
     plain = [r for r in plan["rows"] if not r["knob"]]

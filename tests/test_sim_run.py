@@ -96,3 +96,18 @@ def test_settlement_is_timed_from_the_first_byte() -> None:
     assert batched.settled_p50_s == pytest.approx(batched.drop_seconds, rel=0.02)
     assert individual.settled_p50_s < 0.9 * individual.drop_seconds
     assert individual.time_to_first_settled_s < 0.5 * batched.time_to_first_settled_s
+
+
+def test_a_horizon_stops_the_model_there_and_calls_the_open_images_unfinished() -> None:
+    """``plan`` stops a cell once it has missed its drop-time target: what is open then is ``unfinished``,
+    the drop time is the horizon (a lower bound), and the summary says how many replications stopped."""
+    options = dict(strategy="batched", images=200, uplink_mbit=10.0, replications=2)
+    whole = run_sim(SimOptions(**options))
+    cut = run_sim(SimOptions(**options, horizon_s=whole.drop_seconds / 2))
+    assert "censored" not in whole.extra and cut.extra["censored"] == 2
+    assert cut.drop_seconds == pytest.approx(whole.drop_seconds / 2, rel=1e-6)
+    assert cut.failures_by_cause.get("unfinished", 0) > 0 and cut.images_ok < whole.images_ok
+    far = run_sim(SimOptions(**options, horizon_s=whole.drop_seconds * 2))  # a horizon never reached: no change
+    far_json, whole_json = far.to_json(), whole.to_json()
+    assert far_json["extra"].pop("events") > whole_json["extra"].pop("events")  # its own timeout, and no more
+    assert far_json == whole_json
