@@ -61,7 +61,8 @@ REPLICATIONS = 5
 """Replications per cell (``--replications``): every cell gets a 95 % interval."""
 HORIZON_FACTOR = 1.2
 """A cell is simulated up to this times the drop-time target (``--full``: to its end). Past it the cell has
-missed its target whatever comes next; its figures are then lower bounds, marked ``censored``."""
+missed its target whatever comes next (``meets``): its drop time is then a lower bound and its failure
+rate an upper one (open images count as lost), marked ``censored``."""
 
 
 def _simulate(job: tuple[dict[str, Any], Profile | None]) -> dict[str, Any]:
@@ -99,11 +100,18 @@ def progress_bar(done: int, total: int, stream: Any = None) -> None:
     stream.flush()
 
 
+def meets(row: dict[str, Any], targets: PlanTargets) -> bool:
+    """A cell within the targets. One whose replications were stopped at the horizon never is: its mean
+    drop time would average a lower bound in."""
+    return (row["failure_rate"] < targets.failure_rate and row["drop_seconds"] < targets.drop_seconds
+            and not row.get("censored"))
+
+
 def frontier(rows: Iterable[dict[str, Any]], targets: PlanTargets, images_at: int) -> dict[str, Any]:
     rows = list(rows)
 
     def ok(row: dict[str, Any]) -> bool:
-        return row["failure_rate"] < targets.failure_rate and row["drop_seconds"] < targets.drop_seconds
+        return meets(row, targets)
 
     largest = _last_before_a_miss(sorted((r["images"], ok(r)) for r in rows if r["users"] == 1))
     most = _last_before_a_miss(sorted((r["users"], ok(r)) for r in rows if r["images"] == images_at))
@@ -129,7 +137,7 @@ def judge_knob(rows: Iterable[dict[str, Any]], targets: PlanTargets) -> dict[str
     ones = sorted((r for r in rows if r["users"] == 1), key=lambda r: r["images"])
 
     def ok(row: dict[str, Any]) -> bool:
-        return row["failure_rate"] < targets.failure_rate and row["drop_seconds"] < targets.drop_seconds
+        return meets(row, targets)
 
     largest = None
     for row in ones:  # up to the first miss: a pass beyond it is not capacity

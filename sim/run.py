@@ -64,9 +64,9 @@ class SimOptions:
     """When users arrive (``bulkbench.arrivals``): by default all at once."""
     strategy_overrides: tuple[tuple[str, Any], ...] = ()
     horizon_s: float = 0.0
-    """Stop simulating at this time (0: when every drop has ended): images still open are ``unfinished``
-    and the drop time is the horizon, a lower bound. A sweep that only needs to know a cell missed its
-    drop-time target need not simulate past it (``plan``)."""
+    """Stop simulating at this time (0: when every drop has ended): images still open are ``unfinished``,
+    so the drop time is a lower bound and the failure rate an upper one. A sweep that only needs to know
+    a cell missed its drop-time target need not simulate past it (``plan``). Not with arrivals."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -128,7 +128,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
         if censored:
             for track in drop.log.tracks.values():
                 if track.settled_at is None and track.failure is None:
-                    track.fail(Cause.UNFINISHED, env.now)
+                    track.fail(Cause.UNFINISHED, client.now)  # a drop's times are its user's own
     for client, drop, _process in runs:
         room = world.server.room(client.canvas_id)
         records = judge(drop, room.canvas.to_json(), world.server.stored.__contains__)
@@ -137,7 +137,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
             ws_messages_received=client.ws_messages_received, http_requests=client.http_requests,
             bytes_uploaded=client.bytes_uploaded, started_at=client.started_at,
             first_byte_s=(client.first_byte_at or 0.0) - client.started_at,
-            last_settled_s=last_settled_s(drop, ended.get(client.user, env.now)),
+            last_settled_s=last_settled_s(drop, ended.get(client.user, client.now)),
             op_ack_s=drop.log.op_ack_s, upload_s=drop.log.upload_s,
             extra={"answers": drop.log.answers, "http_by_status": client.http_by_status,
                    "upload_attempts": client.upload_attempts}))
@@ -242,6 +242,7 @@ def combine(replications: list[Replication]) -> RunSummary:
                                                          for r in replications]) for s in statuses}
     attempts = mean_and_ci("upload_attempts", [r.summary.extra.get("upload_attempts", 0) for r in replications])
     extra = {**first.extra, "http_by_status": by_status, "upload_attempts": attempts, "replications": n, "ci95": ci}
+    extra.pop("censored_at_s", None)  # a replication's own: the run's is ``censored``, below
     censored = sum(1 for r in replications if "censored_at_s" in r.summary.extra)
     if censored:  # replications stopped at the horizon: their drop time is a lower bound, and so the mean's
         extra["censored"] = censored
@@ -251,6 +252,8 @@ def combine(replications: list[Replication]) -> RunSummary:
 def run_sim(options: SimOptions, profile_override: Profile | None = None) -> RunSummary:
     """``profile_override``: a profile object to use instead of loading ``options.profile`` (knob sweeps)."""
     plan = arrival_plan(options.users, options.arrival_rate, options.stages)  # bad stages refused before anything
+    if plan is not None and options.horizon_s > 0:
+        raise ValueError("horizon_s with arrivals: a user not arrived by the horizon would have no drop to judge")
     if plan is not None:
         options = dataclasses.replace(options, users=total_users(plan))
     profile = profile_override or load_profile(options.profile)

@@ -48,10 +48,15 @@ def pinned_profiles(matrix_dir: Path) -> dict[str, str]:
     return {path.stem: str(path) for path in sorted(folder.glob("*.toml"))} if folder.is_dir() else {}
 
 
+def profiles_for(matrix_dir: Path, substitutes: dict[str, str] | None = None) -> dict[str, str]:
+    """Profile name -> the file the model simulates it with: the folder's pinned ones, then ``--profile``."""
+    return {**pinned_profiles(matrix_dir), **(substitutes or {})}
+
+
 def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[str, str] | None = None,
                    model: str = "") -> list[dict]:
     """Each real run of ``matrix_dir/matrix.jsonl`` beside the model's prediction with the same options."""
-    substitutes = {**pinned_profiles(matrix_dir), **(substitutes or {})}
+    substitutes = profiles_for(matrix_dir, substitutes)
     rows = []
     for entry in read_matrix(matrix_dir):
         spec, real = entry["spec"], entry["summary"]
@@ -93,7 +98,8 @@ def _figures(summary: dict) -> dict:
             "frames_sent": extra.get("frames_sent", {}), "causes": summary["failures_by_cause"]}
 
 
-def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "") -> list[dict]:
+def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
+                   substitutes: dict[str, str] | None = None) -> list[dict]:
     """Scenarios run several times (rows that differ only in their ``seed``, so in their images too): the
     real runs' spread beside the model's, one simulated run per seed 1..``replications``: its mean, its
     95 % prediction interval for one run (mean +- t s sqrt(1 + 1/n)), and how many real runs fall inside.
@@ -103,7 +109,7 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "") ->
         scenario = {k: v for k, v in entry["spec"].items() if k != "seed"}
         groups.setdefault(orjson.dumps(scenario, option=orjson.OPT_SORT_KEYS).decode(), []).append(entry)
     rows = []
-    pinned = pinned_profiles(matrix_dir)
+    pinned = profiles_for(matrix_dir, substitutes)
     for key, entries in groups.items():
         spec = orjson.loads(key)
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
@@ -241,13 +247,14 @@ def print_servers(rows: list[dict]) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    substitutes = dict(item.split("=", 1) for item in args.profile)
     if args.spread:
-        return 1 if print_spread(compare_spread(Path(args.matrix_dir), max(2, args.replications), args.model)) else 0
+        spread = compare_spread(Path(args.matrix_dir), max(2, args.replications), args.model, substitutes)
+        return 1 if print_spread(spread) else 0
     if args.servers:
         return 1 if print_servers(compare_servers(Path(args.matrix_dir))) else 0
     if args.engines:
         return 1 if print_engines(compare_engines(Path(args.matrix_dir))) else 0
-    substitutes = dict(item.split("=", 1) for item in args.profile)
     rows = compare_matrix(Path(args.matrix_dir), args.replications, substitutes, args.model)
     head = (f"{'server':<17} {'strategy':<10} {'imgs':>5} {'users':>5} {'Mbit':>5} | {'fail real':>9} {'sim':>6} | "
             f"{'drop real':>9} {'sim':>7} {'err':>6} | {'ws real':>8} {'sim':>8} | {'http real':>9} {'sim':>8} | "

@@ -126,3 +126,16 @@ def test_a_thumbnail_refused_every_time_is_given_up_after_its_attempts() -> None
     assert all(r.outcome == "ok" for r in records)
     paths = [path for _, path in world.gets]
     assert paths.count(paths[0]) == 3 and len(paths) == 4  # three refusals, then the other size once
+
+
+def test_refusals_the_pause_found_under_way_do_not_lengthen_the_back_off() -> None:
+    """Six loaders meet one limiter block (429, no Retry-After) at once: that is one refusal to back off
+    from (1 s), not six in a row (which would have doubled to the 8 s cap)."""
+    env, world, drop, client, records = drop_with(
+        "pipelined", images=6, params={"thumbnail_gets_per_image": 2},
+        world_kw={"upload_s": UPLOAD_S, "refuse_gets": [429] * 6})
+    assert all(r.outcome == "ok" for r in records)
+    refused_at = [at for at, _ in world.gets[:6]]
+    assert max(refused_at) - min(refused_at) < 1e-9  # all six at once
+    resumed = min(at for at, _ in world.gets[6:])
+    assert resumed - refused_at[0] == pytest.approx(1.0 + 0.005)  # retry_base_s, then the GET's own 5 ms

@@ -31,19 +31,20 @@ from bulkbench.strategies.common import THUMBNAIL_SIZES
 class ViewportLoader:
     gets_per_image: int
     backoff_s: Callable[[int], float]
-    """The pause after the n-th refusal in a row (0 for the first) that named no Retry-After."""
+    """The pause after the n-th back-off in a row (0 for the first): refusals with no Retry-After."""
     loaders: int = BROWSER_CONNECTIONS_PER_HOST
     attempts: int = 8
+    """Times one thumbnail is asked for before the loader gives up on it."""
     cache: bool = True
     """Ask each size once: the viewport's repeated asks are answered from the page's own copy."""
-    """Times one thumbnail is asked for before the loader gives up on it."""
     waiting: deque[tuple[str, ...]] = field(default_factory=deque)
     running: int = 0
+    paused_since: float = 0.0
     paused_until: float = 0.0
-    refusals_in_a_row: int = 0
+    backoffs: int = 0
+    """Back-offs in a row: a refusal of a GET sent after the last pause began counts, not those the
+    pause found under way (six loaders meeting one block back off once, not six times)."""
     tries: dict[str, int] = field(default_factory=dict)
-    pauses: list[tuple[float, float]] = field(default_factory=list)
-    """When the loader paused and for how long (for the tests and the log)."""
 
     def add(self, server_filename: str) -> Generator[Any, Any, None]:
         """Queue one image's GETs; start a loader if fewer than ``loaders`` run."""
@@ -68,19 +69,23 @@ class ViewportLoader:
                 results = yield Fetch(paths, until_refused=True)
                 refused = results[-1] if results and results[-1].refused else None
                 if refused is None:
-                    self.refusals_in_a_row = 0
+                    self.backoffs = 0
                     continue
-                self._pause((yield NOW), refused.retry_after_s)
+                self._pause(now, (yield NOW), refused.retry_after_s)
                 self._again(paths[len(results) - 1:])
         finally:
             self.running -= 1
 
-    def _pause(self, now: float, retry_after_s: float | None) -> None:
-        pause = retry_after_s if retry_after_s is not None else self.backoff_s(self.refusals_in_a_row)
-        self.refusals_in_a_row += 1
+    def _pause(self, asked_at: float, now: float, retry_after_s: float | None) -> None:
+        """Every GET waits until the server's Retry-After has passed, or a doubling back-off without one."""
+        if retry_after_s is not None:
+            pause = retry_after_s
+        else:
+            if asked_at >= self.paused_since or not self.backoffs:
+                self.backoffs += 1
+            pause = self.backoff_s(self.backoffs - 1)
         if now + pause > self.paused_until:
-            self.paused_until = now + pause
-            self.pauses.append((now, pause))
+            self.paused_since, self.paused_until = now, now + pause
 
     def _again(self, paths: tuple[str, ...]) -> None:
         """The refused GET and those not asked yet, at the back of the line; each thumbnail counted once
