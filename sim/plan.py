@@ -109,12 +109,8 @@ def meets(row: dict[str, Any], targets: PlanTargets) -> bool:
 
 def frontier(rows: Iterable[dict[str, Any]], targets: PlanTargets, images_at: int) -> dict[str, Any]:
     rows = list(rows)
-
-    def ok(row: dict[str, Any]) -> bool:
-        return meets(row, targets)
-
-    largest = _last_before_a_miss(sorted((r["images"], ok(r)) for r in rows if r["users"] == 1))
-    most = _last_before_a_miss(sorted((r["users"], ok(r)) for r in rows if r["images"] == images_at))
+    largest = _last_before_a_miss(sorted((r["images"], meets(r, targets)) for r in rows if r["users"] == 1))
+    most = _last_before_a_miss(sorted((r["users"], meets(r, targets)) for r in rows if r["images"] == images_at))
     return {"largest_drop_1_user": largest, f"most_users_at_{images_at}": most}
 
 
@@ -136,12 +132,9 @@ def judge_knob(rows: Iterable[dict[str, Any]], targets: PlanTargets) -> dict[str
     (faster is better). ``score`` orders them in that sense."""
     ones = sorted((r for r in rows if r["users"] == 1), key=lambda r: r["images"])
 
-    def ok(row: dict[str, Any]) -> bool:
-        return meets(row, targets)
-
     largest = None
     for row in ones:  # up to the first miss: a pass beyond it is not capacity
-        if not ok(row):
+        if not meets(row, targets):
             break
         largest = row
     beyond = next((r for r in ones if largest is None or r["images"] > largest["images"]), None)

@@ -111,3 +111,9 @@ def test_a_horizon_stops_the_model_there_and_calls_the_open_images_unfinished() 
     far_json, whole_json = far.to_json(), whole.to_json()
     assert far_json["extra"].pop("events") > whole_json["extra"].pop("events")  # its own timeout, and no more
     assert far_json == whole_json
+
+
+def test_a_horizon_with_arrivals_is_refused() -> None:
+    """A user who has not arrived by the horizon would have no drop to judge: refused, not guessed."""
+    with pytest.raises(ValueError, match="arrivals"):
+        run_sim(SimOptions(images=5, users=2, arrival_rate=0.1, horizon_s=1.0))

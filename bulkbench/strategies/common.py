@@ -166,10 +166,16 @@ def send_and_wait(operation_id: str, op_type: OpType, params: dict[str, Any],
     return answers[operation_id]
 
 
-def fetch_thumbnails(server_filename: str, count: int) -> Generator[Any, Any, None]:
-    """The canvas's viewport loader asking for a node's thumbnails, as the reference's log shows."""
+def viewport_paths(server_filename: str, count: int) -> tuple[str, ...]:
+    """The ``count`` thumbnail GETs the canvas's viewport makes for one node, as the reference's log shows
+    (the same few sizes, asked again and again)."""
     stem = server_filename.rsplit(".", 1)[0]
-    yield Fetch(tuple(thumbnail_url(THUMBNAIL_SIZES[k % len(THUMBNAIL_SIZES)], stem) for k in range(count)))
+    return tuple(thumbnail_url(THUMBNAIL_SIZES[k % len(THUMBNAIL_SIZES)], stem) for k in range(count))
+
+
+def fetch_thumbnails(server_filename: str, count: int) -> Generator[Any, Any, None]:
+    """The canvas's viewport loader asking for a node's thumbnails."""
+    yield Fetch(viewport_paths(server_filename, count))
 
 
 def spawn_thumbnails(server_filename: str, count: int) -> Generator[Any, Any, Any]:

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST, NOW, Fetch, Sleep, Spawn
-from bulkbench.protocol import thumbnail_url
-from bulkbench.strategies.common import THUMBNAIL_SIZES
+from bulkbench.strategies.common import viewport_paths
 
 
 @dataclass(slots=True)
@@ -50,9 +49,7 @@ class ViewportLoader:
         """Queue one image's GETs; start a loader if fewer than ``loaders`` run."""
         if self.gets_per_image <= 0:
             return
-        stem = server_filename.rsplit(".", 1)[0]
-        sizes = (THUMBNAIL_SIZES[k % len(THUMBNAIL_SIZES)] for k in range(self.gets_per_image))
-        paths = tuple(thumbnail_url(size, stem) for size in sizes)
+        paths = viewport_paths(server_filename, self.gets_per_image)
         self.waiting.append(tuple(dict.fromkeys(paths)) if self.cache else paths)
         if self.running < self.loaders:
             self.running += 1
