@@ -183,6 +183,36 @@ def test_the_second_upload_stage_shares_an_upload_under_way_and_repeats_a_finish
     assert 6 < client.upload_attempts < 12  # some shared, some posted again
 
 
+def test_the_page_sends_nothing_before_its_previews_are_made() -> None:
+    env, world, drop, client, records = drop_with("individual", images=4, params={**PAGE, "page_preview_s_per_image": 0.5})
+    assert min(t.node_sent_at for t in drop.log.tracks.values()) >= 4 * 0.5
+    assert all(r.outcome == "ok" for r in records)
+
+
+def test_a_busy_page_makes_every_operation_wait_for_a_frame_before_its_send_and_after_its_answer() -> None:
+    frame = 0.1 * 4  # page_s_per_node x the drop's 4 nodes
+    params = {**PAGE, "page_s_per_node": 0.1, "merge_window_s": 0.0, "idle_wait_s": 0.0}
+    env, world, drop, client, records = drop_with("individual", images=4, params=params)
+    sent = sorted(t.node_sent_at for t in drop.log.tracks.values())
+    assert all(b - a >= 2 * frame - 1e-9 for a, b in zip(sent, sent[1:], strict=False))
+    quiet = drop_with("individual", images=4, params={**PAGE, "merge_window_s": 0.0, "idle_wait_s": 0.0})[2]
+    assert all(t.node_sent_at < frame for t in quiet.log.tracks.values())
+
+
+def test_short_steps_of_the_page_do_not_wait_for_each_other_but_wait_for_its_long_work() -> None:
+    """Four upload slots start together a frame after the coordinator's tick; the second reads are long
+    work, one after another, so the second stage starts only once every file is read again."""
+    params = {**PAGE, "page_s_per_node": 0.05, "upload_tick_s": 1.0, "upload_concurrency": 4,
+              "second_upload": True, "reread_s_per_mb": 1.0}
+    env, world, drop, client, records = drop_with("individual", images=4, params=params)
+    starts = sorted(t.upload_started_at for t in drop.log.tracks.values())
+    assert starts[-1] - starts[0] < 1e-9
+    reread_s = sum(1.0 * image.size_bytes / 1e6 + 0.2 for image in drop.images)
+    assert client.upload_attempts == 8  # the second stage found every first upload finished
+    assert all(r.outcome == "ok" for r in records)
+    assert env.now >= reread_s
+
+
 def test_without_the_orphan_sweep_a_slow_queue_loses_nothing() -> None:
     params = {**PAGE, "orphan_sweep": False, "orphan_after_s": 3.0, "orphan_after_large_s": 3.0}
     env, world, drop, client, records = drop_with("individual", images=40, world_kw={"rtt_s": 0.1}, params=params)

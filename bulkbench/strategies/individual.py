@@ -17,7 +17,12 @@ behaves (``bulkbench browser-run``); each parameter below names the mechanism it
   drops to ``upload_concurrency_after_failure`` slots for good after a first failure, and, once every
   file has been read again (``reread_s_per_mb``), uploads every image once more unless its first
   upload is still waiting or under way (``second_upload``): every image then gets two completions.
-- Once an image's node carries its URL, the viewport loader asks for its thumbnails.
+- Once an image's node carries its URL, the viewport loader asks for its thumbnails (fc1316b's page: as
+  its upload ends, all six sizes).
+- fc1316b's page does all of this from one busy main thread (``page.MainThread``): each step (a hash's
+  tasks, an operation sent, its answer handled, an upload started, its result taken) waits for a frame
+  that grows with the images uploaded and the nodes drawn, and its previews and second reads are long
+  work that the steps after them wait for.
 - Every ``orphan_sweep_every_s`` a cleanup sweeps local nodes the server has not confirmed (the plan's
   client; fc1316b's sweep never touches dropped nodes): a swept node's queued operations are dropped.
 """
@@ -44,6 +49,7 @@ from bulkbench.strategies.common import (
     spawn_thumbnails,
     upload_item,
 )
+from bulkbench.strategies.page import MainThread
 from bulkbench.workload import ImageSpec
 
 DONE = None
@@ -88,13 +94,26 @@ class IndividualParams:
     (fc1316b: ``dragdrop.js`` 709-759, its own upload stage, beside the coordinator's)."""
     reread_s_per_mb: float = 0.0
     """The page reads every file again, one at a time, before its own upload stage starts."""
-    page_s_per_loading_image: float = 0.0
-    """The page's main thread works for every image it is loading (node sent, image not yet settled:
-    uploads, thumbnails and their textures; fc1316b re-sorts its texture queue on every request,
-    ``TextureLODManager.js:274-286``): each step it takes (a file hashed and read, an operation's send, a
-    file read again) waits this long per such image first."""
+    page_preview_s_per_image: float = 0.0
+    """Before anything is sent the page makes a small preview of every file and lays out the drop, on its
+    main thread (fc1316b: 64 px previews 4 at a time, ``dragdrop.js`` 194-446; its first node_create left
+    1.4-2.9 s after the drop of 50, 5.4-8.3 s of 200, 16-19 s of 500)."""
+    page_frame_s: float = 0.0
+    """The page's main thread (``bulkbench.strategies.page``): every step the page takes (a file hashed and
+    read, an operation sent, its answer handled, an upload started, its result taken, a file read again)
+    waits its turn on one thread and a frame drawn before it, of this long ..."""
+    page_s_per_uploaded_image: float = 0.0
+    """... plus this long per image it holds a server URL for (its upload done: the renderer asks for its
+    thumbnails and queues their textures; fc1316b re-sorts its texture queue on every request and drains it
+    only in idle time, which a busy page does not have, ``TextureLODManager.js:274-286``, so the queue and
+    the frame grow with every image uploaded, settled or not) ..."""
     page_s_per_node: float = 0.0
-    """... and this long per node the canvas holds (every frame draws them, the drop's previews included)."""
+    """... and this long per node the canvas holds (every frame draws them, the drop's previews included).
+    All three 0 (the plan's client): the page takes no time and its steps are not queued."""
+    page_tasks_per_hash: int = 1
+    """Tasks of the page's main thread between a file's hash and its node_create, each waiting for a frame
+    (fc1316b: the file read as bytes, the digest, the read as a data URL and its write to IndexedDB,
+    ``file-hash.js:56-86``, ``dragdrop.js:506-531``)."""
     page_thumbnail_sizes: tuple[int, ...] = ()
     """Sizes the page asks for, each with a POST that has it made and a GET tried again on failure
     (fc1316b's renderer: all six); empty: ``thumbnail_gets_per_image`` GETs of 64 and 256 px."""
@@ -111,8 +130,8 @@ class _Uploads:
     shared: set[str] = field(default_factory=set)
     """Images whose pending upload a second stage shares: its success completes them twice."""
     failed_once: bool = False
-    loading: int = 0
-    """Images whose node is sent and not yet settled: the page's own work grows with them."""
+    uploaded: int = 0
+    """Images with a server URL on the page: its frame grows with them."""
     second_uploads: int = 0
     completions: dict[str, int] = field(default_factory=dict)
 
@@ -140,13 +159,22 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
         state.pending.add(image.id)
         yield Put(uploads, (image, 1, second))
 
-    def page_busy_s() -> float:
-        """What each step on the page's main thread waits for first (0 for the plan's client)."""
-        return p.page_s_per_loading_image * state.loading + p.page_s_per_node * canvas_nodes
+    def frame_s() -> float:
+        return p.page_frame_s + p.page_s_per_uploaded_image * state.uploaded + p.page_s_per_node * canvas_nodes
+
+    main = MainThread(frame_s)
+    page_works = bool(p.page_frame_s or p.page_s_per_uploaded_image or p.page_s_per_node)
+
+    def page_step(own_s: float = 0.0) -> Generator[Any, Any, None]:
+        """A step of the page's own script (nothing for the plan's client, whose page takes no time)."""
+        if page_works:
+            yield from main.step(own_s)
+        elif own_s:
+            yield Sleep(own_s)
 
     def queue_node_and_upload(image: ImageSpec) -> Generator[Any, Any, None]:
-        if busy := page_busy_s():  # the hash stage's reads and caching wait for the busy main thread
-            yield Sleep(busy)
+        for _ in range(p.page_tasks_per_hash):  # the hash stage's reads, digest and caching, on the main thread
+            yield from page_step()
         yield Put(ops, ("node", image))
         if p.upload_tick_s > 0:
             ticking.append(image)
@@ -167,15 +195,21 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
             image, attempt, second = job
             track = drop.track(image)
             now = yield NOW
+            yield from page_step()  # the blob made from the cached data URL, the request sent
             if track.upload_started_at is None:
                 track.upload_started_at = now
             result = yield Upload(image, track.digest or "", p.upload_timeout_s)
+            yield from page_step()  # the request's load event and its handlers
             drop.log.record_upload(result)
             at = yield NOW
             if result.ok:
                 state.pending.discard(image.id)
                 if track.upload is None:
                     track.upload_done_at, track.upload = at, result
+                    state.uploaded += 1
+                    if page_thumbnails is not None:  # the page's node has its URL: the renderer asks at once
+                        yield Spawn(load_page_thumbnails(result.body["serverFilename"], track.digest or "",
+                                                         page_thumbnails), "thumbnails")
                 completions = 2 if image.id in state.shared else 1
                 state.shared.discard(image.id)
                 for _ in range(completions):
@@ -203,7 +237,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
     def second_stage() -> Generator[Any, Any, None]:
         """fc1316b's own upload stage, once every file has been read again (it looks at no server URL)."""
         for image in images:
-            yield Sleep(p.reread_s_per_mb * image.size_bytes / 1e6 + page_busy_s())
+            yield from page_step(p.reread_s_per_mb * image.size_bytes / 1e6)
         for image in images:
             if image.id in state.pending:
                 state.shared.add(image.id)
@@ -217,10 +251,10 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
             track = drop.track(image)
             if track.orphaned:
                 continue  # the cleanup removed its node: its operations go nowhere
-            yield Sleep(p.merge_window_s + p.idle_wait_s + page_busy_s())
+            yield Sleep(p.merge_window_s + p.idle_wait_s)
+            yield from page_step()  # the idle callback that sends it
             sent = (yield NOW)
             if kind == "node":
-                state.loading += 1  # a node on the canvas, loading until its image settles
                 track.node_sent_at = sent
                 answer = yield from send_and_wait(f"{image.id}-node", OpType.NODE_CREATE,
                                                   node_params(image, track.digest or ""), p.ack_timeout_s)
@@ -232,11 +266,11 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
                 answer = yield from send_and_wait(f"{image.id}-done" + (f"{count}" if count > 1 else ""),
                                                   OpType.IMAGE_UPLOAD_COMPLETE,
                                                   upload_item(track.digest or "", result), p.ack_timeout_s)
+            yield from page_step()  # the answer's handlers, before the queue takes the next
             drop.log.record_answer(answer)
             at = (yield NOW)
             if not answer.ok:
                 if (kind == "node" or track.complete_acked_at is None) and track.failure is None:
-                    state.loading -= 1
                     track.fail(answer_cause(answer), at)
                 continue
             if p.request_undo_state:  # after every ack (StateSyncManager.js:1343)
@@ -245,11 +279,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
                 track.node_acked_at = at
             elif track.complete_acked_at is None:
                 track.complete_acked_at = track.settled_at = at
-                state.loading -= 1
-                if page_thumbnails is not None:
-                    yield Spawn(load_page_thumbnails(item[2].body["serverFilename"], track.digest or "",
-                                                     page_thumbnails), "thumbnails")
-                else:
+                if page_thumbnails is None:  # the viewport asks once the server has the URL
                     yield from spawn_thumbnails(item[2].body["serverFilename"], p.thumbnail_gets_per_image)
 
     def orphan_sweeper() -> Generator[Any, Any, None]:
@@ -270,6 +300,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
 
     sweeper = (yield Spawn(orphan_sweeper(), "orphan-sweeper")) if p.orphan_sweep else None
     queue = yield Spawn(operation_queue(), "operation-queue")
+    yield from page_step(p.page_preview_s_per_image * len(images))
     hashing_done = [False]
     ticker = (yield Spawn(coordinator(hashing_done), "upload-coordinator")) if p.upload_tick_s > 0 else None
     hashing = yield Spawn(hash_images(drop, images, p.hash_parallel, p.hash_gap_s, queue_node_and_upload), "hashing")
