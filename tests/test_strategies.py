@@ -184,19 +184,36 @@ def test_the_second_upload_stage_shares_an_upload_under_way_and_repeats_a_finish
 
 
 def test_the_page_sends_nothing_before_its_previews_are_made() -> None:
-    env, world, drop, client, records = drop_with("individual", images=4, params={**PAGE, "page_preview_s_per_image": 0.5})
+    params = {**PAGE, "page_preview_s_per_image": 0.5}
+    env, world, drop, client, records = drop_with("individual", images=4, params=params)
     assert min(t.node_sent_at for t in drop.log.tracks.values()) >= 4 * 0.5
     assert all(r.outcome == "ok" for r in records)
 
 
 def test_a_busy_page_makes_every_operation_wait_for_a_frame_before_its_send_and_after_its_answer() -> None:
-    frame = 0.1 * 4  # page_s_per_node x the drop's 4 nodes
-    params = {**PAGE, "page_s_per_node": 0.1, "merge_window_s": 0.0, "idle_wait_s": 0.0}
+    frame = 0.4
+    params = {**PAGE, "page_frame_s": frame, "merge_window_s": 0.0, "idle_wait_s": 0.0}
     env, world, drop, client, records = drop_with("individual", images=4, params=params)
     sent = sorted(t.node_sent_at for t in drop.log.tracks.values())
     assert all(b - a >= 2 * frame - 1e-9 for a, b in zip(sent, sent[1:], strict=False))
     quiet = drop_with("individual", images=4, params={**PAGE, "merge_window_s": 0.0, "idle_wait_s": 0.0})[2]
     assert all(t.node_sent_at < frame for t in quiet.log.tracks.values())
+
+
+def test_the_frame_grows_with_the_images_uploaded_only_while_hashing_runs() -> None:
+    """While files are still being hashed every step waits 0.5 s per image uploaded; the operations sent
+    once the last hash is in wait for nothing."""
+    params = {**PAGE, "page_s_per_uploaded_image": 0.5, "hash_parallel": 1, "hash_gap_s": 1.0,
+              "merge_window_s": 0.0, "idle_wait_s": 0.0}
+    env, world, drop, client, records = drop_with("individual", images=6, params=params)
+    tracks = list(drop.log.tracks.values())
+    last_node = max(t.node_sent_at for t in tracks)
+    late = sorted(t.complete_sent_at for t in tracks if t.complete_sent_at > last_node + 1e-9)
+    assert late and late[-1] - late[0] < 0.1  # back to back: no frame to wait for
+    quiet = drop_with("individual", images=6, params={**params, "page_s_per_uploaded_image": 0.0})[2]
+    quiet_last_node = max(t.node_sent_at for t in quiet.log.tracks.values())
+    assert last_node - quiet_last_node >= 0.5  # hashing itself waited for frames of uploaded images
+    assert all(r.outcome == "ok" for r in records)
 
 
 def test_short_steps_of_the_page_do_not_wait_for_each_other_but_wait_for_its_long_work() -> None:

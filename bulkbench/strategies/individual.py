@@ -93,7 +93,10 @@ class IndividualParams:
     still waiting or under way (then the two share it); either way it gets a second completion
     (fc1316b: ``dragdrop.js`` 709-759, its own upload stage, beside the coordinator's)."""
     reread_s_per_mb: float = 0.0
-    """The page reads every file again, one at a time, before its own upload stage starts."""
+    """The page reads every file again, one at a time, before its own upload stage starts ..."""
+    reread_s_per_file: float = 0.0
+    """... and works this long more on each (fc1316b cuts its own thumbnails from it for every node out of
+    view, ``dragdrop.js`` 632-671): long work, which every other step of the page waits for."""
     page_preview_s_per_image: float = 0.0
     """Before anything is sent the page makes a small preview of every file and lays out the drop, on its
     main thread (fc1316b: 64 px previews 4 at a time, ``dragdrop.js`` 194-446; its first node_create left
@@ -103,17 +106,20 @@ class IndividualParams:
     read, an operation sent, its answer handled, an upload started, its result taken, a file read again)
     waits its turn on one thread and a frame drawn before it, of this long ..."""
     page_s_per_uploaded_image: float = 0.0
-    """... plus this long per image it holds a server URL for (its upload done: the renderer asks for its
-    thumbnails and queues their textures; fc1316b re-sorts its texture queue on every request and drains it
-    only in idle time, which a busy page does not have, ``TextureLODManager.js:274-286``, so the queue and
-    the frame grow with every image uploaded, settled or not) ..."""
+    """... plus, while the hash stage runs, this long per image it holds a server URL for (its upload done:
+    the renderer asks for its thumbnails and queues their textures; fc1316b re-sorts its texture queue on
+    every request, ``TextureLODManager.js:274-286``) ..."""
     page_s_per_node: float = 0.0
     """... and this long per node the canvas holds (every frame draws them, the drop's previews included).
-    All three 0 (the plan's client): the page takes no time and its steps are not queued."""
+    All three 0 (the plan's client): the page takes no time and its steps do not wait."""
     page_tasks_per_hash: int = 1
     """Tasks of the page's main thread between a file's hash and its node_create, each waiting for a frame
     (fc1316b: the file read as bytes, the digest, the read as a data URL and its write to IndexedDB,
     ``file-hash.js:56-86``, ``dragdrop.js:506-531``)."""
+    page_tasks_per_upload: int = 1
+    """Tasks of the main thread before a first upload is sent, each waiting for a frame (fc1316b: its
+    coordinator uploads the cached data URL, fetched and read back as a blob first,
+    ``ImageUploadManager.js`` ``_dataURLToBlob``; the second stage sends the File itself: one task)."""
     page_thumbnail_sizes: tuple[int, ...] = ()
     """Sizes the page asks for, each with a POST that has it made and a GET tried again on failure
     (fc1316b's renderer: all six); empty: ``thumbnail_gets_per_image`` GETs of 64 and 256 px."""
@@ -131,7 +137,12 @@ class _Uploads:
     """Images whose pending upload a second stage shares: its success completes them twice."""
     failed_once: bool = False
     uploaded: int = 0
-    """Images with a server URL on the page: its frame grows with them."""
+    """Images with a server URL on the page: its frame grows with them ..."""
+    starving: bool = True
+    """... while its hash stage leaves it no idle time (fc1316b drains its texture queue only in idle
+    slices over 2 ms, ``WebGLRenderer.js:1253-1290``: the file reads and cache writes of hashing leave
+    none, so the queue and the frame grow with every image uploaded meanwhile; once hashing ends the
+    queue drains, and the second reads are long tasks with idle time between them)."""
     second_uploads: int = 0
     completions: dict[str, int] = field(default_factory=dict)
 
@@ -160,6 +171,8 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
         yield Put(uploads, (image, 1, second))
 
     def frame_s() -> float:
+        if not state.starving:  # the page drains its texture queue in idle time: a frame is short again
+            return p.page_frame_s
         return p.page_frame_s + p.page_s_per_uploaded_image * state.uploaded + p.page_s_per_node * canvas_nodes
 
     main = MainThread(frame_s)
@@ -195,7 +208,8 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
             image, attempt, second = job
             track = drop.track(image)
             now = yield NOW
-            yield from page_step()  # the blob made from the cached data URL, the request sent
+            for _ in range(1 if second else p.page_tasks_per_upload):  # the request sent, after its body is made
+                yield from page_step()
             if track.upload_started_at is None:
                 track.upload_started_at = now
             result = yield Upload(image, track.digest or "", p.upload_timeout_s)
@@ -237,7 +251,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
     def second_stage() -> Generator[Any, Any, None]:
         """fc1316b's own upload stage, once every file has been read again (it looks at no server URL)."""
         for image in images:
-            yield from page_step(p.reread_s_per_mb * image.size_bytes / 1e6)
+            yield from page_step(p.reread_s_per_mb * image.size_bytes / 1e6 + p.reread_s_per_file)
         for image in images:
             if image.id in state.pending:
                 state.shared.add(image.id)
@@ -307,6 +321,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
     upload_slots = yield from spawn_all((uploader(slot) for slot in range(p.upload_concurrency)), "upload")
     yield Join((hashing,))
     hashing_done[0] = True
+    state.starving = False
     if ticker is not None:
         yield Join((ticker,))
     if p.second_upload:
