@@ -21,7 +21,7 @@ behaves (``bulkbench browser-run``); each parameter below names the mechanism it
   its upload ends, all six sizes).
 - fc1316b's page does all of this from one busy main thread (``page.MainThread``): each step (a hash's
   tasks, an operation sent, its answer handled, an upload started, its result taken) waits for a frame
-  that grows with the images uploaded and the nodes drawn, and its previews and second reads are long
+  that grows with the images uploaded while hashing runs, and its previews and second reads are long
   work that the steps after them wait for.
 - Every ``orphan_sweep_every_s`` a cleanup sweeps local nodes the server has not confirmed (the plan's
   client; fc1316b's sweep never touches dropped nodes): a swept node's queued operations are dropped.
@@ -104,7 +104,8 @@ class IndividualParams:
     page_frame_s: float = 0.0
     """The page's main thread (``bulkbench.strategies.page``): every step the page takes (a file hashed and
     read, an operation sent, its answer handled, an upload started, its result taken, a file read again)
-    waits its turn on one thread and a frame drawn before it, of this long ..."""
+    waits for the page's long work under way (its previews, its second reads) and for a frame drawn before
+    it, of this long ..."""
     page_s_per_uploaded_image: float = 0.0
     """... plus, while the hash stage runs, this long per image it holds a server URL for (its upload done:
     the renderer asks for its thumbnails and queues their textures; fc1316b re-sorts its texture queue on
@@ -207,9 +208,9 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
         while slot < state.slots and (job := (yield Take(uploads))) is not DONE:
             image, attempt, second = job
             track = drop.track(image)
-            now = yield NOW
             for _ in range(1 if second else p.page_tasks_per_upload):  # the request sent, after its body is made
                 yield from page_step()
+            now = yield NOW
             if track.upload_started_at is None:
                 track.upload_started_at = now
             result = yield Upload(image, track.digest or "", p.upload_timeout_s)
