@@ -217,14 +217,16 @@ def test_the_frame_grows_with_the_images_uploaded_only_while_hashing_runs() -> N
 
 
 def test_short_steps_of_the_page_do_not_wait_for_each_other_but_wait_for_its_long_work() -> None:
-    """Four upload slots start together a frame after the coordinator's tick; the second reads are long
-    work, one after another, so the second stage starts only once every file is read again."""
-    params = {**PAGE, "page_s_per_node": 0.05, "upload_tick_s": 1.0, "upload_concurrency": 4,
+    """Four upload slots start together after the coordinator's tick (each waits its own frames, not the
+    others'); the second reads are long work, one after another, each after a frame, so the drop lasts
+    at least as long as all of them."""
+    frame = 0.05
+    params = {**PAGE, "page_frame_s": frame, "upload_tick_s": 1.0, "upload_concurrency": 4,
               "second_upload": True, "reread_s_per_mb": 1.0}
     env, world, drop, client, records = drop_with("individual", images=4, params=params)
     starts = sorted(t.upload_started_at for t in drop.log.tracks.values())
     assert starts[-1] - starts[0] < 1e-9
-    reread_s = sum(1.0 * image.size_bytes / 1e6 + 0.2 for image in drop.images)
+    reread_s = sum(1.0 * image.size_bytes / 1e6 + frame for image in drop.images)
     assert client.upload_attempts == 8  # the second stage found every first upload finished
     assert all(r.outcome == "ok" for r in records)
     assert env.now >= reread_s
