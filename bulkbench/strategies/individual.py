@@ -138,12 +138,12 @@ class _Uploads:
     """Images whose pending upload a second stage shares: its success completes them twice."""
     failed_once: bool = False
     uploaded: int = 0
-    """Images with a server URL on the page: its frame grows with them ..."""
-    starving: bool = True
-    """... while its hash stage leaves it no idle time (fc1316b drains its texture queue only in idle
-    slices over 2 ms, ``WebGLRenderer.js:1253-1290``: the file reads and cache writes of hashing leave
-    none, so the queue and the frame grow with every image uploaded meanwhile; once hashing ends the
-    queue drains, and the second reads are long tasks with idle time between them)."""
+    """Images with a server URL on the page: its frame grows with them while hashing runs."""
+    hashing: bool = True
+    """The hash stage is under way: it leaves the page no idle time (fc1316b drains its texture queue only
+    in idle slices over 2 ms, ``WebGLRenderer.js:1253-1290``, so the queue and the frame grow with every
+    image uploaded meanwhile; once hashing ends the queue drains, and the second reads are long tasks with
+    idle time between them). The upload coordinator stops ticking once it is over."""
     second_uploads: int = 0
     completions: dict[str, int] = field(default_factory=dict)
 
@@ -172,7 +172,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
         yield Put(uploads, (image, 1, second))
 
     def frame_s() -> float:
-        if not state.starving:  # the page drains its texture queue in idle time: a frame is short again
+        if not state.hashing:  # the page drains its texture queue in idle time: a frame is short again
             return p.page_frame_s
         return p.page_frame_s + p.page_s_per_uploaded_image * state.uploaded + p.page_s_per_node * canvas_nodes
 
@@ -195,13 +195,13 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
         else:
             yield from queue_upload(image)
 
-    def coordinator(hashing_done: list[bool]) -> Generator[Any, Any, None]:
+    def coordinator() -> Generator[Any, Any, None]:
         """fc1316b's upload coordinator: every tick, the hashed images not yet queued join the queue."""
         while True:
             yield Sleep(p.upload_tick_s)
             while ticking:
                 yield from queue_upload(ticking.pop(0))
-            if hashing_done[0]:
+            if not state.hashing:
                 return
 
     def uploader(slot: int) -> Generator[Any, Any, None]:
@@ -316,13 +316,11 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
     sweeper = (yield Spawn(orphan_sweeper(), "orphan-sweeper")) if p.orphan_sweep else None
     queue = yield Spawn(operation_queue(), "operation-queue")
     yield from page_step(p.page_preview_s_per_image * len(images))
-    hashing_done = [False]
-    ticker = (yield Spawn(coordinator(hashing_done), "upload-coordinator")) if p.upload_tick_s > 0 else None
+    ticker = (yield Spawn(coordinator(), "upload-coordinator")) if p.upload_tick_s > 0 else None
     hashing = yield Spawn(hash_images(drop, images, p.hash_parallel, p.hash_gap_s, queue_node_and_upload), "hashing")
     upload_slots = yield from spawn_all((uploader(slot) for slot in range(p.upload_concurrency)), "upload")
     yield Join((hashing,))
-    hashing_done[0] = True
-    state.starving = False
+    state.hashing = False
     if ticker is not None:
         yield Join((ticker,))
     if p.second_upload:
