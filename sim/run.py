@@ -67,6 +67,10 @@ class SimOptions:
     """Stop simulating at this time (0: when every drop has ended): images still open are ``unfinished``,
     so the drop time is a lower bound and the failure rate an upper one. A sweep that only needs to know
     a cell missed its drop-time target need not simulate past it (``plan``). Not with arrivals."""
+    give_up_limit: float = 0.0
+    """Stop simulating once the clients have given up on this share of their images (0: never): the open
+    ones are ``unfinished``, as at the horizon. ``plan`` sets it to replications x its failure-rate
+    target, past which the cell's mean misses the target whatever its other replications do."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -98,12 +102,16 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
         strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
     runs: list[tuple[SimClient, Drop, simpy.Process]] = []
     ended: dict[int, float] = {}
+    missed = env.event()
+    give_ups = GiveUpCount(math.ceil(options.give_up_limit * options.images * options.users), missed)
 
     def arrive(user: int) -> simpy.Process:
         canvas_id = "shared" if options.canvas == "shared" else f"u{user}"
         client = SimClient(env, world, user=user, canvas_id=canvas_id)
         world.join(client)
         drop = Drop(canvas_id, list(_images(workload, user)), profile.limits, client_id=f"user-{user}")
+        if options.give_up_limit > 0:
+            drop.watch_give_ups(give_ups.one_more)
         process = client.run(start(options.strategy, drop, strategy_args))
         process.callbacks.append(lambda _e: ended.__setitem__(client.user, client.now))
         runs.append((client, drop, process))
@@ -119,8 +127,11 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     if record_series:
         env.process(_monitor(env, world, series, len(dropping), sample_every_s))
     over = env.all_of(dropping)
+    stops = [over, missed]
+    if options.horizon_s > 0:
+        stops.append(env.timeout(options.horizon_s))
     with gc_paused():
-        env.run(until=env.any_of([over, env.timeout(options.horizon_s)]) if options.horizon_s > 0 else over)
+        env.run(until=env.any_of(stops))
     censored = not over.triggered
     results = []
     for client, drop, _process in runs:
@@ -146,10 +157,25 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     add_bound(summary, [drop.images for _c, drop, _p in runs], profile, network, params,
               per_user_link=options.link_per_user, arrivals_s=arrivals)
     if censored:
-        summary.extra["censored_at_s"] = options.horizon_s
+        summary.extra["censored_at_s"] = env.now
     if keep is not None:
         keep["world"] = world
     return Replication(summary, results, series, events_scheduled(env))
+
+
+@dataclasses.dataclass(slots=True)
+class GiveUpCount:
+    """The images the clients of a replication have given up on, all users together; ``reached``
+    succeeds at the ``limit``-th (a limit of 0 never does)."""
+
+    limit: int
+    reached: simpy.Event
+    count: int = 0
+
+    def one_more(self) -> None:
+        self.count += 1
+        if self.count == self.limit:
+            self.reached.succeed()
 
 
 def queue_occupancy(params: ModelParams, seed: int, replication: int) -> float:
@@ -252,8 +278,9 @@ def combine(replications: list[Replication]) -> RunSummary:
 def run_sim(options: SimOptions, profile_override: Profile | None = None) -> RunSummary:
     """``profile_override``: a profile object to use instead of loading ``options.profile`` (knob sweeps)."""
     plan = arrival_plan(options.users, options.arrival_rate, options.stages)  # bad stages refused before anything
-    if plan is not None and options.horizon_s > 0:
-        raise ValueError("horizon_s with arrivals: a user not arrived by the horizon would have no drop to judge")
+    if plan is not None and (options.horizon_s > 0 or options.give_up_limit > 0):
+        raise ValueError("horizon_s or give_up_limit with arrivals: a user not arrived when the run stops would "
+                         "have no drop to judge")
     if plan is not None:
         options = dataclasses.replace(options, users=total_users(plan))
     profile = profile_override or load_profile(options.profile)

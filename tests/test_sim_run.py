@@ -113,7 +113,28 @@ def test_a_horizon_stops_the_model_there_and_calls_the_open_images_unfinished() 
     assert far_json == whole_json
 
 
+def test_a_replication_stops_once_its_client_has_given_up_on_the_limit() -> None:
+    """``plan`` stops a replication whose give-ups alone put its cell over the failure-rate target: the
+    give-ups are counted over every user, the open images are ``unfinished``, the run is censored."""
+    options = dict(strategy="individual", images=50, users=2, uplink_mbit=10.0, replications=2,
+                   strategy_overrides=(("upload_timeout_s", 1.0),))  # every upload times out: the client gives up
+    whole = run_sim(SimOptions(**options))
+    cut = run_sim(SimOptions(**options, give_up_limit=0.1))
+    assert whole.failures_by_cause["http_timeout"] > 90 and "censored" not in whole.extra
+    assert cut.failures_by_cause == {"http_timeout": 10.0, "unfinished": 90.0} and cut.extra["censored"] == 2
+    assert cut.drop_seconds < whole.drop_seconds / 2 and cut.extra["events"] < whole.extra["events"] / 2
+
+
+def test_a_give_up_limit_never_reached_changes_nothing() -> None:
+    options = dict(strategy="batched", images=100, uplink_mbit=10.0, replications=2)
+    whole = run_sim(SimOptions(**options))
+    assert whole.images_failed == 0
+    assert run_sim(SimOptions(**options, give_up_limit=0.01)).to_json() == whole.to_json()
+
+
 def test_a_horizon_with_arrivals_is_refused() -> None:
     """A user who has not arrived by the horizon would have no drop to judge: refused, not guessed."""
     with pytest.raises(ValueError, match="arrivals"):
         run_sim(SimOptions(images=5, users=2, arrival_rate=0.1, horizon_s=1.0))
+    with pytest.raises(ValueError, match="arrivals"):
+        run_sim(SimOptions(images=5, users=2, arrival_rate=0.1, give_up_limit=0.5))

@@ -54,10 +54,14 @@ class ImageTrack:
     orphaned: bool = False
     failure: str | None = None
     """The first reason the client gave up on this image, if it did."""
+    on_give_up: Callable[[], None] | None = None
+    """Told once, when the client first gives up on this image (``DropLog.on_give_up``)."""
 
     def fail(self, cause: Cause | str, now: float) -> None:
         if self.failure is None:
             self.failure = str(cause)
+            if self.on_give_up is not None:
+                self.on_give_up()
         if self.settled_at is None:
             self.settled_at = now
 
@@ -100,6 +104,12 @@ class Drop:
     def __post_init__(self) -> None:
         for image in self.images:
             self.log.tracks.setdefault(image.id, ImageTrack(image))
+
+    def watch_give_ups(self, told: Callable[[], None]) -> None:
+        """Call ``told`` each time the client first gives up on one of this drop's images (the model stops
+        a replication that has already missed its failure target)."""
+        for track in self.log.tracks.values():
+            track.on_give_up = told
 
     def track(self, image: ImageSpec) -> ImageTrack:
         return self.log.tracks[image.id]
