@@ -262,6 +262,28 @@ def _verify(rows: list[dict[str, Any]], plans: list[dict[str, Any]], verify: Cal
     return checked
 
 
+PLAN_CELL = ("strategy", "profile", "images", "users", "knob")
+
+
+def compare_plans(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Two plans of the same sweep (``benchmarks.performance.plan_diff``): does a faster way of running it
+    give the same plan?"""
+    targets = PlanTargets(**before["targets"])
+    rows_before = {tuple(r[k] for k in PLAN_CELL): r for r in before["rows"]}
+    rows_after = {tuple(r[k] for k in PLAN_CELL): r for r in after["rows"]}
+    if rows_before.keys() != rows_after.keys():
+        raise ValueError("the two plans did not sweep the same cells")
+    flipped = [cell for cell, row in rows_before.items() if meets(row, targets) != meets(rows_after[cell], targets)]
+    ran_out = [cell for cell, row in rows_after.items() if not row["censored"]]
+    same = [cell for cell in ran_out if not rows_before[cell]["censored"]
+            and all(rows_before[cell][k] == rows_after[cell][k] for k in ("failure_rate", "drop_seconds", "images_ok"))]
+    plans = [(b["strategy"], b["profile"]) for b, a in zip(before["plans"], after["plans"], strict=True) if b != a]
+    return {"cells": len(rows_before), "within_or_not_changed": flipped, "plans_changed": plans,
+            "censored_before": sum(1 for r in rows_before.values() if r["censored"]),
+            "censored_after": sum(1 for r in rows_after.values() if r["censored"]),
+            "run_to_the_end_after": len(ran_out), "of_them_identical": len(same)}
+
+
 def plan_from_args(args: Any, verify: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
     """The plan the command line asks for (``reports.plan_page`` writes it)."""
     return plan(args.strategies.split(","), args.profiles.split(","),

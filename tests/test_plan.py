@@ -5,7 +5,19 @@ from __future__ import annotations
 import pytest
 
 from bulkbench.profile import load_profile
-from sim.plan import IMAGES, USERS, PlanTargets, apply_knob, frontier, judge_knob, meets, sweep, sweep_jobs, usl_fit
+from sim.plan import (
+    IMAGES,
+    USERS,
+    PlanTargets,
+    apply_knob,
+    compare_plans,
+    frontier,
+    judge_knob,
+    meets,
+    sweep,
+    sweep_jobs,
+    usl_fit,
+)
 
 
 def test_usl_fit_recovers_known_coefficients() -> None:
@@ -201,18 +213,17 @@ def test_bulkbench_plan_itself_writes_a_plan_its_rows_support(tmp_path) -> None:
 
 
 def test_plan_diff_finds_a_cell_that_changed_sides_and_ignores_a_censored_one() -> None:
-    """``benchmarks.performance.plan_diff``: the check that a faster sweep gives the same plan."""
-    from benchmarks.performance.plan_diff import compare
+    """``compare_plans`` (``benchmarks.performance.plan_diff``): the check that a faster sweep gives the same plan."""
     cell = {"strategy": "batched", "profile": "legacy", "users": 1, "knob": "", "images_ok": 100}
     before = {"targets": {"failure_rate": 0.01, "drop_seconds": 300.0}, "plans": [{"strategy": "batched"}],
               "rows": [{**cell, "images": 100, "failure_rate": 0.0, "drop_seconds": 80.0, "censored": 0},
                        {**cell, "images": 500, "failure_rate": 0.3, "drop_seconds": 200.0, "censored": 0}]}
     after = {**before, "rows": [dict(before["rows"][0]),
                                 {**before["rows"][1], "failure_rate": 0.9, "drop_seconds": 20.0, "censored": 5}]}
-    assert compare(before, after) == {"cells": 2, "within_or_not_changed": [], "plans_changed": [],
+    assert compare_plans(before, after) == {"cells": 2, "within_or_not_changed": [], "plans_changed": [],
                                       "censored_before": 0, "censored_after": 1, "run_to_the_end_after": 1,
                                       "of_them_identical": 1}
     after["rows"][0]["failure_rate"] = 0.02
-    result = compare(before, after)
+    result = compare_plans(before, after)
     assert result["within_or_not_changed"] == [("batched", "legacy", 100, 1, "")]
     assert result["of_them_identical"] == 0
