@@ -127,11 +127,13 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     if record_series:
         env.process(_monitor(env, world, series, len(dropping), sample_every_s))
     over = env.all_of(dropping)
-    stops = [over, missed]
+    stops = [over]
+    if options.give_up_limit > 0:
+        stops.append(missed)
     if options.horizon_s > 0:
         stops.append(env.timeout(options.horizon_s))
     with gc_paused():
-        env.run(until=env.any_of(stops))
+        env.run(until=env.any_of(stops) if len(stops) > 1 else over)
     censored = not over.triggered
     results = []
     for client, drop, _process in runs:
