@@ -63,7 +63,7 @@ HORIZON_FACTOR = 1.2
 """A cell is simulated up to this times the drop-time target (``--full``: to its end). Past it the cell has
 missed its target whatever comes next (``meets``): its drop time is then a lower bound and its failure
 rate an upper one (open images count as lost), marked ``censored``."""
-GIVE_UP = 1.0
+GIVE_UP_FACTOR = 1.0
 """A replication whose client has given up on this times replications x the failure-rate target of its
 images stops there too (``--full``: never), censored as at the horizon: its failures alone put the
 cell's mean over the target. The model's truth is the server's, so an image the client gave up on
@@ -185,7 +185,7 @@ def usl_fit(users: list[int], throughput: list[float]) -> dict[str, float] | Non
 def sweep_jobs(strategies: list[str], profiles: list[str], base: dict[str, Any], images_at: int,
                give_up_limit: float) -> list[tuple[dict[str, Any], Profile | None]]:
     """The plan's cells: images x users for each strategy and profile, then each knob alone at 1 user.
-    Only the cells the plan reads for nothing but within-or-not stop at ``give_up_limit`` (``GIVE_UP``):
+    Only the cells the plan reads for nothing but within-or-not stop at ``give_up_limit`` (``GIVE_UP_FACTOR``):
     the USL reads the throughputs at ``images_at`` and a knob's rank the failure rate one size up."""
     jobs: list[tuple[dict[str, Any], Profile | None]] = []
     for strategy, profile, images, users in itertools.product(strategies, profiles, IMAGES, USERS):
@@ -207,7 +207,7 @@ def plan(strategies: list[str], profiles: list[str], targets: PlanTargets, image
             "replications": replications,
             "horizon_s": 0.0 if full else HORIZON_FACTOR * targets.drop_seconds}
     jobs = sweep_jobs(strategies, profiles, base, images_at,
-                      0.0 if full else GIVE_UP * replications * targets.failure_rate)
+                      0.0 if full else GIVE_UP_FACTOR * replications * targets.failure_rate)
     rows = sweep([(({k: v for k, v in spec.items() if k != "knob"}), prof) for spec, prof in jobs], processes,
                  progress_bar)
     for (spec, _prof), row in zip(jobs, rows, strict=True):

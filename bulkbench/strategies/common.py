@@ -55,7 +55,7 @@ class ImageTrack:
     failure: str | None = None
     """The first reason the client gave up on this image, if it did."""
     on_give_up: Callable[[], None] | None = None
-    """Told once, when the client first gives up on this image (``DropLog.on_give_up``)."""
+    """Told once, when the client first gives up on this image (``Drop.watch_give_ups``)."""
 
     def fail(self, cause: Cause | str, now: float) -> None:
         if self.failure is None:
