@@ -39,6 +39,26 @@ def model_profile_of(spec: dict) -> str:
     return spec.get("profile", "legacy")
 
 
+def strategy_of(spec: dict) -> str:
+    """The strategy a matrix row ran, or, for a browser row (the app's own client), the one that stands
+    for that client in the model (its target's ``app.client_strategy``)."""
+    if "strategy" in spec:
+        return spec["strategy"]
+    if spec.get("engine") == "browser" and "app" in spec:
+        stand_in = load_target(APP_TARGETS[spec["app"]]).app.client_strategy
+        if stand_in:
+            return stand_in
+    raise ValueError(f"a matrix row without a strategy the model can run: {spec}")
+
+
+def cut_at_s(spec: dict, real: dict) -> float:
+    """When the real run was cut (0: it was not): its ``drop_cap_s``, or a browser run's drop time where it
+    reached its hard cap. The model stops there too, its open images unfinished, as the real run's were."""
+    if spec.get("drop_cap_s"):
+        return float(spec["drop_cap_s"])
+    return float(real["drop_seconds"]) if real.get("extra", {}).get("capped") else 0.0
+
+
 def pinned_profiles(matrix_dir: Path) -> dict[str, str]:
     """The profiles a matrix was recorded with, where they differ from today's: ``profiles/NAME.toml`` beside
     its ``matrix.jsonl``. A recording is of one server, and the model's costs (``work_ms`` ...) are fitted
@@ -62,14 +82,15 @@ def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[st
         spec, real = entry["spec"], entry["summary"]
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
         profile = model_profile_of(spec)
+        strategy = strategy_of(spec)
         predicted = run_sim(SimOptions(
-            strategy=spec["strategy"], images=spec["images"], users=spec.get("users", 1),
+            strategy=strategy, images=spec["images"], users=spec.get("users", 1),
             profile=substitutes.get(profile, profile), seed=real["seed"], replications=replications,
             uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms, canvas=spec.get("canvas", "own"),
-            workload=spec.get("workload", ""), model=model or None))
+            workload=spec.get("workload", ""), model=model or None, horizon_s=cut_at_s(spec, real)))
         drop_error = (predicted.drop_seconds - real["drop_seconds"]) / real["drop_seconds"]
         rows.append({
-            "profile": profile, "strategy": spec["strategy"], "images": spec["images"],
+            "profile": profile, "strategy": strategy, "engine": spec.get("engine", "locust"), "images": spec["images"],
             "users": spec.get("users", 1), "uplink_mbit": network.uplink_mbit,
             "real_failure_rate": real["failure_rate"], "sim_failure_rate": predicted.failure_rate,
             "real_drop_s": real["drop_seconds"], "sim_drop_s": predicted.drop_seconds, "drop_error": drop_error,
@@ -256,8 +277,9 @@ def main(args: argparse.Namespace) -> int:
     if args.engines:
         return 1 if print_engines(compare_engines(Path(args.matrix_dir))) else 0
     rows = compare_matrix(Path(args.matrix_dir), args.replications, substitutes, args.model)
-    head = (f"{'server':<17} {'strategy':<10} {'imgs':>5} {'users':>5} {'Mbit':>5} | {'fail real':>9} {'sim':>6} | "
-            f"{'drop real':>9} {'sim':>7} {'err':>6} | {'ws real':>8} {'sim':>8} | {'http real':>9} {'sim':>8} | "
+    head = (f"{'server':<23} {'engine':<7} {'strategy':<18} {'imgs':>5} {'users':>5} {'Mbit':>5} | "
+            f"{'fail real':>9} {'sim':>6} | {'drop real':>9} {'sim':>7} {'err':>6} | {'ws real':>8} {'sim':>8} | "
+            f"{'http real':>9} {'sim':>8} | "
             f"{'429 real':>8} {'sim':>7} | {'uploads real':>12} {'sim':>7}")
     print(head)
     print("-" * len(head))
@@ -266,8 +288,9 @@ def main(args: argparse.Namespace) -> int:
         fail_miss = abs(r["sim_failure_rate"] - r["real_failure_rate"]) > FAILURE_RATE_TOLERANCE
         drop_miss = abs(r["drop_error"]) > DROP_SECONDS_TOLERANCE
         misses += not r["within"]
-        print(f"{r['target']:<17} {r['strategy']:<10} {r['images']:>5} {r['users']:>5} {r['uplink_mbit']:>5g} | "
-              f"{r['real_failure_rate']:>9.3f} {r['sim_failure_rate']:>6.3f}{'*' if fail_miss else ' '}| "
+        print(f"{r['target']:<23} {r['engine']:<7} {r['strategy']:<18} {r['images']:>5} {r['users']:>5} "
+              f"{r['uplink_mbit']:>5g} | {r['real_failure_rate']:>9.3f} "
+              f"{r['sim_failure_rate']:>6.3f}{'*' if fail_miss else ' '}| "
               f"{r['real_drop_s']:>9.1f} {r['sim_drop_s']:>7.1f} {r['drop_error']:>+6.0%}{'*' if drop_miss else ' '}| "
               f"{r['real_ws_sent']:>8.0f} {r['sim_ws_sent']:>8.0f} | {r['real_http']:>9.0f} {r['sim_http']:>8.0f} | "
               f"{r['real_429']:>8.0f} {r['sim_429']:>7.0f} | {r['real_upload_attempts']:>12.0f} "
