@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 
 from bulkbench.results import RunSummary
+from bulkbench.target import APP_TARGETS, load_target
 from loadtests.run import RunOptions, run, table
 
 BROWSER_CAP_S = 900.0
@@ -61,7 +62,7 @@ MATRICES: dict[str, list[dict]] = {
     "browser": [
         *({"engine": "browser", "app": app, "images": n, "uplink_mbit": mbit}
           for mbit in (0.0, 20.0) for app in ("today", "as-reported") for n in (50, 200, 500)),
-        *({"strategy": "individual:fc1316b", "app": app, "images": n, "uplink_mbit": mbit,
+        *({"strategy": load_target(APP_TARGETS[app]).app.client_strategy, "app": app, "images": n, "uplink_mbit": mbit,
            "drop_cap_s": BROWSER_CAP_S}
           for mbit in (0.0, 20.0) for app in ("today", "as-reported") for n in (50, 200, 500)),
     ],
