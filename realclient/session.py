@@ -193,7 +193,11 @@ def wait_until_ready(page: Any, ready: str, wire: Wire) -> None:
     a page may still be loading its canvas after it first looks ready (ImageCanvas's startup can load the
     canvas twice, and the second load clears the graph: a drop before it would vanish). A person does not
     drop files in the second the page appears either."""
-    page.wait_for_function(ready, timeout=READY_TIMEOUT_S * 1000, polling=250)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    try:
+        page.wait_for_function(ready, timeout=READY_TIMEOUT_S * 1000, polling=250)
+    except PlaywrightTimeout as exc:
+        raise TimeoutError(f"the page was not ready within {READY_TIMEOUT_S:g} s: {_not_ready(page, wire)}") from exc
     deadline = time.time() + READY_TIMEOUT_S
     while time.time() < deadline:
         last = max((at for at, *_ in wire.http), default=0.0)
@@ -201,6 +205,17 @@ def wait_until_ready(page: Any, ready: str, wire: Wire) -> None:
             return
         page.wait_for_timeout(250)
     raise TimeoutError(f"the page did not settle within {READY_TIMEOUT_S:g} s of being ready")
+
+
+def _not_ready(page: Any, wire: Wire) -> str:
+    """What the page had done when it was given up on: where it is, what it asked the app's server, what it
+    said (a page that never joins leaves nothing else to read)."""
+    try:
+        said = page.evaluate("() => window.__bb ? window.__bb.sample.slice(-8) : 'no recorder'")
+    except Exception as exc:  # a page too broken to answer is the finding itself
+        said = f"page.evaluate failed: {exc}"
+    asked = [(method, path, status) for _at, method, path, status in wire.http[-8:]]
+    return f"url {page.url}; {len(wire.http)} requests to the app, the last {asked}; frames {wire.sent}; console {said}"
 
 
 def _http(wire: Wire, base_url: str, method: str, url: str, status: int) -> None:
