@@ -102,8 +102,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
         strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
     runs: list[tuple[SimClient, Drop, simpy.Process]] = []
     ended: dict[int, float] = {}
-    missed = env.event()
-    give_ups = GiveUpCount(math.ceil(options.give_up_limit * options.images * options.users), missed)
+    give_ups = GiveUpCount(math.ceil(options.give_up_limit * options.images * options.users), env.event())
 
     def arrive(user: int) -> simpy.Process:
         canvas_id = "shared" if options.canvas == "shared" else f"u{user}"
@@ -129,7 +128,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     over = env.all_of(dropping)
     stops = [over]
     if options.give_up_limit > 0:
-        stops.append(missed)
+        stops.append(give_ups.reached)
     if options.horizon_s > 0:
         stops.append(env.timeout(options.horizon_s))
     with gc_paused():

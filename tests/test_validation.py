@@ -130,8 +130,8 @@ MODEL_BROWSER_FOLDER_WITHIN = {
 """Rows of ``examples/validation/browser`` the model (``individual:fc1316b``, the target's
 ``app.client_strategy``, cut where the real run was cut) predicts on every count: 2 of the 10 browser rows
 (4 on failure rate and drop time alone), 6 of the 10 protocol-level rows (9 on failure rate and drop time).
-The browser rows miss where the protocol-level client misses them (``ENGINES_AGREE``): the model runs the
-same strategy, so what #12 fits moves both."""
+The browser rows miss for the reasons ``ENGINES_AGREE`` names: the model runs the same strategy as the
+protocol-level client, so what #12 fits moves both."""
 
 
 def test_the_model_against_the_real_client_and_its_protocol_level_twin() -> None:
