@@ -11,10 +11,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,7 +23,7 @@ import orjson
 from bulkbench.arrivals import STAGES_ENV, arrival_plan, arrival_times, ends_s, total_users
 from bulkbench.bound import add_bound, add_measured_cpu
 from bulkbench.config import ConfigError
-from bulkbench.lifeline import die_with_parent
+from bulkbench.lifeline import die_with_parent, exit_on_sigterm, wait_for
 from bulkbench.model_params import load_model_params
 from bulkbench.network import load_network
 from bulkbench.profile import load_profile
@@ -90,12 +88,6 @@ class RunOptions:
 def _say(options: RunOptions, text: str) -> None:
     if not options.quiet:
         print(text, flush=True)
-
-
-def exit_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C, so the server stops and the namespace is removed."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def check_target(options: RunOptions) -> Target:
@@ -215,16 +207,21 @@ def run(options: RunOptions) -> RunSummary:
         env.pop(STAGES_ENV, None)
         if options.stages:
             env[STAGES_ENV] = options.stages
-        with open(out / "locust.log", "w") as log:  # quiet: Locust's own output goes to a file
-            finished = subprocess.run(command, timeout=run_time_s + 120, env=env, preexec_fn=die_with_parent,
-                                      stdout=log if options.quiet else None, stderr=log if options.quiet else None)
+        with (open(out / "locust.log", "w") as log,  # quiet: Locust's own output goes to a file
+              subprocess.Popen(command, env=env, preexec_fn=die_with_parent, stdout=log if options.quiet else None,
+                               stderr=log if options.quiet else None) as locust):
+            try:
+                locust_exit = wait_for(locust, run_time_s + 120)
+            except BaseException:  # SIGTERM, Ctrl-C or the time cap: no Locust left loading the server
+                locust.kill()
+                raise
         server_cpu_s = round(server_cpu() - cpu_before, 2) if server_cpu else None
         server_rss_peak_mib = round(server_memory("VmHWM"), 1) if server_memory else None
         _say(options, f"[bulkbench] locust finished in {time.perf_counter() - started:.1f} s "
-                      f"(exit {finished.returncode})")
+                      f"(exit {locust_exit})")
 
-    if finished.returncode not in LOCUST_OK_EXITS:
-        raise RuntimeError(f"the load generator failed (Locust exit {finished.returncode}): no figures; "
+    if locust_exit not in LOCUST_OK_EXITS:
+        raise RuntimeError(f"the load generator failed (Locust exit {locust_exit}): no figures; "
                            f"see {out}/locust.log")
     errors = [p.read_text().strip() for p in sorted((out / "drops").glob("*.error"))]
     if errors:
@@ -237,7 +234,7 @@ def run(options: RunOptions) -> RunSummary:
         "network": network.to_json(), "canvas": options.canvas, "target": options.target or "spawned",
         "target_profile": target.name, "model_profile": profile.name, "transport": target.socket.transport,
         "server_cpu_s": server_cpu_s, "server_rss_peak_mib": server_rss_peak_mib,
-        "locust_exit_code": finished.returncode,
+        "locust_exit_code": locust_exit,
         **drop_figures(results),
         "processes": options.processes, "emulation": options.emulation,
         "workload": {"median_bytes": workload.median_bytes, "sigma": workload.sigma},

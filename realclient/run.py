@@ -24,7 +24,7 @@ import orjson
 
 from bulkbench.bound import add_bound
 from bulkbench.config import ConfigError
-from bulkbench.lifeline import die_with_parent
+from bulkbench.lifeline import die_with_parent, exit_on_sigterm, wait_for
 from bulkbench.network import load_network
 from bulkbench.profile import load_profile
 from bulkbench.results import RunSummary, table
@@ -34,7 +34,7 @@ from bulkbench.workload import ImageSpec, draw_images, load_workload
 from loadtests.imagecache import ImageCache
 from loadtests.imagecanvas import ImageCanvasApp
 from loadtests.network import BROWSER_SUBNET, BrowserNamespaces, ShapedNamespace, namespaces_allowed
-from loadtests.run import exit_on_sigterm, fresh_dir, write_results
+from loadtests.run import fresh_dir, write_results
 from realclient.session import CHROMIUM, SessionSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,7 +148,7 @@ def browser_run(options: BrowserRunOptions) -> RunSummary:
         stack.callback(_end_sessions, sessions)  # on any way out (Ctrl-C, SIGTERM): no browser left behind
         for session in sessions:
             try:
-                session.wait(options.max_seconds + SESSION_GRACE_S)
+                wait_for(session, options.max_seconds + SESSION_GRACE_S)
             except subprocess.TimeoutExpired:
                 session.kill()
                 session.wait()

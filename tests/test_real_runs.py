@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -187,13 +188,26 @@ def test_a_run_stopped_by_sigterm_removes_its_namespace(tmp_path, small_workload
                "--uplink-mbit", "5", "--workload", small_workload, "--out", str(tmp_path / "o")]
     run_cli = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert run_cli.stdout is not None
+    said = []
     for line in run_cli.stdout:  # wait until the run has made its namespace and started
+        said.append(line)
         if "[bulkbench] locust:" in line:
             break
+    reader = threading.Thread(target=lambda: said.extend(run_cli.stdout), daemon=True)  # a full pipe stalls a run
+    reader.start()
     name = f"bulkbench-{run_cli.pid}-"
     assert any(n.startswith(name) for n in _namespaces())
     run_cli.send_signal(signal.SIGTERM)
-    run_cli.wait(60)
+    try:
+        run_cli.wait(60)
+    except subprocess.TimeoutExpired:
+        run_cli.send_signal(signal.SIGUSR1)  # where its threads are, to its output
+        tree = subprocess.run(["ps", "-e", "-o", "pid,ppid,stat,wchan:30,etime,args"], capture_output=True,
+                              text=True).stdout
+        run_cli.kill()
+        run_cli.wait()
+        reader.join(10)
+        pytest.fail(f"the run went on for 60 s after SIGTERM; it said:\n{''.join(said)}\nprocesses:\n{tree}")
     assert not any(n.startswith(name) for n in _namespaces())
     left = processes_naming(str(tmp_path / "o"))  # no server or Locust of the run left behind
     assert all(ends_within(pid, 10) for pid in left), left
