@@ -66,6 +66,15 @@ MATRICES: dict[str, list[dict]] = {
            "drop_cap_s": BROWSER_CAP_S}
           for mbit in (0.0, 20.0) for app in ("today", "as-reported") for n in (50, 200, 500)),
     ],
+    # the real client against itself (issue 12): the 50-image rows three times more, each engine, same seed
+    # and images, one after another (a repeat of every row before the next repeat: drift hits both alike)
+    "browser-spread": [
+        {**row, "repeat": repeat}
+        for repeat in (1, 2, 3) for mbit in (0.0, 20.0) for app in ("today", "as-reported")
+        for row in ({"engine": "browser", "app": app, "images": 50, "uplink_mbit": mbit},
+                    {"strategy": load_target(APP_TARGETS[app]).app.client_strategy, "app": app, "images": 50,
+                     "uplink_mbit": mbit, "drop_cap_s": BROWSER_CAP_S})
+    ],
     # beyond the plan (issue 14): pipelined beside batched, 1 user at 10/20/100 Mbit/s, 5 users on one
     # 100 Mbit/s link, the rate-limited profile, then 1000 images; in order of what the note needs first
     "pipelined": [
@@ -100,7 +109,9 @@ def run_options(spec: dict, out: Path) -> RunOptions:
 
 
 def run_row(spec: dict, out: Path) -> RunSummary:
-    """One row, by the engine it names (``engine: "browser"``: the real client; else Locust)."""
+    """One row, by the engine it names (``engine: "browser"``: the real client; else Locust); ``repeat``
+    only tells a row's repeats apart."""
+    spec = {name: value for name, value in spec.items() if name != "repeat"}
     if spec.get("engine") != "browser":
         return run(run_options(spec, out))
     from realclient.run import BrowserRunOptions, browser_run
