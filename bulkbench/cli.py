@@ -352,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--servers", action="store_true",
                      help="hold our server's rows to the real app's rows of the same matrix (no model)")
     how.add_argument("--engines", action="store_true",
-                     help="hold the protocol-level client's rows to the browser's rows of the same matrix")
+                     help="hold the protocol-level client's rows to the browser's rows of the same matrix "
+                          "(a scenario run several times, rows differing only in repeat: to the browser runs' spread)")
     how.add_argument("--spread", action="store_true",
                      help="scenarios run several times (rows differing only in seed): every real run inside the "
                           "model's 95 %% interval for one run, over --replications")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from sim.accuracy import DROP_SECONDS_BIAS_TOLERANCE
+from sim.accuracy import DROP_SECONDS_BIAS_TOLERANCE, count_within, within, within_runs
 from sim.validate import compare_engines, compare_matrix, compare_servers, compare_spread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +91,6 @@ def test_the_model_predicts_the_real_app_and_our_server_within_its_stated_error(
 def test_our_server_today_agrees_with_the_recorded_real_app(tmp_path, monkeypatch) -> None:
     """Live: the smallest recorded scenario against our server as it is now, held to the real app's run."""
     from loadtests.run import RunOptions, run
-    from sim.accuracy import count_within, within
     monkeypatch.chdir(ROOT)
     recorded = next(e["summary"] for e in map(orjson.loads, (_imagecanvas_rows() / "matrix.jsonl").read_bytes()
                                                .splitlines()) if e["spec"] == {"strategy": "individual", "images": 50,
@@ -118,9 +117,33 @@ def test_the_protocol_client_against_the_recorded_real_client() -> None:
     rows = compare_engines(ROOT / "examples" / "validation" / "browser")
     assert len(rows) == ENGINE_ROWS
     assert {(r["app"], r["images"], r["uplink_mbit"]) for r in rows if r["within"]} == ENGINES_AGREE
-    for r in rows:  # where nothing is lost on either side, the operations by type are what the page sent
-        if r["browser"]["failure_rate"] == 0 and r["protocol"]["failure_rate"] == 0 and r["within"]:
-            assert r["browser"]["ops"] == r["protocol"]["ops"]
+    for r in rows:  # one run each; where nothing is lost on either side, the operations by type are the page's
+        assert r["runs"] == {"browser": 1, "protocol": 1}
+        if r["within"] and r["figures"]["failure_rate"]["browser"] == [0.0]:
+            assert r["ops_equal"] and r["ops"]["browser"] == r["ops"]["protocol"]
+
+
+def test_a_scenario_run_several_times_is_held_to_the_real_clients_spread(tmp_path) -> None:
+    """The recorded 50-image row (drop 95.2 s in Chromium, 78.7 s protocol-level: a miss) with a second
+    browser run of the same input at 72.2 s (as measured on 2026-11-30): the protocol-level drop time is
+    inside the real spread, the real client misses its own first run, and the 429s still miss."""
+    recorded = (ROOT / "examples/validation/browser/matrix.jsonl").read_bytes().splitlines()
+    scenario = [e for e in map(orjson.loads, recorded)
+                if (e["spec"]["app"], e["spec"]["images"], e["spec"]["uplink_mbit"]) == ("today", 50, 0.0)]
+    browser = next(e for e in scenario if e["spec"].get("engine") == "browser")
+    again = {"key": "again", "spec": {**browser["spec"], "repeat": 2},
+             "summary": {**browser["summary"], "drop_seconds": 72.2}}
+    (tmp_path / "matrix.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in [*scenario, again]))
+    [row] = compare_engines(tmp_path)
+    assert row["runs"] == {"browser": 2, "protocol": 1}
+    drop = row["figures"]["drop_s"]
+    assert drop["browser"] == [95.1804, 72.2] and drop["within"] and not drop["browser_self"]
+    assert not row["figures"]["http_429"]["within"] and not row["within"]
+    assert not row["browser_agrees_with_itself"]
+    # one run: the plain tolerances
+    assert within_runs("drop_s", 78.7, [95.2]) is within(0.0, 0.0, 78.7, 95.2) is False
+    assert within_runs("http_429", 23, [0]) is count_within(23, 0) is False
+    assert within_runs("failure_rate", 0.049, [0.0, 0.0]) and not within_runs("failure_rate", 0.051, [0.0])
 
 
 MODEL_BROWSER_FOLDER_WITHIN = {
