@@ -98,7 +98,8 @@ def on_init(environment: Any, **_: Any) -> None:
     if environment.runner is None or isinstance(environment.runner, WorkerRunner):
         return
     environment.runner.register_message(DROP_DONE, _on_drop_done)
-    if options.bb_out and environment.host:
+    if options.bb_out and environment.host and load_target(options.bb_target_profile).name == REFERENCE:
+        # only our server has /metrics: polled elsewhere it is two requests a second the app did not ask for
         gevent.spawn(sample_metrics, environment.host, Path(options.bb_out) / "server_metrics.csv",
                      lambda: environment.runner.state == "stopped")
         environment.events.test_stop.add_listener(
