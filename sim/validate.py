@@ -128,13 +128,14 @@ def _figures(summary: dict) -> dict:
 
 def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
                    substitutes: dict[str, str] | None = None) -> list[dict]:
-    """Scenarios run several times (rows that differ only in their ``seed``, so in their images too): the
-    real runs' spread beside the model's, one simulated run per seed 1..``replications``: its mean, its
-    95 % prediction interval for one run (mean +- t s sqrt(1 + 1/n)), and how many real runs fall inside.
-    Where a scenario sits on a cliff one real run says little; its spread is what the model must cover."""
+    """Scenarios run several times (rows that differ only in their ``seed``, so in their images too, or only
+    in their ``repeat``): the real runs' spread beside the model's, one simulated run per seed
+    1..``replications``: its mean, its 95 % prediction interval for one run (mean +- t s sqrt(1 + 1/n)),
+    and how many real runs fall inside. Where a scenario sits on a cliff one real run says little; its
+    spread is what the model must cover."""
     groups: dict[str, list[dict]] = {}
     for entry in read_matrix(matrix_dir):
-        scenario = {k: v for k, v in entry["spec"].items() if k != "seed"}
+        scenario = {k: v for k, v in entry["spec"].items() if k not in ("seed", "repeat")}
         groups.setdefault(orjson.dumps(scenario, option=orjson.OPT_SORT_KEYS).decode(), []).append(entry)
     rows = []
     pinned = profiles_for(matrix_dir, substitutes)
@@ -143,7 +144,7 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
         profile = model_profile_of(spec)
         runs = [run_sim(SimOptions(
-            strategy=spec["strategy"], images=spec["images"], users=spec.get("users", 1),
+            strategy=strategy_of(spec), images=spec["images"], users=spec.get("users", 1),
             profile=pinned.get(profile, profile),
             seed=seed, uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms,
             workload=spec.get("workload", ""), model=model or None)) for seed in range(1, replications + 1)]
@@ -153,7 +154,8 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
         interval = [max(0.0, mean - half), min(1.0, mean + half)]
         real = sorted(e["summary"]["failure_rate"] for e in entries)
         rows.append({
-            "profile": profile, "strategy": spec["strategy"], "images": spec["images"],
+            "profile": profile, "strategy": strategy_of(spec), "engine": spec.get("engine", "locust"),
+            "images": spec["images"],
             "users": spec.get("users", 1), "uplink_mbit": network.uplink_mbit, "real_failure_rates": real,
             "real_op_ack_p50_ms": sorted(e["summary"]["op_ack_ms"]["p50"] for e in entries),
             "sim_failure_rates": sorted(rates), "sim_failure_rate": mean, "sim_pi95": interval,
@@ -164,7 +166,7 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
 
 
 def print_spread(rows: list[dict]) -> int:
-    head = (f"{'server':<10} {'strategy':<10} {'imgs':>5} {'Mbit':>5} | {'real runs: failure rate':<34} "
+    head = (f"{'server':<17} {'engine':<7} {'strategy':<18} {'imgs':>5} {'Mbit':>5} | {'real runs: failure rate':<34} "
             f"{'mean':>6} | {'model':>6} {'95 % for one run':>16} {'inside':>7} | op ack p50 ms: real / model")
     print(head)
     print("-" * len(head))
@@ -173,7 +175,7 @@ def print_spread(rows: list[dict]) -> int:
         real, (low, high) = r["real_failure_rates"], r["sim_pi95"]
         misses += not r["mean_within"] or r["inside"] < len(real)
         acks = ", ".join(f"{a:.0f}" for a in r["real_op_ack_p50_ms"])
-        print(f"{r['profile']:<10} {r['strategy']:<10} {r['images']:>5} {r['uplink_mbit']:>5g} | "
+        print(f"{r['profile']:<17} {r['engine']:<7} {r['strategy']:<18} {r['images']:>5} {r['uplink_mbit']:>5g} | "
               f"{', '.join(f'{x:.3f}' for x in real):<34} {statistics.fmean(real):>6.3f} | "
               f"{r['sim_failure_rate']:>6.3f} {f'[{low:.3f}, {high:.3f}]':>16} {r['inside']:>3}/{len(real):<3} | "
               f"{acks} / {r['sim_op_ack_p50_ms']:.0f}")

@@ -221,3 +221,16 @@ def test_the_models_spread_covers_the_real_runs_at_the_cliff() -> None:
     cliff = next(r for r in rows if r["uplink_mbit"] == 10.0)
     low, high = cliff["sim_pi95"]
     assert high - low >= 0.15, "a spread as wide as the real runs', not a narrow interval around one value"
+
+
+def test_the_models_spread_against_the_real_clients_repeats() -> None:
+    """Rows that differ only in ``repeat`` (same seed, same images) are one scenario's runs; a browser row
+    is modelled with its target's client stand-in. The model lays nothing out, so it cannot have the page's
+    layout race: nothing lost in any replication, which the protocol-level runs match and the browser's do
+    not (0-30 % lost in ``examples/validation/browser-spread``)."""
+    rows = compare_spread(ROOT / "examples" / "validation" / "browser-spread", replications=3)
+    assert len(rows) == 8 and all(len(r["real_failure_rates"]) == 3 for r in rows)
+    assert {r["strategy"] for r in rows} == {"individual:fc1316b"}
+    for r in rows:
+        assert r["sim_pi95"] == [0.0, 0.0]
+        assert (r["inside"] == 3) == (r["engine"] == "locust"), r
