@@ -165,8 +165,9 @@ class ImageCanvasApp:
                                             preexec_fn=die_with_parent)
         if self.client_port:
             self.client = subprocess.Popen(
-                [*self.prefix, sys.executable, "-m", "http.server", str(self.client_port), "--bind", self.listen_host,
-                 "--directory", str(self.dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [*self.prefix, sys.executable, "-m", "loadtests.pageserver", str(self.client_port),
+                 "--bind", self.listen_host, "--directory", str(self.dir)],
+                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 preexec_fn=die_with_parent)
         for process, url in ((self.process, f"{self.url}/health"),
                              *(((self.client, f"http://{self.host}:{self.client_port}/"),) if self.client else ())):

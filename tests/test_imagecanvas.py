@@ -7,11 +7,13 @@ Needs the app's fixture (``../shared/imagecanvas``) and Node; set up once into `
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 
 import orjson
 import pytest
 
-from loadtests.imagecanvas import ImageCanvasApp, missing_reason
+from loadtests.imagecanvas import ImageCanvasApp, free_port, missing_reason
+from loadtests.pageserver import LISTEN_BACKLOG
 from loadtests.run import RunOptions, run
 from tests.helpers import needs
 
@@ -63,3 +65,15 @@ def test_each_browser_is_its_own_address_to_the_real_apps_limiter(real_app, tmp_
     drops = (tmp_path / "out" / "drops").glob("*.json")
     addresses = {orjson.loads(path.read_bytes())["extra"]["source_address"] for path in drops}
     assert len(addresses) == 2
+
+
+def test_the_page_is_served_with_a_listen_queue_two_browsers_do_not_overflow() -> None:
+    """``python3 -m http.server`` listens with a backlog of 5: two Chromiums overflowed it in every
+    two-browser run (5-7 TcpExtListenOverflows), and a page whose scripts wait out SYN retries may never
+    join its canvas. The page server's queue, as the kernel reports it (``ss``: Send-Q of a listener)."""
+    needs(missing_reason())
+    port = free_port()
+    with ImageCanvasApp("today", client_port=port):
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True,
+                                   check=True).stdout.split()
+    assert int(listening[2]) == LISTEN_BACKLOG, listening
