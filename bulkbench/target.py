@@ -264,6 +264,12 @@ APP_TARGETS = {"today": "imagecanvas", "as-reported": "imagecanvas-as-reported"}
 """The target description of each state of the real ImageCanvas (``run --app STATE`` starts it)."""
 
 
+def app_client_strategy(state: str) -> str:
+    """The strategy that stands for the page's own client of a state of the real app (``APP_TARGETS``):
+    its target's ``app.client_strategy``."""
+    return load_target(APP_TARGETS[state]).app.client_strategy
+
+
 def with_socket(target: Target, transport: Transport) -> Target:
     """The same target over another transport (our server speaks both)."""
     path = {"websocket": "/ws", "socketio": "/socket.io/"}[transport]

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 
 from bulkbench.network import load_network
-from bulkbench.target import APP_TARGETS, load_target
+from bulkbench.target import APP_TARGETS, app_client_strategy, load_target
 from sim.accuracy import (
     COUNT_TOLERANCE,
     DROP_SECONDS_TOLERANCE,
@@ -52,7 +52,7 @@ def strategy_of(spec: dict) -> str:
     if "strategy" in spec:
         return spec["strategy"]
     if spec.get("engine") == "browser" and "app" in spec:
-        stand_in = load_target(APP_TARGETS[spec["app"]]).app.client_strategy
+        stand_in = app_client_strategy(spec["app"])
         if stand_in:
             return stand_in
     raise ValueError(f"a matrix row without a strategy the model can run: {spec}")
@@ -142,9 +142,9 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
     for key, entries in groups.items():
         spec = orjson.loads(key)
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
-        profile = model_profile_of(spec)
+        profile, strategy = model_profile_of(spec), strategy_of(spec)
         runs = [run_sim(SimOptions(
-            strategy=strategy_of(spec), images=spec["images"], users=spec.get("users", 1),
+            strategy=strategy, images=spec["images"], users=spec.get("users", 1),
             profile=pinned.get(profile, profile),
             seed=seed, uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms,
             workload=spec.get("workload", ""), model=model or None)) for seed in range(1, replications + 1)]
@@ -154,7 +154,7 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
         interval = [max(0.0, mean - half), min(1.0, mean + half)]
         real = sorted(e["summary"]["failure_rate"] for e in entries)
         rows.append({
-            "profile": profile, "strategy": strategy_of(spec), "engine": spec.get("engine", "locust"),
+            "profile": profile, "strategy": strategy, "engine": spec.get("engine", "locust"),
             "images": spec["images"],
             "users": spec.get("users", 1), "uplink_mbit": network.uplink_mbit, "real_failure_rates": real,
             "real_op_ack_p50_ms": sorted(e["summary"]["op_ack_ms"]["p50"] for e in entries),

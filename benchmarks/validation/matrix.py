@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 
 from bulkbench.results import RunSummary
-from bulkbench.target import APP_TARGETS, load_target
+from bulkbench.target import app_client_strategy
 from loadtests.run import RunOptions, run, table
 
 BROWSER_CAP_S = 900.0
@@ -62,7 +62,7 @@ MATRICES: dict[str, list[dict]] = {
     "browser": [
         *({"engine": "browser", "app": app, "images": n, "uplink_mbit": mbit}
           for mbit in (0.0, 20.0) for app in ("today", "as-reported") for n in (50, 200, 500)),
-        *({"strategy": load_target(APP_TARGETS[app]).app.client_strategy, "app": app, "images": n, "uplink_mbit": mbit,
+        *({"strategy": app_client_strategy(app), "app": app, "images": n, "uplink_mbit": mbit,
            "drop_cap_s": BROWSER_CAP_S}
           for mbit in (0.0, 20.0) for app in ("today", "as-reported") for n in (50, 200, 500)),
     ],
@@ -72,8 +72,8 @@ MATRICES: dict[str, list[dict]] = {
         {**row, "repeat": repeat}
         for repeat in (1, 2, 3) for mbit in (0.0, 20.0) for app in ("today", "as-reported")
         for row in ({"engine": "browser", "app": app, "images": 50, "uplink_mbit": mbit},
-                    {"strategy": load_target(APP_TARGETS[app]).app.client_strategy, "app": app, "images": 50,
-                     "uplink_mbit": mbit, "drop_cap_s": BROWSER_CAP_S})
+                    {"strategy": app_client_strategy(app), "app": app, "images": 50, "uplink_mbit": mbit,
+                     "drop_cap_s": BROWSER_CAP_S})
     ],
     # beyond the plan (issue 14): pipelined beside batched, 1 user at 10/20/100 Mbit/s, 5 users on one
     # 100 Mbit/s link, the rate-limited profile, then 1000 images; in order of what the note needs first
