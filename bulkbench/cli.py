@@ -402,8 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--replications", type=_positive_int, default=5,
                       help="simulated runs per cell, each its own seed: the cell's mean and 95 %% interval")
     plan.add_argument("--full", action="store_true",
-                      help="simulate every cell to its end (default: stop a cell at 1.2x the drop-time target, "
-                           "which it has missed by then)")
+                      help="simulate every cell and replication to its end, every GET on its own (default: stop "
+                           "a cell at 1.2x the drop-time target, which it has missed by then, and a node's GETs "
+                           "as one burst)")
     plan.add_argument("--verify", type=int, default=0, help="re-run this many frontier points for real")
     plan.add_argument("--tune", default="", metavar="STRATEGY",
                       help="instead of the capacity sweep: rank STRATEGY's knobs (--grid) by drop time over the "

@@ -59,7 +59,7 @@ def write(out: Path, result: dict[str, Any]) -> dict[str, Path]:
     if result.get("horizon_s"):
         how += (f"; a cell is simulated to {result['horizon_s']:g} s, past its target, or until its client has"
                 f" given up on more images than its failure target allows (marked +: its drop time is a lower"
-                f" bound, and its images still open count as lost)")
+                f" bound, and its images still open count as lost; it runs no further replication)")
     lines = [f"# Capacity plan (model; failure rate < {t['failure_rate']:.1%}, drop < {t['drop_seconds']:g} s, "
              f"uplink {result['uplink_mbit']:g} Mbit/s; {how})", "",
              "| strategy | profile | largest drop (1 user) | most users | best server knob (largest drop, its time) | "

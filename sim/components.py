@@ -14,6 +14,7 @@ Each keeps the counters the model's time series and Little's law checks read.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ class Occupancy:
 class SlotRequest(simpy.Event):
     """A request for one of ``Slots``: triggered once the slot is granted; ``with`` gives it back."""
 
+    patient = False
+    """It waits in line without calling ``Slots.on_wait`` (a burst's next GET)."""
+
     def __init__(self, slots: Slots) -> None:
         self.env = slots.env
         self.callbacks = []
@@ -77,31 +81,45 @@ class Slots:
     A released place goes straight to the head of the line: one event, the grant (SimPy schedules a
     ``Release`` event first, and the grant when that one is processed)."""
 
-    def __init__(self, env: simpy.Environment, capacity: int = 1) -> None:
+    def __init__(self, env: simpy.Environment, capacity: int = 1,
+                 on_wait: Callable[[], None] | None = None) -> None:
+        """``on_wait``: called when a request that is not ``patient`` has to wait in line."""
         if capacity <= 0:
             raise ValueError('"capacity" must be > 0.')
         self.env = env
         self.capacity = capacity
+        self.on_wait = on_wait
+        self.impatient_waiting = 0
+        """Requests in line that are not ``patient``."""
         self.count = 0
         """Places in use."""
         self.queue: deque[SlotRequest] = deque()
         """Requests waiting for a place, oldest first."""
 
-    def request(self) -> SlotRequest:
+    def request(self, patient: bool = False) -> SlotRequest:
         request = SlotRequest(self)
         if self.count < self.capacity:  # nobody waits while a place is free
             self.count += 1
             processed_now(request)  # a process yielding it goes on at once
+        elif patient:
+            request.patient = True
+            self.queue.append(request)
         else:
             self.queue.append(request)
+            self.impatient_waiting += 1
+            if self.on_wait is not None:
+                self.on_wait()
         return request
 
     def release(self, request: SlotRequest) -> None:
         if is_pending(request):  # still in line: it leaves the line
             self.queue.remove(request)
+            self.impatient_waiting -= not request.patient
             return
         if self.queue:
-            succeed_in(self.env, self.queue.popleft())
+            granted = self.queue.popleft()
+            self.impatient_waiting -= not granted.patient
+            succeed_in(self.env, granted)
         else:
             self.count -= 1
 
@@ -235,15 +253,57 @@ class Stage:
 
 
 class ConnectionPool:
-    """The browser's connections to one host: a request waits for a free one."""
+    """The browser's connections to one host: a request waits for a free one.
+
+    A burst of GETs may keep one connection from one GET to the next (``hold``): the browser lets go of
+    it after each GET and asks again at the back of the line. While only other GETs wait, that changes
+    which image's thumbnails come first, not when the last one does. An upload or a POST that has to
+    wait cuts every burst at the end of its GET under way, where the browser would have let go; the
+    bursts ask again behind it (``patient``: they cut no burst)."""
 
     def __init__(self, env: simpy.Environment, connections: int = BROWSER_CONNECTIONS_PER_HOST) -> None:
         self.env = env
-        self.connections = Slots(env, connections)
+        self.connections = Slots(env, connections, on_wait=self._cut_bursts)
+        self._bursts: set[_Burst] = set()
+
+    def hold(self, ends: list[float], then: Callable[[int], None]) -> None:
+        """Keep a connection already granted until ``ends[-1]`` (each GET's end, in order), or until the
+        end of the GET under way when a request has to wait; then ``then(how many GETs ended)``."""
+        burst = _Burst(self, ends, then)
+        self._bursts.add(burst)
+        call_later(self.env, ends[-1] - self.env.now, lambda _event: burst.end(len(ends)))
+        if self.connections.impatient_waiting:  # granted from the head of a line an upload is still in
+            burst.cut(self.env)
+
+    def _cut_bursts(self) -> None:
+        for burst in tuple(self._bursts):
+            burst.cut(self.env)
 
     @property
     def in_use(self) -> int:
         return self.connections.count
+
+
+class _Burst:
+    """A connection held across GETs (``ConnectionPool.hold``); ``until``: the GETs it ends after."""
+
+    __slots__ = ("pool", "ends", "then", "until")
+
+    def __init__(self, pool: ConnectionPool, ends: list[float], then: Callable[[int], None]) -> None:
+        self.pool, self.ends, self.then, self.until = pool, ends, then, len(ends)
+
+    def cut(self, env: simpy.Environment) -> None:
+        done = bisect_left(self.ends, env.now) + 1  # the GET under way (one ending now still counts)
+        if done < self.until:
+            self.until = done
+            call_later(env, self.ends[done - 1] - env.now, lambda _event: self.end(done))
+
+    def end(self, done: int) -> None:
+        if done != self.until:  # an end a cut has moved earlier, or one already taken
+            return
+        self.until = 0
+        self.pool._bursts.discard(self)
+        self.then(done)
 
 
 class _Flow:

@@ -296,9 +296,10 @@ class ModelWorld:
     """The browsers' side of the model: their link to the server, their connection pools."""
 
     def __init__(self, env: simpy.Environment, profile: Profile, link: Link, params: ModelParams,
-                 rng: random.Random, link_per_user: bool = False) -> None:
+                 rng: random.Random, link_per_user: bool = False, gets_as_bursts: bool = False) -> None:
         """``link_per_user``: every browser has an uplink like ``link`` of its own (capacity planning);
-        otherwise all share ``link``, as the users of one real run share its shaped loopback."""
+        otherwise all share ``link``, as the users of one real run share its shaped loopback.
+        ``gets_as_bursts``: a node's GETs priced as one event (``_fetch_burst``), a sweep's coarser form."""
         self.env = env
         self.server = ServerModel(env, profile, params, rng)
         self.link = link
@@ -309,6 +310,7 @@ class ModelWorld:
         self.sessions: dict[SimClient, Session] = {}
         """Each browser's socket as the server holds it (``server_core.Session``)."""
         self.http_in_flight = 0
+        self.gets_as_bursts = gets_as_bursts
 
     def link_of(self, client: SimClient) -> Link:
         if not self.link_per_user:
@@ -467,6 +469,8 @@ class ModelWorld:
         env, p, link, server = self.env, self.params, self.link_of(client), self.server
         connections = self.pool(client).connections
         served = p.get_service_ms / 1000.0
+        if self.gets_as_bursts and len(paths) > 1 and server.rate_limiter is None:
+            return (yield from self._fetch_burst(client, paths, until_refused))
         results = []
         for _path in paths:
             started = env.now
@@ -484,6 +488,53 @@ class ModelWorld:
             results.append(result)
             if until_refused and result.refused:
                 break
+        return tuple(results)
+
+    def _fetch_burst(self, client: SimClient, paths: tuple[str, ...],
+                     until_refused: bool) -> Generator[simpy.Event, Any, tuple[HttpResult, ...]]:
+        """``fetch``'s coarse form (``gets_as_bursts``): the GETs one after another on a connection held from
+        one to the next while no upload waits for one (``ConnectionPool.hold``), a few events for them
+        all. Each is answered as the server and the link stand when the connection is taken (a thumbnail
+        made meanwhile is still "not made"); with no limiter, nothing else depends on when each arrives."""
+        env, p, link, server = self.env, self.params, self.link_of(client), self.server
+        pool = self.pool(client)
+        served = p.get_service_ms / 1000.0
+        results: list[HttpResult] = []
+        todo = paths
+        while todo:
+            started = env.now
+            connection = pool.connections.request(patient=True)
+            if connection.callbacks is not None:
+                yield connection
+            request_s = link.frame_delay(p.request_overhead_bytes)
+            took_s: dict[int, float] = {}
+            planned, ends, at = [], [], env.now
+            # an upload already waits: the burst would be cut after its first GET, so it is one GET
+            for path in todo[:1] if pool.connections.impatient_waiting else todo:
+                status = server.get_status(path)
+                took = took_s.get(status)
+                if took is None:
+                    nbytes = p.thumbnail_response_bytes if status == 200 else p.answer_bytes
+                    took = took_s[status] = request_s + served + link.frame_delay(nbytes)
+                at += took
+                planned.append(HttpResult(status, latency_s=at - started,
+                                          retry_after_s=server.retry_after(status, None)))
+                ends.append(at)
+                started = at
+                if until_refused and planned[-1].refused:
+                    break
+            if len(ends) == 1:
+                yield env.timeout(at - env.now)
+                done = 1
+            else:
+                held = env.event()
+                pool.hold(ends, held.succeed)
+                done = yield held
+            pool.connections.release(connection)
+            results += planned[:done]
+            if until_refused and results[-1].refused:
+                break
+            todo = todo[done:]
         return tuple(results)
 
     def post(self, client: SimClient, path: str, body: dict[str, Any],

@@ -67,6 +67,12 @@ class SimOptions:
     """Stop simulating at this time (0: when every drop has ended): images still open are ``unfinished``,
     so the drop time is a lower bound and the failure rate an upper one. A sweep that only needs to know
     a cell missed its drop-time target need not simulate past it (``plan``). Not with arrivals."""
+    gets_as_bursts: bool = False
+    """A node's thumbnail GETs priced as one event (``ModelWorld._fetch_burst``): ``plan``'s coarser form,
+    validated against the full one on the default sweep (the note of #15)."""
+    stop_at_censored: bool = False
+    """Run no more replications once one has been stopped (``horizon_s``, ``give_up_limit``): the cell has
+    missed its targets whatever the others would do (``plan``); its mean and interval are of those run."""
     give_up_limit: float = 0.0
     """Stop simulating once the clients have given up on this share of their images (0: never): the open
     ones are ``unfinished``, as at the horizon. ``plan`` sets it to replications x its failure-rate
@@ -97,7 +103,8 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     link = Link(env, network.goodput_bytes_per_s if network.shaped else 0.0, options.queue_ms / 1000.0,
                 standing_bytes_per_flow=params.standing_bytes_per_flow, standing_fraction=params.standing_fraction,
                 queue_occupancy=queue_occupancy(params, options.seed, replication), link_mbit=network.uplink_mbit)
-    world = ModelWorld(env, profile, link, params, rng, link_per_user=options.link_per_user)
+    world = ModelWorld(env, profile, link, params, rng, link_per_user=options.link_per_user,
+                       gets_as_bursts=options.gets_as_bursts)
     if strategy_args is None:
         strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
     runs: list[tuple[SimClient, Drop, simpy.Process]] = []
@@ -290,9 +297,12 @@ def run_sim(options: SimOptions, profile_override: Profile | None = None) -> Run
     workload = dataclasses.replace(load_workload(options.workload or None), images=options.images, seed=options.seed)
     params = load_model_params(options.model)
     strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
-    replications = [simulate_once(options, r, profile, workload, params, record_series=(r == 0),
-                                  strategy_args=strategy_args)
-                    for r in range(options.replications)]
+    replications = []
+    for r in range(options.replications):
+        replications.append(simulate_once(options, r, profile, workload, params, record_series=(r == 0),
+                                          strategy_args=strategy_args))
+        if options.stop_at_censored and "censored_at_s" in replications[-1].summary.extra:
+            break
     summary = combine(replications)
     summary.extra.update({"network": {"uplink_mbit": options.uplink_mbit, "queue_ms": options.queue_ms},
                           "canvas": options.canvas, "emulation": options.emulation,

@@ -195,9 +195,10 @@ def test_bulkbench_plan_itself_writes_a_plan_its_rows_support(tmp_path) -> None:
     grid = plan["grid"]
     assert len(plan["rows"]) == len(grid["images"]) * len(grid["users"]) + 5 * len(grid["images"])
     assert plan["replications"] == 2 and plan["horizon_s"] == pytest.approx(72.0)
-    for row in plan["rows"]:  # every cell its interval; a cell stopped at the horizon or by give-ups says so
-        assert len(row["failure_rate_ci95"]) == len(row["drop_seconds_ci95"]) == 2
-        if row["censored"] == 2:
+    for row in plan["rows"]:  # every cell its interval; a cell stopped at the horizon or by give-ups says so,
+        assert len(row["failure_rate_ci95"]) == len(row["drop_seconds_ci95"]) == 2  # and runs no further
+        assert row["censored"] in (0, 1) and (row["replications_run"] == 2 or row["censored"])
+        if row["censored"] and row["replications_run"] == 1:
             assert row["drop_seconds"] <= 72.0 + 1e-9 and row["failure_rate"] > 0
     assert any(row["censored"] for row in plan["rows"]) and not all(row["censored"] for row in plan["rows"])
     assert "marked +" in (out / "plan.md").read_text()

@@ -85,3 +85,40 @@ def test_the_helpers_behave_as_simpys_own_calls() -> None:
     env.run(until=env.process(process()))
     assert seen == [("granted", 0, "now"), ("first", 2.5, "done"), ("callback", 2.5, "done"),
                     ("later", 2.5, "done")]
+
+
+def test_a_burst_of_gets_lets_go_of_its_connection_where_an_upload_starts_waiting() -> None:
+    """``ConnectionPool.hold``: a burst keeps its connection from GET to GET while only patient requests
+    (other bursts' GETs) wait; an upload that has to wait cuts it at the end of the GET under way and
+    takes the connection there, as it would have had the browser let go after each GET."""
+    from sim.components import ConnectionPool
+
+    env = Environment()
+    pool = ConnectionPool(env, connections=1)
+    ended: dict[str, tuple[float, int]] = {}
+
+    def burst(name: str, ends: list[float]) -> Generator:
+        connection = pool.connections.request(patient=True)
+        if connection.callbacks is not None:
+            yield connection
+        held = env.event()
+        pool.hold([env.now + end for end in ends], held.succeed)
+        done = yield held
+        ended[name] = env.now, done
+        pool.connections.release(connection)
+
+    def upload(at: float) -> Generator:
+        yield env.timeout(at)
+        connection = pool.connections.request()
+        yield connection
+        ended["upload"] = env.now, 0
+        pool.connections.release(connection)
+
+    env.process(burst("first", [1.0, 2.0, 3.0, 4.0]))
+    env.process(burst("patient", [0.5, 1.0]))  # waits behind the first burst, and does not cut it
+    env.process(upload(1.5))
+    env.run()
+    assert ended["first"] == (2.0, 2)  # cut at the end of its second GET
+    assert ended["patient"] == (2.5, 1)  # first in line; granted with the upload still waiting: one GET
+    assert ended["upload"] == (2.5, 0)
+    assert pool.connections.impatient_waiting == 0 and pool.in_use == 0

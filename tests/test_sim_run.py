@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bulkbench.profile import load_profile
+from sim.accuracy import DROP_SECONDS_TOLERANCE
 from sim.run import SimOptions, run_sim
 from tests.test_real_runs import SUMMARY_FIELDS
 
@@ -123,6 +124,35 @@ def test_a_replication_stops_once_its_client_has_given_up_on_the_limit() -> None
     assert whole.failures_by_cause["http_timeout"] > 90 and "censored" not in whole.extra
     assert cut.failures_by_cause == {"http_timeout": 10.0, "unfinished": 90.0} and cut.extra["censored"] == 2
     assert cut.drop_seconds < whole.drop_seconds / 2 and cut.extra["events"] < whole.extra["events"] / 2
+
+
+def test_a_cell_runs_no_more_replications_once_one_is_stopped() -> None:
+    """``plan``'s cell has missed its targets once a replication is stopped: the others are not run."""
+    options = dict(strategy="batched", images=100, uplink_mbit=10.0, replications=3)
+    whole = run_sim(SimOptions(**options))
+    cut = run_sim(SimOptions(**options, horizon_s=whole.drop_seconds / 2, stop_at_censored=True))
+    assert cut.extra["replications"] == 1 and cut.extra["censored"] == 1
+    assert run_sim(SimOptions(**options, horizon_s=whole.drop_seconds / 2)).extra["replications"] == 3
+    kept = run_sim(SimOptions(**options, stop_at_censored=True))  # none stopped: every replication runs
+    assert kept.extra["replications"] == 3 and kept.to_json() == whole.to_json()
+
+
+def test_a_nodes_gets_as_one_burst_cost_fewer_events_and_answer_the_same_requests() -> None:
+    """``plan``'s coarse form: the same GETs asked and answered, on far fewer events, and the drop's time
+    as the full form's within a hundredth of the model's stated error. Where a limiter counts each GET on
+    its own arrival the burst is not used: the run is the full form's bit for bit."""
+    options = dict(strategy="batched", profile="optimized", images=200, users=2, uplink_mbit=20.0,
+                   link_per_user=True, replications=2)
+    full = run_sim(SimOptions(**options))
+    coarse = run_sim(SimOptions(**options, gets_as_bursts=True))
+    assert coarse.http_requests == full.http_requests > 19 * 400
+    assert coarse.images_ok == full.images_ok and coarse.extra["upload_attempts"] == full.extra["upload_attempts"]
+    assert coarse.extra["events"] < 0.5 * full.extra["events"]
+    assert coarse.drop_seconds == pytest.approx(full.drop_seconds, rel=DROP_SECONDS_TOLERANCE / 100)
+    limited = dict(options, profile="legacy-ratelimit", images=50)
+    plain, bursts = run_sim(SimOptions(**limited)).to_json(), run_sim(SimOptions(**limited, gets_as_bursts=True))
+    assert plain["extra"]["http_by_status"].get("429", 0) > 0
+    assert bursts.to_json() == plain
 
 
 def test_a_give_up_limit_never_reached_changes_nothing() -> None:
