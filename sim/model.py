@@ -465,21 +465,31 @@ class ModelWorld:
               until_refused: bool = False) -> Generator[simpy.Event, Any, tuple[HttpResult, ...]]:
         """GETs one after another, each waiting its turn for one of the browser's connections (in line
         with the uploads, as a browser queues every request: a burst of thumbnails does not hold a
-        connection between its GETs), each counted by the rate limiter when it arrives."""
+        connection between its GETs), each counted by the rate limiter when it arrives. With
+        ``gets_as_bursts`` and no limiter, the GETs that follow one granted while no upload waits go on
+        its connection as one burst (``_burst``)."""
         env, p, link, server = self.env, self.params, self.link_of(client), self.server
         connections = self.pool(client).connections
         served = p.get_service_ms / 1000.0
-        if self.gets_as_bursts and len(paths) > 1 and server.rate_limiter is None:
-            return (yield from self._fetch_burst(client, paths, until_refused))
-        results = []
-        for _path in paths:
+        bursts = self.gets_as_bursts and server.rate_limiter is None
+        results: list[HttpResult] = []
+        at, count = 0, len(paths)
+        while at < count:
             started = env.now
-            connection = connections.request()
+            connection = connections.request(patient=bursts)
             if connection.callbacks is not None:  # not granted on the spot: wait in line
                 yield connection
+            if bursts and count - at > 1 and not connections.impatient_waiting:
+                at += yield from self._burst(client, paths[at:], started, until_refused, results)
+                connections.release(connection)
+                if until_refused and results[-1].refused:
+                    break
+                continue
+            path = paths[at]
+            at += 1
             arrives = env.now + link.frame_delay(p.request_overhead_bytes)
             wait_s = server.rate_limited(client, arrives) if server.rate_limiter is not None else None
-            status = 429 if wait_s is not None else server.get_status(_path)
+            status = 429 if wait_s is not None else server.get_status(path)
             nbytes = p.thumbnail_response_bytes if status == 200 else p.answer_bytes
             yield env.timeout(arrives - env.now + (0.0 if wait_s is not None else served) + link.frame_delay(nbytes))
             connections.release(connection)
@@ -490,52 +500,35 @@ class ModelWorld:
                 break
         return tuple(results)
 
-    def _fetch_burst(self, client: SimClient, paths: tuple[str, ...],
-                     until_refused: bool) -> Generator[simpy.Event, Any, tuple[HttpResult, ...]]:
-        """``fetch``'s coarse form (``gets_as_bursts``): the GETs one after another on a connection held from
-        one to the next while no upload waits for one (``ConnectionPool.hold``), a few events for them
-        all. Each is answered as the server and the link stand when the connection is taken (a thumbnail
-        made meanwhile is still "not made"); with no limiter, nothing else depends on when each arrives."""
+    def _burst(self, client: SimClient, paths: tuple[str, ...], started: float, until_refused: bool,
+               results: list[HttpResult]) -> Generator[simpy.Event, Any, int]:
+        """``fetch``'s coarse form: GETs on the connection just granted, held from one to the next until an
+        upload waits for one (``ConnectionPool.hold``), a few events for them all; each one ended goes to
+        ``results``, and how many ended is returned. Each is answered as the server and the link stand
+        now (a thumbnail made meanwhile is still "not made"); with no limiter nothing else depends on when
+        each arrives."""
         env, p, link, server = self.env, self.params, self.link_of(client), self.server
-        pool = self.pool(client)
         served = p.get_service_ms / 1000.0
-        results: list[HttpResult] = []
-        todo = paths
-        while todo:
-            started = env.now
-            connection = pool.connections.request(patient=True)
-            if connection.callbacks is not None:
-                yield connection
-            request_s = link.frame_delay(p.request_overhead_bytes)
-            took_s: dict[int, float] = {}
-            planned, ends, at = [], [], env.now
-            # an upload already waits: the burst would be cut after its first GET, so it is one GET
-            for path in todo[:1] if pool.connections.impatient_waiting else todo:
-                status = server.get_status(path)
-                took = took_s.get(status)
-                if took is None:
-                    nbytes = p.thumbnail_response_bytes if status == 200 else p.answer_bytes
-                    took = took_s[status] = request_s + served + link.frame_delay(nbytes)
-                at += took
-                planned.append(HttpResult(status, latency_s=at - started,
-                                          retry_after_s=server.retry_after(status, None)))
-                ends.append(at)
-                started = at
-                if until_refused and planned[-1].refused:
-                    break
-            if len(ends) == 1:
-                yield env.timeout(at - env.now)
-                done = 1
-            else:
-                held = env.event()
-                pool.hold(ends, held.succeed)
-                done = yield held
-            pool.connections.release(connection)
-            results += planned[:done]
-            if until_refused and results[-1].refused:
+        request_s = link.frame_delay(p.request_overhead_bytes)
+        took_s: dict[int, float] = {}
+        planned, ends, at = [], [], env.now
+        for path in paths:
+            status = server.get_status(path)
+            took = took_s.get(status)
+            if took is None:
+                nbytes = p.thumbnail_response_bytes if status == 200 else p.answer_bytes
+                took = took_s[status] = request_s + served + link.frame_delay(nbytes)
+            at += took
+            planned.append(HttpResult(status, latency_s=at - started, retry_after_s=server.retry_after(status, None)))
+            ends.append(at)
+            started = at
+            if until_refused and planned[-1].refused:
                 break
-            todo = todo[done:]
-        return tuple(results)
+        held = env.event()
+        self.pool(client).hold(ends, held.succeed)
+        done: int = yield held
+        results += planned[:done]
+        return done
 
     def post(self, client: SimClient, path: str, body: dict[str, Any],
              timeout_s: float) -> Generator[simpy.Event, Any, HttpResult]:
