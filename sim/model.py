@@ -299,7 +299,7 @@ class ModelWorld:
                  rng: random.Random, link_per_user: bool = False, gets_as_bursts: bool = False) -> None:
         """``link_per_user``: every browser has an uplink like ``link`` of its own (capacity planning);
         otherwise all share ``link``, as the users of one real run share its shaped loopback.
-        ``gets_as_bursts``: a node's GETs priced as one event (``_fetch_burst``), a sweep's coarser form."""
+        ``gets_as_bursts``: a node's GETs as bursts on one connection (``_burst``), a sweep's coarser form."""
         self.env = env
         self.server = ServerModel(env, profile, params, rng)
         self.link = link

@@ -68,7 +68,7 @@ class SimOptions:
     so the drop time is a lower bound and the failure rate an upper one. A sweep that only needs to know
     a cell missed its drop-time target need not simulate past it (``plan``). Not with arrivals."""
     gets_as_bursts: bool = False
-    """A node's thumbnail GETs priced as one event (``ModelWorld._fetch_burst``): ``plan``'s coarser form,
+    """A node's thumbnail GETs as bursts on one connection (``ModelWorld._burst``): ``plan``'s coarser form,
     validated against the full one on the default sweep (the note of #15)."""
     stop_at_censored: bool = False
     """Run no more replications once one has been stopped (``horizon_s``, ``give_up_limit``): the cell has
