@@ -24,6 +24,7 @@ bench: $(STAMP)  ## benchmarks, measured side by side in one run
 	$(BIN)/python -m benchmarks.performance.server_bench
 	$(BIN)/python -m benchmarks.performance.loadgen_bench
 	$(BIN)/python -m benchmarks.performance.sim_bench
+	$(BIN)/python -m benchmarks.performance.plan_bench
 
 hardening: $(STAMP)  ## fuzzing, crash (kill -9 x 20), overload (10x), slow clients: the server's hardening figures
 	$(BIN)/python -m benchmarks.hardening.fuzz_bench --examples 5000 --max-seconds 300

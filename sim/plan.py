@@ -205,9 +205,13 @@ def sweep_jobs(strategies: list[str], profiles: list[str], base: dict[str, Any],
 def plan(strategies: list[str], profiles: list[str], targets: PlanTargets, images_at: int, uplink_mbit: float,
          seed: int, processes: int, workload: str = "",
          verify: Callable[[dict[str, Any]], dict[str, Any]] | None = None, verify_points: int = 0,
-         replications: int = REPLICATIONS, full: bool = False) -> dict[str, Any]:
+         replications: int = REPLICATIONS, full: bool = False, coarse: bool = True) -> dict[str, Any]:
+    """``full``: every cell and replication to its end, every GET on its own; ``coarse=False`` keeps the
+    stops at the horizon and the give-up limit but not the bursts and the stop after a censored
+    replication (what ``benchmarks.performance.plan_bench`` holds the default to)."""
+    coarse = coarse and not full
     base = {"seed": seed, "uplink_mbit": uplink_mbit, "workload": workload, "link_per_user": True,
-            "replications": replications, "gets_as_bursts": not full, "stop_at_censored": not full,
+            "replications": replications, "gets_as_bursts": coarse, "stop_at_censored": coarse,
             "horizon_s": 0.0 if full else HORIZON_FACTOR * targets.drop_seconds}
     jobs = sweep_jobs(strategies, profiles, base, images_at,
                       0.0 if full else GIVE_UP_FACTOR * replications * targets.failure_rate)
