@@ -510,16 +510,19 @@ class ModelWorld:
         env, p, link, server = self.env, self.params, self.link_of(client), self.server
         served = p.get_service_ms / 1000.0
         request_s = link.frame_delay(p.request_overhead_bytes)
-        took_s: dict[int, float] = {}
+        answers: dict[str, tuple[int, float, float | None]] = {}
+        """Each path's status, time and Retry-After: a node's viewport asks for a few sizes again and again."""
         planned, ends, at = [], [], env.now
         for path in paths:
-            status = server.get_status(path)
-            took = took_s.get(status)
-            if took is None:
+            answer = answers.get(path)
+            if answer is None:
+                status = server.get_status(path)
                 nbytes = p.thumbnail_response_bytes if status == 200 else p.answer_bytes
-                took = took_s[status] = request_s + served + link.frame_delay(nbytes)
+                answer = answers[path] = (status, request_s + served + link.frame_delay(nbytes),
+                                          server.retry_after(status, None))
+            status, took, retry_after_s = answer
             at += took
-            planned.append(HttpResult(status, latency_s=at - started, retry_after_s=server.retry_after(status, None)))
+            planned.append(HttpResult(status, latency_s=at - started, retry_after_s=retry_after_s))
             ends.append(at)
             started = at
             if until_refused and planned[-1].refused:
