@@ -58,6 +58,8 @@ class GeventDriver:
         self.first_byte_s: float | None = None
         self.greenlets: set[gevent.Greenlet] = set()
         """Every process of the drop still running (``stop`` ends them all)."""
+        self.failure: BaseException | None = None
+        """The first exception a process of the drop raised: it ends them all (``_failed``)."""
 
     @property
     def now(self) -> float:
@@ -79,6 +81,8 @@ class GeventDriver:
                     max(0.0, cap_s - self.now), count=1)
         if main.ready():
             main.get()  # its exception, if it raised one
+            if self.failure is not None:
+                raise self.failure
             return True
         gevent.killall(list(self.greenlets))
         return False
@@ -99,6 +103,13 @@ class GeventDriver:
             if child.exception is not None:
                 raise child.exception
 
+    def _failed(self, child: gevent.Greenlet) -> None:
+        """A process raised: its siblings may wait for what it would have done (a queue it feeds), so
+        the drop ends now, every process where it is, and ``run`` raises its exception."""
+        if self.failure is None:
+            self.failure = child.exception
+            gevent.killall(list(self.greenlets), block=False)
+
     def _perform(self, effect: Any, children: list[gevent.Greenlet]) -> Any:
         match effect:
             case Sleep(seconds):
@@ -111,6 +122,7 @@ class GeventDriver:
                 children.append(child)
                 self.greenlets.add(child)
                 child.link(self.greenlets.discard)
+                child.link_exception(self._failed)
                 return child
             case Join(handles):
                 gevent.joinall(list(handles))

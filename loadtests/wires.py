@@ -139,7 +139,8 @@ class SocketIOWire:
 
 Wire = RawWire | SocketIOWire
 WIRES: dict[str, type[RawWire] | type[SocketIOWire]] = {"websocket": RawWire, "socketio": SocketIOWire}
-# what opening a wire raises while the server is down or dying (InvalidHandshake: a handshake cut short by it)
+# what opening a wire raises while the server is down or dying (InvalidHandshake: a handshake cut short by it;
+# ConnectionClosed: a server killed between accepting the connection and reading the handshake's request)
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, WireClosed, TimeoutError, gevent.Timeout,
-                                                   InvalidHandshake, ConnectionError,
+                                                   InvalidHandshake, ConnectionClosed, ConnectionError,
                                                    socketio.exceptions.SocketIOError)

@@ -47,3 +47,33 @@ def test_kill_9_during_drops_of_the_batch_protocol_loses_nothing(tmp_path: Path,
             assert all(p.get("serverUrl") for p in props)
             for p in props:
                 assert client.head(f"/uploads/{p['serverFilename']}").status_code == 200
+
+
+def test_a_process_that_raises_ends_its_drop_at_once_with_its_exception() -> None:
+    """A drop's processes feed each other through queues: one that dies (a connection lost in a way the
+    socket did not expect) must not leave another waiting for it for ever (the pipelined crash run that
+    hung for 240 s until its test gave up). The driver ends every process and raises the first error."""
+    import gevent
+
+    from bulkbench.effects import Put, Spawn, Take
+    from loadtests.driver import GeventDriver
+
+    class Broken(Exception):
+        pass
+
+    def feeder() -> object:
+        yield Put("q", 1)
+        raise Broken("the connection went in a way nobody caught")
+
+    def consumer() -> object:
+        while (yield Take("q", None)) is not None:  # waits for an end the feeder never puts
+            pass
+
+    def drop() -> object:
+        yield Spawn(consumer(), "consumer")
+        yield Spawn(feeder(), "feeder")
+
+    driver = GeventDriver(None, None, bytes)  # type: ignore[arg-type]  # the effects here use neither
+    with gevent.Timeout(10), pytest.raises(Broken):
+        driver.run(drop())
+    assert all(greenlet.dead for greenlet in driver.greenlets)  # none left waiting
