@@ -510,8 +510,8 @@ class ModelWorld:
         env, p, link, server = self.env, self.params, self.link_of(client), self.server
         served = p.get_service_ms / 1000.0
         request_s = link.frame_delay(p.request_overhead_bytes)
+        # each path's status, time and Retry-After: a node's viewport asks for a few sizes again and again
         answers: dict[str, tuple[int, float, float | None]] = {}
-        """Each path's status, time and Retry-After: a node's viewport asks for a few sizes again and again."""
         planned, ends, at = [], [], env.now
         for path in paths:
             answer = answers.get(path)
