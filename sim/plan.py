@@ -63,9 +63,7 @@ HORIZON_FACTOR = 1.2
 """A cell is simulated up to this times the drop-time target (``--full``: to its end). Past it the cell has
 missed its target whatever comes next (``meets``): its drop time is then a lower bound and its failure
 rate an upper one (open images count as lost), marked ``censored``, and none of its replications is run
-after that one (``stop_at_censored``). Unless ``--full``, a node's GETs are one burst (``gets_as_bursts``):
-against the full form on the default sweep, 0 of 280 cells changed within-or-not and 229 of the 230 run to
-their end gave the same figures (the other, losing 80 %, ended 2.5 % later; note of #15)."""
+after that one (``stop_at_censored``)."""
 GIVE_UP_FACTOR = 1.0
 """A replication whose client has given up on this times replications x the failure-rate target of its
 images stops there too (``--full``: never), censored as at the horizon: its failures alone put the
@@ -206,9 +204,11 @@ def plan(strategies: list[str], profiles: list[str], targets: PlanTargets, image
          seed: int, processes: int, workload: str = "",
          verify: Callable[[dict[str, Any]], dict[str, Any]] | None = None, verify_points: int = 0,
          replications: int = REPLICATIONS, full: bool = False, coarse: bool = True) -> dict[str, Any]:
-    """``full``: every cell and replication to its end, every GET on its own; ``coarse=False`` keeps the
-    stops at the horizon and the give-up limit but not the bursts and the stop after a censored
-    replication (what ``benchmarks.performance.plan_bench`` holds the default to)."""
+    """``coarse``: a node's GETs as bursts (``gets_as_bursts``) and no replication after a censored one;
+    against the fine form on the default sweep, 0 of 280 cells changed within-or-not and 229 of the 230 run
+    to their end gave the same figures (the other, losing 80 %, ended 2.5 % later; note of #15,
+    ``benchmarks.performance.plan_bench``). ``full``: every cell and replication to its end, every GET on
+    its own (neither stop, nor the coarse form)."""
     coarse = coarse and not full
     base = {"seed": seed, "uplink_mbit": uplink_mbit, "workload": workload, "link_per_user": True,
             "replications": replications, "gets_as_bursts": coarse, "stop_at_censored": coarse,
@@ -291,9 +291,10 @@ def compare_plans(before: dict[str, Any], after: dict[str, Any]) -> dict[str, An
             "run_to_the_end_after": len(ran_out), "of_them_identical": len(same)}
 
 
-def plan_from_args(args: Any, verify: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+def plan_from_args(args: Any, verify: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                   coarse: bool = True) -> dict[str, Any]:
     """The plan the command line asks for (``reports.plan_page`` writes it)."""
     return plan(args.strategies.split(","), args.profiles.split(","),
                 PlanTargets(args.target_failure_rate, args.target_drop_seconds), args.images_at, args.uplink_mbit,
                 args.seed, args.processes or os.cpu_count() or 1, args.workload, verify=verify,
-                verify_points=args.verify, replications=args.replications, full=args.full)
+                verify_points=args.verify, replications=args.replications, full=args.full, coarse=coarse)

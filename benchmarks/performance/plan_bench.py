@@ -17,14 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sim.plan import REPLICATIONS, PlanTargets, compare_plans, plan
+from bulkbench.cli import build_parser
+from sim.plan import REPLICATIONS, compare_plans, plan_from_args
 
 
 def run(coarse: bool, replications: int) -> tuple[float, dict[str, Any]]:
+    """``bulkbench plan --replications R``: the command line's own defaults, in one form or the other."""
+    args = build_parser().parse_args(["plan", "--replications", str(replications)])
     started = time.perf_counter()
-    result = plan(["individual", "batched"], ["legacy", "optimized"], PlanTargets(), images_at=200,
-                  uplink_mbit=20.0, seed=1, processes=os.cpu_count() or 1, replications=replications,
-                  coarse=coarse)
+    result = plan_from_args(args, coarse=coarse)
     return time.perf_counter() - started, result
 
 
