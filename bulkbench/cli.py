@@ -69,6 +69,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.page:
+        from bulkbench.page_calibration import main as page
+        return page(args)
     from sim.calibrate import main
     return main(args)
 
@@ -116,11 +119,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     summaries, dirs = [], []
     strategies = args.strategies.split(",")
     for strategy in strategies:  # refuse what the target cannot serve before anything runs
-        check_target(run_options(strategy=strategy, target=args.target, start_app=args.start_app,
-                                 target_profile=target_profile, canvas=args.canvas, transport=args.transport))
+        check_target(run_options(strategy=strategy, strategy_layer=args.strategy_layer, target=args.target,
+                                 start_app=args.start_app, target_profile=target_profile, canvas=args.canvas,
+                                 transport=args.transport))
     for images, strategy in ((n, s) for n in args.images for s in strategies):
-        common = dict(strategy=strategy, images=images, users=args.users, seed=args.seed,
-                      workload=args.workload, canvas=args.canvas)
+        common = dict(strategy=strategy, strategy_layer=args.strategy_layer, images=images, users=args.users,
+                      seed=args.seed, workload=args.workload, canvas=args.canvas)
         size = f"-n{images}" if len(args.images) > 1 else ""  # a folder per size (n: not a repeat's number)
         for number in range(1, args.real_runs + 1):  # the same drop again: what the real system varies by
             name = f"real-{strategy}{size}" + ("" if number == 1 else f"-{number}")
@@ -215,7 +219,11 @@ def _image_counts(text: str) -> list[int]:
 def _add_scenario_options(command: argparse.ArgumentParser, several_sizes: bool = False) -> None:
     """The options a scenario is made of, shared by ``run`` (and the model's ``sim``)."""
     command.add_argument("--strategy", default="individual",
-                         help="individual | batched | chunked | probe (one thing at a time, for calibrate)")
+                         help="individual | batched | chunked | probe (one thing at a time, for calibrate); "
+                              "NAME:SET: a parameter set of scenarios/strategies.toml (individual:fc1316b)")
+    command.add_argument("--strategy-layer", default="", metavar="FILE",
+                         help="a strategies layer read over scenarios/strategies.toml: its keys replace the same "
+                              "table's and set's (bulkbench calibrate --page writes one for this machine's page)")
     if several_sizes:
         command.add_argument("--images", type=_image_counts, default=[200],
                              help="images per drop; several, comma-separated, make a scaling figure")
@@ -329,13 +337,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_arrival_options(sim)
     sim.set_defaults(func=cmd_sim)
 
-    calibrate = commands.add_parser("calibrate", help="fit the model's stage costs to a real run's server")
+    calibrate = commands.add_parser("calibrate", help="fit the model's stage costs to a real run's server (--page: "
+                                                    "a client's page costs to a browser's machine)")
     calibrate.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                            help="results directories of `bulkbench run` (several runs of one profile are pooled; "
                                 "a target's: one probe run)")
     calibrate.add_argument("--out", required=True, help="the profile TOML to write")
     calibrate.add_argument("--black-box", action="store_true",
                            help="fit a probe run from the client's side even where server samples exist")
+    calibrate.add_argument("--page", action="store_true",
+                           help="RUN_DIRs are browser runs (browser-run's results, or recordings with a matrix.jsonl): "
+                                "scale a client stand-in's page costs to the machine they ran on; --out is then a "
+                                "strategies layer (--strategy-layer)")
+    calibrate.add_argument("--strategy", default="individual:fc1316b",
+                           help="with --page: the parameter set to scale (default individual:fc1316b)")
+    calibrate.add_argument("--fitted-on", nargs="+", default=["examples/validation/browser"], metavar="DIR",
+                           help="with --page: the browser runs the set was fitted on (default %(default)s)")
     calibrate.set_defaults(func=cmd_calibrate)
 
     validate = commands.add_parser(

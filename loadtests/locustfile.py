@@ -56,6 +56,8 @@ def add_options(parser: Any) -> None:
     parser.add_argument("--bb-strategy", default="individual",
                         help=f"client strategy of every user: {', '.join(sorted(STRATEGIES))} (NAME:SET: a named "
                              "parameter set of scenarios/strategies.toml)")
+    parser.add_argument("--bb-strategy-layer", default="",
+                        help="a strategies layer (TOML) read over scenarios/strategies.toml")
     parser.add_argument("--bb-images", type=int, default=200, help="images per drop")
     parser.add_argument("--bb-target-profile", default=REFERENCE,
                         help="target description (scenarios/targets/NAME.toml or a path): how to drive the server")
@@ -148,7 +150,7 @@ class DropUser(User):
         self.target = load_target(options.bb_target_profile)
         if options.bb_transport:
             self.target = with_socket(self.target, options.bb_transport)
-        self.params = strategy_params(options.bb_strategy)
+        self.params = strategy_params(options.bb_strategy, layer=options.bb_strategy_layer)
         self.workload = dataclasses.replace(load_workload(options.bb_workload or None),
                                             images=options.bb_images, seed=options.bb_seed)
         self.cache = ImageCache()

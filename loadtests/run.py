@@ -49,6 +49,8 @@ JUDGE_GRACE_S = 300.0
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunOptions:
     strategy: str = "individual"
+    strategy_layer: str = ""
+    """A strategies layer (TOML) read over ``scenarios/strategies.toml`` (``bulkbench calibrate --page``)."""
     images: int = 200
     users: int = 1
     profile: str = "legacy"
@@ -92,7 +94,7 @@ def _say(options: RunOptions, text: str) -> None:
 
 def check_target(options: RunOptions) -> Target:
     """The run's target, refused before anything starts if it cannot serve the strategy."""
-    strategy_params(options.strategy)  # an unknown strategy or parameter set: refused here, not in Locust
+    strategy_params(options.strategy, layer=options.strategy_layer)  # an unknown strategy, set or layer: refused here
     if options.start_app:
         if options.start_app not in APP_TARGETS:
             raise TargetError(f"--start-app {options.start_app!r}: one of {sorted(APP_TARGETS)}")
@@ -183,6 +185,8 @@ def run(options: RunOptions) -> RunSummary:
                    "--bb-emulated-rtt-ms", str(network.emulated_rtt_ms)]
         if options.workload:
             command += ["--bb-workload", options.workload]
+        if options.strategy_layer:
+            command += ["--bb-strategy-layer", options.strategy_layer]
         if options.auth_secret_file:
             command += ["--bb-auth-secret-file", options.auth_secret_file]
         if options.token:
@@ -232,6 +236,7 @@ def run(options: RunOptions) -> RunSummary:
         raise RuntimeError(f"{len(results)} of {options.users} drops reported; see {out}/locust.log")
     summary = summarize("real", options.strategy, label, options.seed, results, extra={
         "network": network.to_json(), "canvas": options.canvas, "target": options.target or "spawned",
+        "strategy_layer": options.strategy_layer,
         "target_profile": target.name, "model_profile": profile.name, "transport": target.socket.transport,
         "server_cpu_s": server_cpu_s, "server_rss_peak_mib": server_rss_peak_mib,
         "locust_exit_code": locust_exit,
@@ -266,8 +271,9 @@ def write_results(out: Path, summaries: list[RunSummary], results: list[DropResu
 
 def main(args: Any) -> int:
     options = RunOptions(
-        strategy=args.strategy, images=args.images, users=args.users, profile=args.profile, seed=args.seed,
-        out=Path(args.out), target=args.target or "", network=args.network, uplink_mbit=args.uplink_mbit,
+        strategy=args.strategy, strategy_layer=args.strategy_layer, images=args.images, users=args.users,
+        profile=args.profile, seed=args.seed, out=Path(args.out), target=args.target or "", network=args.network,
+        uplink_mbit=args.uplink_mbit,
         emulated_rtt_ms=args.emulated_rtt_ms, canvas=args.canvas, processes=args.processes,
         workload=args.workload or "", emulation=not args.no_emulation, max_seconds=args.max_seconds,
         auth_secret_file=args.auth_secret_file or "", token=args.token or "",

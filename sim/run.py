@@ -63,6 +63,8 @@ class SimOptions:
     stages: str = ""
     """When users arrive (``bulkbench.arrivals``): by default all at once."""
     strategy_overrides: tuple[tuple[str, Any], ...] = ()
+    strategy_layer: str = ""
+    """A strategies layer (TOML) read over ``scenarios/strategies.toml`` (``bulkbench calibrate --page``)."""
     horizon_s: float = 0.0
     """Stop simulating at this time (0: when every drop has ended): images still open are ``unfinished``,
     so the drop time is a lower bound and the failure rate an upper one. A sweep that only needs to know
@@ -106,7 +108,8 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
     world = ModelWorld(env, profile, link, params, rng, link_per_user=options.link_per_user,
                        gets_as_bursts=options.gets_as_bursts)
     if strategy_args is None:
-        strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
+        strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides),
+                                        layer=options.strategy_layer)
     runs: list[tuple[SimClient, Drop, simpy.Process]] = []
     ended: dict[int, float] = {}
     give_ups = GiveUpCount(math.ceil(options.give_up_limit * options.images * options.users), env.event())
@@ -162,6 +165,8 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
                    "upload_attempts": client.upload_attempts}))
     summary = summarize("sim", options.strategy, profile.name, options.seed, results,
                         extra=drop_figures(results))
+    if options.strategy_layer:
+        summary.extra["strategy_layer"] = options.strategy_layer
     add_bound(summary, [drop.images for _c, drop, _p in runs], profile, network, params,
               per_user_link=options.link_per_user, arrivals_s=arrivals)
     if censored:
@@ -296,7 +301,7 @@ def run_sim(options: SimOptions, profile_override: Profile | None = None) -> Run
         profile = profile.without_emulation()
     workload = dataclasses.replace(load_workload(options.workload or None), images=options.images, seed=options.seed)
     params = load_model_params(options.model)
-    strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides))
+    strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides), layer=options.strategy_layer)
     replications = []
     for r in range(options.replications):
         replications.append(simulate_once(options, r, profile, workload, params, record_series=(r == 0),
@@ -333,7 +338,8 @@ def write(out: Path, summary: RunSummary, first: Replication) -> None:
 def main(args: Any) -> int:
     network = load_network(args.network, args.uplink_mbit)
     options = SimOptions(
-        strategy=args.strategy, images=args.images, users=args.users, profile=args.profile, seed=args.seed,
+        strategy=args.strategy, strategy_layer=args.strategy_layer, images=args.images, users=args.users,
+        profile=args.profile, seed=args.seed,
         replications=args.replications, out=Path(args.out), uplink_mbit=network.uplink_mbit,
         queue_ms=network.queue_ms, canvas=args.canvas, workload=args.workload or "",
         emulation=not args.no_emulation, model=args.model or None, arrival_rate=args.arrival_rate,

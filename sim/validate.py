@@ -75,6 +75,14 @@ def pinned_profiles(matrix_dir: Path) -> dict[str, str]:
     return {path.stem: str(path) for path in sorted(folder.glob("*.toml"))} if folder.is_dir() else {}
 
 
+def pinned_layer(matrix_dir: Path) -> str:
+    """The strategies layer a matrix was recorded with (``strategies.toml`` beside its ``matrix.jsonl``,
+    from ``bulkbench calibrate --page``): its client stand-ins ran with the page costs of the machine the
+    browser rows were made on, and the model runs them so too. "": the shipped sets."""
+    path = Path(matrix_dir) / "strategies.toml"
+    return str(path) if path.is_file() else ""
+
+
 def profiles_for(matrix_dir: Path, substitutes: dict[str, str] | None = None) -> dict[str, str]:
     """Profile name -> the file the model simulates it with: the folder's pinned ones, then ``--profile``."""
     return {**pinned_profiles(matrix_dir), **(substitutes or {})}
@@ -84,6 +92,7 @@ def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[st
                    model: str = "") -> list[dict]:
     """Each real run of ``matrix_dir/matrix.jsonl`` beside the model's prediction with the same options."""
     substitutes = profiles_for(matrix_dir, substitutes)
+    layer = pinned_layer(matrix_dir)
     rows = []
     for entry in read_matrix(matrix_dir):
         spec, real = entry["spec"], entry["summary"]
@@ -91,7 +100,7 @@ def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[st
         profile = model_profile_of(spec)
         strategy = strategy_of(spec)
         predicted = run_sim(SimOptions(
-            strategy=strategy, images=spec["images"], users=spec.get("users", 1),
+            strategy=strategy, strategy_layer=layer, images=spec["images"], users=spec.get("users", 1),
             profile=substitutes.get(profile, profile), seed=real["seed"], replications=replications,
             uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms, canvas=spec.get("canvas", "own"),
             workload=spec.get("workload", ""), model=model or None, horizon_s=cut_at_s(spec, real)))
@@ -138,13 +147,13 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
         scenario = {k: v for k, v in entry["spec"].items() if k not in ("seed", "repeat")}
         groups.setdefault(orjson.dumps(scenario, option=orjson.OPT_SORT_KEYS).decode(), []).append(entry)
     rows = []
-    pinned = profiles_for(matrix_dir, substitutes)
+    pinned, layer = profiles_for(matrix_dir, substitutes), pinned_layer(matrix_dir)
     for key, entries in groups.items():
         spec = orjson.loads(key)
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
         profile, strategy = model_profile_of(spec), strategy_of(spec)
         runs = [run_sim(SimOptions(
-            strategy=strategy, images=spec["images"], users=spec.get("users", 1),
+            strategy=strategy, strategy_layer=layer, images=spec["images"], users=spec.get("users", 1),
             profile=pinned.get(profile, profile),
             seed=seed, uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms,
             workload=spec.get("workload", ""), model=model or None)) for seed in range(1, replications + 1)]

@@ -102,21 +102,33 @@ MATRICES: dict[str, list[dict]] = {
 }
 
 
-def run_options(spec: dict, out: Path) -> RunOptions:
+def run_options(spec: dict, out: Path, layer: str = "") -> RunOptions:
     """A matrix row as a run: ``app`` names the state of the real ImageCanvas to start."""
     options = {("start_app" if name == "app" else name): value for name, value in spec.items()}
-    return RunOptions(**options, out=out, quiet=True, max_seconds=1500)
+    return RunOptions(**options, strategy_layer=layer, out=out, quiet=True, max_seconds=1500)
 
 
-def run_row(spec: dict, out: Path) -> RunSummary:
-    """One row, by the engine it names (``engine: "browser"``: the real client; else Locust); ``repeat``
-    only tells a row's repeats apart."""
+def run_row(spec: dict, out: Path, layer: str = "") -> RunSummary:
+    """One row, by the engine it names (``engine: "browser"``: the real client; else Locust, its strategy
+    with ``layer`` over the shipped sets); ``repeat`` only tells a row's repeats apart."""
     spec = {name: value for name, value in spec.items() if name != "repeat"}
     if spec.get("engine") != "browser":
-        return run(run_options(spec, out))
+        return run(run_options(spec, out, layer))
     from realclient.run import BrowserRunOptions, browser_run
     options = {("start_app" if name == "app" else name): value for name, value in spec.items() if name != "engine"}
     return browser_run(BrowserRunOptions(**options, out=out, quiet=True, max_seconds=BROWSER_CAP_S))
+
+
+def pin_layer(out: Path, layer: str) -> str:
+    """The layer every run of ``out`` uses: ``out/strategies.toml``, copied from ``layer`` the first time.
+    A recording is of one client, so another layer for a folder that has one is refused."""
+    pinned = out / "strategies.toml"
+    if layer:
+        text = Path(layer).read_text()
+        if pinned.exists() and pinned.read_text() != text:
+            raise SystemExit(f"{out} was recorded with {pinned}, which differs from {layer}: use another --out")
+        pinned.write_text(text)
+    return str(pinned) if pinned.exists() else ""
 
 
 def key(spec: dict) -> str:
@@ -131,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                         help="only the scenarios whose KEY is VALUE (repeatable)")
     parser.add_argument("--again", action="store_true", help="run the selected scenarios even if done")
+    parser.add_argument("--strategy-layer", default="", metavar="FILE",
+                        help="run the client stand-ins with this strategies layer (bulkbench calibrate --page); "
+                             "kept as OUT/strategies.toml, which every later run of OUT and validate use")
     args = parser.parse_args(argv)
     where = dict(item.split("=", 1) for item in args.where)
 
@@ -139,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    layer = pin_layer(out, args.strategy_layer)
     log = out / "matrix.jsonl"
     done = {}
     if log.exists():
@@ -157,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in done or not selected(spec):
             continue
         print(f"\n=== run {number}/{len(MATRICES[args.matrix])}: {name}", flush=True)
-        summary = run_row(spec, out / f"run{number:02d}")
+        summary = run_row(spec, out / f"run{number:02d}", layer)
         print(table([summary]), flush=True)
         with open(log, "ab") as handle:
             handle.write(orjson.dumps({"key": name, "spec": spec, "summary": summary.to_json()}) + b"\n")

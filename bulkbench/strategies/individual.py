@@ -126,6 +126,12 @@ class IndividualParams:
     (fc1316b's renderer: all six); empty: ``thumbnail_gets_per_image`` GETs of 64 and 256 px."""
 
 
+PAGE_CPU_PARAMS = ("reread_s_per_mb", "reread_s_per_file", "page_preview_s_per_image", "page_frame_s",
+                   "page_s_per_uploaded_image", "page_s_per_node")
+"""The page's main-thread work among the parameters: a faster machine does it faster (``bulkbench calibrate
+--page`` scales them); the page's timers (its tick, its retry pause, its idle callback's timeout) do not."""
+
+
 @dataclass(slots=True)
 class _Uploads:
     """The upload side of one drop: what is waiting or under way, and the slots open."""

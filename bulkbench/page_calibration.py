@@ -1,0 +1,131 @@
+"""``bulkbench calibrate --page BROWSER_RUN ...``: a client stand-in's page costs, on the machine at hand.
+
+Why: ``individual:fc1316b`` stands for ImageCanvas's page, and most of what makes it slow is the page's
+own main thread (its previews, its second read of every file, its frames). Those costs were fitted to
+browser runs on one machine (``examples/validation/browser``); another machine runs the same page faster
+or slower, and a stand-in with the first machine's costs is then wrong by that much (on the second
+machine: 80 s drops against the page's 51-82 s, #12's note of session 13).
+
+How: the browser engine records how long the page's main thread was blocked (the Long Tasks API). Per
+node the page laid out, that is the page's work at this machine's speed. The median over the given runs
+against the median over the runs the set was fitted on, drops of the same size only, is this machine's
+speed against that one; every CPU cost of the page (``individual.PAGE_CPU_PARAMS``) is scaled by it. The
+page's timers (its upload coordinator's tick, its retry pause, requestIdleCallback's timeout) are its
+clock, not its CPU, and stay. The result is a strategies layer (``--strategy-layer FILE`` of ``run``,
+``sim``, ``compare`` and the validation matrices; ``strategies.toml`` beside a recording's
+``matrix.jsonl``, which ``validate`` reads over the shipped sets as it reads ``profiles/``).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bulkbench.config import ConfigError
+from bulkbench.strategies import strategy_params
+from bulkbench.strategies.individual import PAGE_CPU_PARAMS
+
+LAYOUT_CLAIM = re.compile(r"Previews ready at layout: (\d+) of (\d+), nodes laid out: (\d+)")
+"""What the imagecanvas target's page says of its layout (``scenarios/targets/imagecanvas.toml``)."""
+
+
+def nodes_laid_out(summary: dict[str, Any]) -> int:
+    """Nodes the page made for the drop: what it says (the page lays a drop out before the previews it
+    has not encoded yet, and makes no node for those), else every image."""
+    said = LAYOUT_CLAIM.search(" ".join(summary.get("extra", {}).get("claimed") or []))
+    return int(said.group(3)) if said else int(summary["images"]) * int(summary.get("users", 1))
+
+
+def busy_s_per_node(summary: dict[str, Any]) -> float:
+    """Seconds the page's main thread was blocked (long tasks) per node it laid out."""
+    long_task_ms = summary.get("extra", {}).get("long_task_ms")
+    if long_task_ms is None:
+        raise ConfigError(f"a browser run without long_task_ms: {summary.get('strategy')} {summary.get('images')}")
+    return long_task_ms / 1000.0 / max(1, nodes_laid_out(summary))
+
+
+def browser_summaries(folder: Path) -> list[dict[str, Any]]:
+    """The browser runs of a results directory (``summary.json``) or a recording (``matrix.jsonl``)."""
+    if (folder / "matrix.jsonl").is_file():
+        records = [orjson.loads(line)["summary"] for line in (folder / "matrix.jsonl").read_text().splitlines()]
+    elif (folder / "summary.json").is_file():
+        loaded = orjson.loads((folder / "summary.json").read_bytes())
+        records = loaded if isinstance(loaded, list) else [loaded]
+    else:
+        raise ConfigError(f"{folder}: neither summary.json (browser-run's results) nor matrix.jsonl (a recording)")
+    return [r for r in records if r.get("engine") == "browser"]
+
+
+def _uncapped(folders: list[Path], images: set[int] | None = None) -> list[dict[str, Any]]:
+    """Browser runs not cut at their cap (a capped run's busy time is the cap's), of ``images`` only."""
+    return [r for folder in folders for r in browser_summaries(folder)
+            if not r.get("extra", {}).get("capped") and (images is None or r["images"] in images)]
+
+
+@dataclass(frozen=True)
+class PageCalibration:
+    strategy: str
+    here_s_per_node: list[float]
+    fitted_s_per_node: list[float]
+    speed: float
+    """This machine's page time over the fitted one's (< 1: the page runs faster here)."""
+    scaled: dict[str, float]
+    """Each page cost of the set that is not 0, scaled by ``speed``."""
+
+
+def calibrate_page(runs: list[Path], fitted_on: list[Path], strategy: str = "individual:fc1316b") -> PageCalibration:
+    """Scale ``strategy``'s page costs by the page's busy time per node here against where it was fitted,
+    on drop sizes both sides ran."""
+    params = strategy_params(strategy)
+    costs = {name: getattr(params, name) for name in PAGE_CPU_PARAMS if getattr(params, name, 0.0)}
+    if not costs:
+        raise ConfigError(f"{strategy}: none of its page costs {list(PAGE_CPU_PARAMS)} is set: nothing to scale")
+    here = _uncapped(runs)
+    if not here:
+        raise ConfigError(f"no uncapped browser run in {[str(r) for r in runs]}")
+    fitted = _uncapped(fitted_on, {r["images"] for r in here})
+    if not fitted:
+        raise ConfigError(f"no uncapped browser run of {sorted({r['images'] for r in here})} images in "
+                          f"{[str(f) for f in fitted_on]} (the runs {strategy} was fitted on) to compare with")
+    sizes = {r["images"] for r in fitted}
+    here_s = [busy_s_per_node(r) for r in here if r["images"] in sizes]
+    fitted_s = [busy_s_per_node(r) for r in fitted]
+    speed = statistics.median(here_s) / statistics.median(fitted_s)
+    return PageCalibration(strategy, here_s, fitted_s, speed,
+                           {name: float(f"{value * speed:.4g}") for name, value in costs.items()})
+
+
+def layer_text(calibration: PageCalibration, runs: list[Path], fitted_on: list[Path]) -> str:
+    """The strategies layer, with where its numbers come from in its comments."""
+    base, _, variant = calibration.strategy.partition(":")
+    here, fitted = calibration.here_s_per_node, calibration.fitted_s_per_node
+    lines = [
+        f"# bulkbench calibrate --page {' '.join(map(str, runs))} --fitted-on {' '.join(map(str, fitted_on))}",
+        f"# {calibration.strategy}'s page costs on the machine of these browser runs: its main thread was blocked",
+        f"# {statistics.median(here):.3f} s per node laid out (median of {len(here)} runs, "
+        f"{min(here):.3f}-{max(here):.3f}) against {statistics.median(fitted):.3f}",
+        f"# ({len(fitted)} runs, {min(fitted):.3f}-{max(fitted):.3f}) where the set was fitted: "
+        f"every page cost x {calibration.speed:.3f}",
+        f"[{base}.{variant}]" if variant else f"[{base}]",
+        *(f"{name} = {value!r}" for name, value in calibration.scaled.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(args: Any) -> int:
+    runs, fitted_on = [Path(d) for d in args.run_dirs], [Path(d) for d in args.fitted_on]
+    calibration = calibrate_page(runs, fitted_on, args.strategy)
+    Path(args.out).write_text(layer_text(calibration, runs, fitted_on))
+    before = strategy_params(args.strategy)
+    print(f"page busy per node: {statistics.median(calibration.here_s_per_node):.3f} s here "
+          f"({len(calibration.here_s_per_node)} runs), {statistics.median(calibration.fitted_s_per_node):.3f} s "
+          f"where {args.strategy} was fitted ({len(calibration.fitted_s_per_node)} runs): x {calibration.speed:.3f}")
+    for name, value in calibration.scaled.items():
+        print(f"  {name:<28} {getattr(before, name):>8g} -> {value:g}")
+    print(f"written {args.out} (a layer: --strategy-layer {args.out}, or strategies.toml beside a matrix.jsonl)")
+    return 0
