@@ -7,12 +7,12 @@ with the reason where either is missing, failed in CI.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 
 import orjson
 import pytest
 
+from bulkbench.page_calibration import LAYOUT_CLAIM
 from loadtests.imagecanvas import missing_reason
 from realclient.run import BrowserRunOptions, browser_run, chromium_missing
 from tests.helpers import needs
@@ -30,8 +30,7 @@ def laid_out(summary) -> int:
     """Nodes the page laid out for the drop. Its previews come from canvas.toBlob, which Chromium encodes
     in idle time (or after 1 s without any): a busy page lays out the drop before the last files have
     one, and those get no node. How many that is depends on the machine's load; the page says."""
-    said = re.search(r"Previews ready at layout: (\d+) of (\d+), nodes laid out: (\d+)",
-                     " ".join(summary.extra["claimed"] or []))
+    said = LAYOUT_CLAIM.search(" ".join(summary.extra["claimed"] or []))
     assert said, summary.extra["claimed"]
     ready, files, nodes = map(int, said.groups())
     assert files == summary.images and nodes == ready

@@ -61,6 +61,18 @@ def test_a_run_writes_the_schema_and_counts_what_the_server_saw(start_server, tm
         assert summary.ws_messages_sent == 1 + 4 * 12
 
 
+def test_a_strategies_layer_reaches_every_locust_user(start_server, tmp_path, small_workload):
+    """A layer that stops the undo-state requests: Locust's users run it, and the summary names it."""
+    server = start_server("legacy")
+    layer = tmp_path / "layer.toml"
+    layer.write_text("[individual]\nrequest_undo_state = false\n")
+    summary = run(RunOptions(strategy="individual", strategy_layer=str(layer), images=6, users=2, profile="legacy",
+                             out=tmp_path / "out", target=server.url, workload=small_workload, quiet=True,
+                             max_seconds=300))
+    assert summary.images_ok == 12 and summary.extra["strategy_layer"] == str(layer)
+    assert summary.ws_messages_sent == 2 * (1 + 2 * 6)  # join, then node_create and completion per image
+
+
 def _rate_limited(start_server, tmp_path, requests: int, block_s: float):
     """Our legacy server with a per-IP limit of ``requests`` a minute, then ``block_s`` blocked."""
     profile = tmp_path / "tight.toml"
