@@ -7,14 +7,21 @@ or slower, and a stand-in with the first machine's costs is then wrong by that m
 machine: 80 s drops against the page's 51-82 s, #12's note of session 13).
 
 How: the browser engine records how long the page's main thread was blocked (the Long Tasks API). Per
-node the page laid out, that is the page's work at this machine's speed. The median over the given runs
-against the median over the runs the set was fitted on, drops of the same size only, is this machine's
-speed against that one; every CPU cost of the page (``individual.PAGE_CPU_PARAMS``) is scaled by it. The
-page's timers (its upload coordinator's tick, its retry pause, requestIdleCallback's timeout) are its
-clock, not its CPU, and stay. The result is a strategies layer (``--strategy-layer FILE`` of ``run``,
-``sim``, ``compare`` and the validation matrices; ``strategies.toml`` beside a recording's
-``matrix.jsonl``, which ``validate`` reads over the shipped sets as it reads ``profiles/``).
-"""
+node the page laid out, that is the page's work at this machine's speed. Each given run against the
+median of the runs of its size the set was fitted on (a bigger drop keeps the page busier per node), the
+median of those ratios is this machine's speed against that one; every CPU cost of the page
+(``individual.PAGE_CPU_PARAMS``) is scaled by it. The page's timers (its upload coordinator's tick, its
+retry pause, requestIdleCallback's timeout) are its clock, not its CPU, and stay. The first machine's
+repeats against its own fitted runs give 0.90: a few runs calibrate to about 10 %.
+
+The page also says how many previews it had when it laid the drop out: a page with no idle moment before
+its layout has not encoded the last ones yet, and makes no node for those files. The median count
+missing, at this machine's preview time per file, is ``layout_unready_s`` (how long the page went without
+an idle moment before its layout); on the machine the set was fitted on no 50-image drop missed one.
+
+The result is a strategies layer (``--strategy-layer FILE`` of ``run``, ``sim``, ``compare`` and the
+validation matrices; ``strategies.toml`` beside a recording's ``matrix.jsonl``, which ``validate`` reads
+over the shipped sets as it reads ``profiles/``)."""
 
 from __future__ import annotations
 
@@ -28,17 +35,23 @@ import orjson
 
 from bulkbench.config import ConfigError
 from bulkbench.strategies import strategy_params
-from bulkbench.strategies.individual import PAGE_CPU_PARAMS
+from bulkbench.strategies.individual import PAGE_CPU_PARAMS, TOBLOB_IDLE_TIMEOUT_S
 
 LAYOUT_CLAIM = re.compile(r"Previews ready at layout: (\d+) of (\d+), nodes laid out: (\d+)")
 """What the imagecanvas target's page says of its layout (``scenarios/targets/imagecanvas.toml``)."""
 
 
-def nodes_laid_out(summary: dict[str, Any]) -> int:
-    """Nodes the page made for the drop: what it says (the page lays a drop out before the previews it
-    has not encoded yet, and makes no node for those), else every image."""
+def said_laid_out(summary: dict[str, Any]) -> int | None:
+    """Nodes the page says it made for the drop (it lays a drop out before the previews it has not
+    encoded yet, and makes no node for those); None: it did not say."""
     said = LAYOUT_CLAIM.search(" ".join(summary.get("extra", {}).get("claimed") or []))
-    return int(said.group(3)) if said else int(summary["images"]) * int(summary.get("users", 1))
+    return int(said.group(3)) if said else None
+
+
+def nodes_laid_out(summary: dict[str, Any]) -> int:
+    """Nodes the page made for the drop: what it says, else every image."""
+    said = said_laid_out(summary)
+    return said if said is not None else int(summary["images"]) * int(summary.get("users", 1))
 
 
 def busy_s_per_node(summary: dict[str, Any]) -> float:
@@ -75,7 +88,10 @@ class PageCalibration:
     speed: float
     """This machine's page time over the fitted one's (< 1: the page runs faster here)."""
     scaled: dict[str, float]
-    """Each page cost of the set that is not 0, scaled by ``speed``."""
+    """Each page cost of the set that is not 0, scaled by ``speed``; and ``layout_unready_s``, where the
+    page said how many previews it had at its layout."""
+    unplaced: list[int]
+    """Files each run's page laid out without a node (runs that say)."""
 
 
 def calibrate_page(runs: list[Path], fitted_on: list[Path], strategy: str = "individual:fc1316b") -> PageCalibration:
@@ -92,12 +108,21 @@ def calibrate_page(runs: list[Path], fitted_on: list[Path], strategy: str = "ind
     if not fitted:
         raise ConfigError(f"no uncapped browser run of {sorted({r['images'] for r in here})} images in "
                           f"{[str(f) for f in fitted_on]} (the runs {strategy} was fitted on) to compare with")
-    sizes = {r["images"] for r in fitted}
-    here_s = [busy_s_per_node(r) for r in here if r["images"] in sizes]
+    fitted_by_size: dict[int, list[float]] = {}
+    for r in fitted:
+        fitted_by_size.setdefault(r["images"], []).append(busy_s_per_node(r))
+    here = [r for r in here if r["images"] in fitted_by_size]
+    here_s = [busy_s_per_node(r) for r in here]
     fitted_s = [busy_s_per_node(r) for r in fitted]
-    speed = statistics.median(here_s) / statistics.median(fitted_s)
-    return PageCalibration(strategy, here_s, fitted_s, speed,
-                           {name: float(f"{value * speed:.4g}") for name, value in costs.items()})
+    # each run against the fitted runs of its size: a bigger drop keeps the page busier per node
+    speed = statistics.median(busy_s_per_node(r) / statistics.median(fitted_by_size[r["images"]]) for r in here)
+    scaled = {name: float(f"{value * speed:.4g}") for name, value in costs.items()}
+    unplaced = [r["images"] - said for r in here if (said := said_laid_out(r)) is not None]
+    preview_s = scaled.get("page_preview_s_per_image", 0.0)
+    if unplaced and preview_s and hasattr(params, "layout_unready_s"):
+        unready_s = min(TOBLOB_IDLE_TIMEOUT_S, statistics.median(unplaced) * preview_s)
+        scaled["layout_unready_s"] = float(f"{unready_s:.4g}")
+    return PageCalibration(strategy, here_s, fitted_s, speed, scaled, unplaced)
 
 
 def layer_text(calibration: PageCalibration, runs: list[Path], fitted_on: list[Path]) -> str:
@@ -111,6 +136,8 @@ def layer_text(calibration: PageCalibration, runs: list[Path], fitted_on: list[P
         f"{min(here):.3f}-{max(here):.3f}) against {statistics.median(fitted):.3f}",
         f"# ({len(fitted)} runs, {min(fitted):.3f}-{max(fitted):.3f}) where the set was fitted: "
         f"every page cost x {calibration.speed:.3f}",
+        *([f"# files laid out without a node: {sorted(calibration.unplaced)} (median x the preview time per file: "
+           "layout_unready_s)"] if "layout_unready_s" in calibration.scaled else []),
         f"[{base}.{variant}]" if variant else f"[{base}]",
         *(f"{name} = {value!r}" for name, value in calibration.scaled.items()),
     ]
@@ -127,5 +154,8 @@ def main(args: Any) -> int:
           f"where {args.strategy} was fitted ({len(calibration.fitted_s_per_node)} runs): x {calibration.speed:.3f}")
     for name, value in calibration.scaled.items():
         print(f"  {name:<28} {getattr(before, name):>8g} -> {value:g}")
+    if "layout_unready_s" in calibration.scaled:
+        print(f"files laid out without a node, run by run: {sorted(calibration.unplaced)} (median x the preview "
+              "time per file: layout_unready_s)")
     print(f"written {args.out} (a layer: --strategy-layer {args.out}, or strategies.toml beside a matrix.jsonl)")
     return 0

@@ -42,10 +42,28 @@ def test_page_costs_scale_by_the_median_busy_time_per_node_on_drops_of_the_same_
     assert calibration.here_s_per_node == expected_here and calibration.fitted_s_per_node == expected_fitted
     assert calibration.speed == pytest.approx(statistics.median(expected_here) / statistics.median(expected_fitted))
     assert 0.7 < calibration.speed < 0.95  # this machine's page is faster than the first one's
+    # sizes are compared each with its own: the first machine's repeats (50 and 200 images) against itself
+    again = calibrate_page([VALIDATION / "browser-repeat"], [fitted])
+    assert 0.85 < again.speed < 1.0 and len(again.here_s_per_node) == 5  # the 200-image run cut at 15 min: out
     shipped = strategy_params("individual:fc1316b")
-    assert set(calibration.scaled) == {n for n in PAGE_CPU_PARAMS if getattr(shipped, n)}
-    for name, value in calibration.scaled.items():
+    costs = {name: value for name, value in calibration.scaled.items() if name != "layout_unready_s"}
+    assert set(costs) == {n for n in PAGE_CPU_PARAMS if getattr(shipped, n)}
+    for name, value in costs.items():
         assert value == pytest.approx(getattr(shipped, name) * calibration.speed, rel=1e-3)
+
+
+def test_the_layout_race_is_read_off_the_pages_own_count() -> None:
+    """The page says how many previews it had at its layout; the median missing, at this machine's preview
+    time per file, is how long it went without an idle moment, and the stand-in then lays out as many."""
+    calibration = calibrate_page([VALIDATION / "browser-spread"], [VALIDATION / "browser"])
+    said = [r["images"] - nodes_laid_out(r) for r in _browser_runs(VALIDATION / "browser-spread")]
+    assert calibration.unplaced == said and max(said) > 0
+    preview_s = calibration.scaled["page_preview_s_per_image"]
+    assert calibration.scaled["layout_unready_s"] == pytest.approx(statistics.median(said) * preview_s, rel=1e-3)
+    stand_in = strategy_params("individual:fc1316b", calibration.scaled)
+    assert stand_in.unplaced(50) == int(statistics.median(said))
+    first = calibrate_page([VALIDATION / "browser-repeat"], [VALIDATION / "browser"])  # the fitted machine
+    assert first.unplaced == [0, 0, 0, 0, 24] and first.scaled["layout_unready_s"] == 0.0
 
 
 def test_the_recorded_layer_is_what_calibrate_makes_of_the_recorded_runs(tmp_path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import simpy
 
+from bulkbench.config import ConfigError
 from bulkbench.limits import Limits
 from bulkbench.strategies import Drop, start, strategy_params
 from bulkbench.truth import judge
@@ -181,6 +182,27 @@ def test_the_second_upload_stage_shares_an_upload_under_way_and_repeats_a_finish
     assert kinds.count("node_create") == 6 and kinds.count("image_upload_complete") == 12
     assert all(r.outcome == "ok" for r in records)
     assert 6 < client.upload_attempts < 12  # some shared, some posted again
+
+
+def test_files_laid_out_before_their_previews_exist_get_no_node_but_are_uploaded_and_completed_once() -> None:
+    """fc1316b on a page without an idle moment for ``layout_unready_s`` before its layout: the last files'
+    previews are not encoded, so they get no node; its own upload stage still uploads them, and completes
+    them once (the page's frames: node_create per node laid out, completions = nodes + files)."""
+    params = {**PAGE, "second_upload": True, "page_preview_s_per_image": 0.1, "layout_unready_s": 0.25}
+    env, world, drop, client, records = drop_with("individual", images=8, params=params)
+    kinds = [kind for _, kind in world.ops_seen]
+    assert kinds.count("node_create") == 6 and kinds.count("image_upload_complete") == 6 + 8
+    lost = [r for r in records if r.outcome == "failed"]
+    assert [r.id for r in lost] == [image.id for image in drop.images[-2:]]
+    assert {r.cause for r in lost} == {"never_sent"} and client.upload_attempts >= 8
+    whole = drop_with("individual", images=8, params={**params, "layout_unready_s": 0.0})[4]
+    assert all(r.outcome == "ok" for r in whole)
+
+
+@pytest.mark.parametrize("unready_s", [-0.1, 1.01])
+def test_a_layout_unready_longer_than_chromiums_toblob_timeout_is_refused(unready_s: float) -> None:
+    with pytest.raises(ConfigError, match="layout_unready_s"):
+        strategy_params("individual:fc1316b", {"layout_unready_s": unready_s})
 
 
 def test_the_page_sends_nothing_before_its_previews_are_made() -> None:

@@ -23,6 +23,8 @@ behaves (``bulkbench browser-run``); each parameter below names the mechanism it
   tasks, an operation sent, its answer handled, an upload started, its result taken) waits for a frame
   that grows with the images uploaded while hashing runs, and its previews and second reads are long
   work that the steps after them wait for.
+- fc1316b's page lays the drop out before its last previews exist where it has had no idle moment for
+  ``layout_unready_s``: those files get no node (its own count: "Previews ready at layout").
 - Every ``orphan_sweep_every_s`` a cleanup sweeps local nodes the server has not confirmed (the plan's
   client; fc1316b's sweep never touches dropped nodes): a swept node's queued operations are dropped.
 """
@@ -33,6 +35,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bulkbench.config import ConfigError
 from bulkbench.effects import NOW, Join, Put, SendFrame, Sleep, Spawn, Take, Upload
 from bulkbench.protocol import Event, OpType
 from bulkbench.results import Cause
@@ -54,6 +57,9 @@ from bulkbench.workload import ImageSpec
 
 DONE = None
 """Sentinel closing a queue."""
+TOBLOB_IDLE_TIMEOUT_S = 1.0
+"""Chromium encodes a ``canvas.toBlob`` in the page's idle time, or after this long without any
+(``CanvasAsyncBlobCreator``'s idle-task start timeout)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,27 @@ class IndividualParams:
     page_thumbnail_sizes: tuple[int, ...] = ()
     """Sizes the page asks for, each with a POST that has it made and a GET tried again on failure
     (fc1316b's renderer: all six); empty: ``thumbnail_gets_per_image`` GETs of 64 and 256 px."""
+    layout_unready_s: float = 0.0
+    """The page lays the drop out with the previews it has (``dragdrop.js:153``), and a preview exists once
+    Chromium has encoded it (``canvas.toBlob``'s callback fills the map, line 250), which it does in idle
+    time or after ``TOBLOB_IDLE_TIMEOUT_S``: on a page with no idle moment for this long before its layout,
+    the files whose previews it asked for in that time get no node. They are still hashed and uploaded by
+    its own upload stage, and completed once (``fileNodeMap`` maps by index, lines 451-458; the stage
+    uploads every hashed file, 709-759). 0: every file gets its node (50-image drops on the machine
+    ``individual:fc1316b`` was fitted on); ``bulkbench calibrate --page`` reads it off the page's own
+    count ("Previews ready at layout")."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.layout_unready_s <= TOBLOB_IDLE_TIMEOUT_S:
+            raise ConfigError(f"layout_unready_s = {self.layout_unready_s}: between 0 and {TOBLOB_IDLE_TIMEOUT_S} s "
+                              "(Chromium encodes a toBlob after that long even on a busy page)")
+
+    def unplaced(self, images: int) -> int:
+        """Files the page lays out without a node: those whose previews it asked for in the last
+        ``layout_unready_s`` before its layout, at ``page_preview_s_per_image`` each."""
+        if not self.layout_unready_s or not self.page_preview_s_per_image:
+            return 0
+        return min(images, int(self.layout_unready_s / self.page_preview_s_per_image + 1e-9))
 
 
 PAGE_CPU_PARAMS = ("reread_s_per_mb", "reread_s_per_file", "page_preview_s_per_image", "page_frame_s",
@@ -169,6 +196,8 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
     canvas_nodes = len(drop.log.tracks)  # previews and nodes exist locally before any traffic
     orphan_after = p.orphan_after_large_s if canvas_nodes > p.large_canvas_nodes else p.orphan_after_s
     state = _Uploads(slots=p.upload_concurrency)
+    unplaced = {image.id for image in images[len(images) - p.unplaced(len(images)):]}
+    """Files the page laid out before their previews existed: no node, hashed and uploaded all the same."""
     page_thumbnails = PageThumbnails(tuple(p.page_thumbnail_sizes)) if p.page_thumbnail_sizes else None
     ticking: list[ImageSpec] = []
     """Hashed images the upload coordinator will queue at its next tick."""
@@ -195,6 +224,8 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
     def queue_node_and_upload(image: ImageSpec) -> Generator[Any, Any, None]:
         for _ in range(p.page_tasks_per_hash):  # the hash stage's reads, digest and caching, on the main thread
             yield from page_step()
+        if image.id in unplaced:
+            return  # no node to create, nor for the coordinator to upload for: only its own upload stage will
         yield Put(ops, ("node", image))
         if p.upload_tick_s > 0:
             ticking.append(image)
@@ -228,7 +259,8 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
                 if track.upload is None:
                     track.upload_done_at, track.upload = at, result
                     state.uploaded += 1
-                    if page_thumbnails is not None:  # the page's node has its URL: the renderer asks at once
+                    renders = page_thumbnails is not None and image.id not in unplaced
+                    if renders:  # the page's node has its URL: the renderer asks at once
                         yield Spawn(load_page_thumbnails(result.body["serverFilename"], track.digest or "",
                                                          page_thumbnails), "thumbnails")
                 completions = 2 if image.id in state.shared else 1
@@ -290,6 +322,8 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
             yield from page_step()  # the answer's handlers, before the queue takes the next
             drop.log.record_answer(answer)
             at = (yield NOW)
+            if image.id in unplaced:
+                continue  # a completion for a file without a node: the page has nothing to mark
             if not answer.ok:
                 if (kind == "node" or track.complete_acked_at is None) and track.failure is None:
                     track.fail(answer_cause(answer), at)
@@ -331,7 +365,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
         yield Join((ticker,))
     if p.second_upload:
         yield Join(((yield Spawn(second_stage(), "second-upload-stage")),))
-    for _ in range(len(images) + state.second_uploads):  # every upload job resolved: a success, or tries used up
+    for _ in range(len(images) - len(unplaced) + state.second_uploads):  # each upload job resolved: ok or tries used up
         yield Take(resolved)
     for _ in upload_slots:
         yield Put(uploads, DONE)
