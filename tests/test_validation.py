@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from sim.accuracy import DROP_SECONDS_BIAS_TOLERANCE, count_within, within, within_runs
 from sim.validate import compare_engines, compare_matrix, compare_servers, compare_spread
@@ -146,14 +147,18 @@ def test_a_scenario_run_several_times_is_held_to_the_real_clients_spread(tmp_pat
     assert within_runs("failure_rate", 0.049, [0.0, 0.0]) and not within_runs("failure_rate", 0.051, [0.0])
 
 
+ALL_FIGURES = {"failure_rate", "drop_s", "http_429", "upload_attempts"}
 ENGINES_SPREAD_WITHIN = {
-    ("today", 0.0): {"failure_rate", "upload_attempts"},
-    ("as-reported", 0.0): {"drop_s", "http_429", "upload_attempts"},
-    ("today", 20.0): {"failure_rate", "http_429", "upload_attempts"},
-    ("as-reported", 20.0): {"drop_s", "http_429", "upload_attempts"}}
+    ("today", 0.0): ALL_FIGURES - {"http_429"},
+    ("as-reported", 0.0): ALL_FIGURES,
+    ("today", 20.0): ALL_FIGURES,
+    ("as-reported", 20.0): ALL_FIGURES}
 """``examples/validation/browser-spread``: the figures where ``individual:fc1316b``'s mean is inside the real
-client's three runs (widened by the stated error). On this machine the page lost 0-30 % of its 50 images in
-10 of 12 runs to its layout race, which the protocol-level client, laying nothing out, cannot have."""
+client's three runs (widened by the stated error). Its protocol-level runs ran with the folder's
+``strategies.toml`` (``bulkbench calibrate --page`` of its browser runs): the page's costs at this machine's
+speed (x 0.83) and its layout race (the median 5.5 of 50 files without a node: 5). With the shipped set
+(costs of the first machine, no race) no scenario agreed; with the costs alone, one (today, 20 Mbit/s).
+Today's 429s on loopback still miss: the page was refused 153-370 times, ours 54-121."""
 
 
 def test_the_protocol_client_against_the_real_clients_spread() -> None:
@@ -166,7 +171,9 @@ def test_the_protocol_client_against_the_real_clients_spread() -> None:
     for r in rows:  # every image the page lost is one its layout made no node for
         for rate, ops in zip(r["figures"]["failure_rate"]["browser"], r["ops"]["browser"], strict=True):
             assert round(rate * r["images"]) == r["images"] - ops["node_create"]
-        assert r["figures"]["failure_rate"]["protocol"] == [0.0, 0.0, 0.0]
+        assert r["figures"]["failure_rate"]["protocol"] == [0.1, 0.1, 0.1]  # 5 of 50 laid out without a node
+        for ops in r["ops"]["protocol"]:  # as the page's: a node per file laid out, a completion per node and file
+            assert ops == {"node_create": 45, "image_upload_complete": 45 + 50}
 
 
 MODEL_BROWSER_FOLDER_WITHIN = {
@@ -225,12 +232,12 @@ def test_the_models_spread_covers_the_real_runs_at_the_cliff() -> None:
 
 def test_the_models_spread_against_the_real_clients_repeats() -> None:
     """Rows that differ only in ``repeat`` (same seed, same images) are one scenario's runs; a browser row
-    is modelled with its target's client stand-in. The model lays nothing out, so it cannot have the page's
-    layout race: nothing lost in any replication, which the protocol-level runs match and the browser's do
-    not (0-30 % lost in ``examples/validation/browser-spread``)."""
+    is modelled with its target's client stand-in, under the folder's layer. The layer's layout race is one
+    value (5 of 50 files without a node), so the model's interval is a point: it holds every protocol-level
+    run and the one browser run that lost 5; the page lost 0-15 (a per-drop draw would widen it)."""
     rows = compare_spread(ROOT / "examples" / "validation" / "browser-spread", replications=3)
     assert len(rows) == 8 and all(len(r["real_failure_rates"]) == 3 for r in rows)
     assert {r["strategy"] for r in rows} == {"individual:fc1316b"}
     for r in rows:
-        assert r["sim_pi95"] == [0.0, 0.0]
-        assert (r["inside"] == 3) == (r["engine"] == "locust"), r
+        assert r["sim_pi95"] == pytest.approx([0.1, 0.1])
+        assert r["inside"] == (3 if r["engine"] == "locust" else sum(rate == 0.1 for rate in r["real_failure_rates"]))

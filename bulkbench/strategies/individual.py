@@ -58,8 +58,9 @@ from bulkbench.workload import ImageSpec
 DONE = None
 """Sentinel closing a queue."""
 TOBLOB_IDLE_TIMEOUT_S = 1.0
-"""Chromium encodes a ``canvas.toBlob`` in the page's idle time, or after this long without any
-(``CanvasAsyncBlobCreator``'s idle-task start timeout)."""
+"""Chromium encodes a JPEG or PNG ``canvas.toBlob`` in an idle task, or on the main thread once this long
+has passed without one (Blink's ``canvas_async_blob_creator.cc``: ``kIdleTaskStartTimeoutDelayMs`` = 1000
+on Linux, Mac and Windows)."""
 
 
 @dataclass(frozen=True, slots=True)
