@@ -197,6 +197,10 @@ def test_files_laid_out_before_their_previews_exist_get_no_node_but_are_uploaded
     assert {r.cause for r in lost} == {"never_sent"} and client.upload_attempts >= 8
     whole = drop_with("individual", images=8, params={**params, "layout_unready_s": 0.0})[4]
     assert all(r.outcome == "ok" for r in whole)
+    # the page reads again only the files it has a node for: the stage starts after six reads, not eight
+    slow = drop_with("individual", images=8, params={**params, "reread_s_per_file": 10.0})[2]
+    started = [slow.track(image).upload_started_at for image in slow.images[-2:]]
+    assert all(60.0 <= t < 70.0 for t in started), started
 
 
 @pytest.mark.parametrize("unready_s", [-0.1, 1.01])

@@ -135,9 +135,9 @@ class IndividualParams:
     """The page lays the drop out with the previews it has (``dragdrop.js:153``), and a preview exists once
     Chromium has encoded it (``canvas.toBlob``'s callback fills the map, line 250), which it does in idle
     time or after ``TOBLOB_IDLE_TIMEOUT_S``: on a page with no idle moment for this long before its layout,
-    the files whose previews it asked for in that time get no node. They are still hashed and uploaded by
-    its own upload stage, and completed once (``fileNodeMap`` maps by index, lines 451-458; the stage
-    uploads every hashed file, 709-759). 0: every file gets its node (50-image drops on the machine
+    the files whose previews it asked for in that time get no node. They are still hashed, not read again
+    (line 601), uploaded by its own upload stage and completed once (``fileNodeMap`` maps by index, lines
+    451-458; the stage uploads every hashed file, 709-759). 0: every file gets its node (50-image drops on the machine
     ``individual:fc1316b`` was fitted on); ``bulkbench calibrate --page`` reads it off the page's own
     count ("Previews ready at layout")."""
 
@@ -289,9 +289,11 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
         yield Put(uploads, (image, attempt, False))
 
     def second_stage() -> Generator[Any, Any, None]:
-        """fc1316b's own upload stage, once every file has been read again (it looks at no server URL)."""
+        """fc1316b's own upload stage, once every file with a node has been read again (``dragdrop.js:601``:
+        a file without one is skipped); it uploads every file, and looks at no server URL."""
         for image in images:
-            yield from page_step(p.reread_s_per_mb * image.size_bytes / 1e6 + p.reread_s_per_file)
+            if image.id not in unplaced:
+                yield from page_step(p.reread_s_per_mb * image.size_bytes / 1e6 + p.reread_s_per_file)
         for image in images:
             if image.id in state.pending:
                 state.shared.add(image.id)
