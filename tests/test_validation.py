@@ -158,7 +158,7 @@ client's three runs (widened by the stated error). Its protocol-level runs ran w
 ``strategies.toml`` (``bulkbench calibrate --page`` of its browser runs): the page's costs at this machine's
 speed (x 0.83) and its layout race (the median 5.5 of 50 files without a node: 5). With the shipped set
 (costs of the first machine, no race) no scenario agreed; with the costs alone, one (today, 20 Mbit/s).
-Today's 429s on loopback still miss: the page was refused 153-370 times, ours 54-121."""
+Today's 429s on loopback still miss: the page was refused 153-370 times, ours 26-131."""
 
 
 def test_the_protocol_client_against_the_real_clients_spread() -> None:
@@ -241,3 +241,17 @@ def test_the_models_spread_against_the_real_clients_repeats() -> None:
     for r in rows:
         assert r["sim_pi95"] == pytest.approx([0.1, 0.1])
         assert r["inside"] == (3 if r["engine"] == "locust" else sum(rate == 0.1 for rate in r["real_failure_rates"]))
+
+
+def test_a_layer_calibrated_on_50_images_does_not_carry_to_200() -> None:
+    """Held out (``examples/validation/browser-200``): today's page, 200 images at 20 Mbit/s, on the machine
+    of ``browser-spread``, beside the protocol-level client under that folder's layer (fitted on 50-image
+    runs). The page laid out all 200 and settled in 375 s (the first machine's: 719-752 s, caught in the
+    frame feedback its hashing feeds); ours, 5 lost and 604 s. A recorded miss, not a fit: the page's speed
+    per node at 50 images says nothing of whether a 200-image drop gets caught in that feedback."""
+    [row] = compare_engines(ROOT / "examples" / "validation" / "browser-200")
+    assert row["images"] == 200 and row["runs"] == {"browser": 1, "protocol": 1}
+    drop = row["figures"]["drop_s"]
+    assert drop["browser"][0] < 400 and drop["protocol"][0] > 1.5 * drop["browser"][0] and not drop["within"]
+    assert row["figures"]["failure_rate"]["browser"] == [0.0] and row["figures"]["failure_rate"]["protocol"] == [0.025]
+    assert not row["within"]
