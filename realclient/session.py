@@ -85,6 +85,8 @@ class Wire:
     """operationId -> (event, at): the first answer."""
     http: list[tuple[float, str, str, int]] = field(default_factory=list)
     """(at, method, path, status) of every request to the app's server (status 0: failed)."""
+    asked: list[str] = field(default_factory=list)
+    """Every request the page made, to any host, as it left (what a page that never answers was waiting on)."""
     last_activity: float = 0.0
     timeline: list[tuple[float, str, str, str]] = field(default_factory=list)
     """(at, "out"/"in", event, detail) of the first TIMELINE_FRAMES events: the drop's story, for reading."""
@@ -161,6 +163,7 @@ def run_session(spec: SessionSpec) -> DropResult:
                 _http(wire, spec.base_url, response.request.method, response.url, response.status)
 
             page.on("response", on_response)
+            page.on("request", lambda request: wire.asked.append(f"{request.method} {request.url}"))
             page.on("requestfailed", lambda request: _http(wire, spec.base_url, request.method, request.url, 0))
             page.on("websocket", lambda ws: (ws.on("framesent", lambda p: wire.frame(p, True)),
                                              ws.on("framereceived", lambda p: wire.frame(p, False))))
@@ -214,8 +217,16 @@ def _not_ready(page: Any, wire: Wire) -> str:
         said = page.evaluate("() => window.__bb ? window.__bb.sample.slice(-8) : 'no recorder'")
     except Exception as exc:  # a page too broken to answer is the finding itself
         said = f"page.evaluate failed: {exc}"
+    try:  # a page that never asks the app may still be loading its own files: how far it got
+        loading = page.evaluate("() => [document.readyState, performance.getEntriesByType('resource')"
+                                ".map(e => e.name.split('/').pop() + ':' + Math.round(e.duration))]")
+        loaded = f"document {loading[0]}, {len(loading[1])} files loaded, the last {loading[1][-4:]}"
+    except Exception as exc:
+        loaded = f"page.evaluate failed: {exc}"
     asked = [(method, path, status) for _at, method, path, status in wire.http[-8:]]
-    return f"url {page.url}; {len(wire.http)} requests to the app, the last {asked}; frames {wire.sent}; console {said}"
+    return (f"url {page.url}; {loaded}; {len(wire.asked)} requests made, the last {wire.asked[-3:]}; "
+            f"{len(wire.http)} answered by the app, the last {asked}; "
+            f"frames {wire.sent}; console {said}")
 
 
 def _http(wire: Wire, base_url: str, method: str, url: str, status: int) -> None:
