@@ -137,6 +137,9 @@ class AppSpec:
     has settled. Empty: the network's own quiet (no upload and no operation for ``quiet_s``)."""
     claimed: str = ""
     """An expression for what the page itself tells its user about the drop (its own count)."""
+    starting: str = ""
+    """An expression for how far the page's own start got, read only when it is not ready in time (which
+    of its awaited steps finished: a page that never asks its server leaves nothing else to read)."""
     client_strategy: str = ""
     """The strategy that stands for this page's own client where no browser runs: the model simulates a
     browser row with it (``bulkbench validate``), the protocol-level twin of a browser row runs it."""

@@ -168,7 +168,7 @@ def run_session(spec: SessionSpec) -> DropResult:
             page.on("websocket", lambda ws: (ws.on("framesent", lambda p: wire.frame(p, True)),
                                              ws.on("framereceived", lambda p: wire.frame(p, False))))
             page.goto(spec.page_url, wait_until="load")
-            wait_until_ready(page, fill(app.ready, values), wire)
+            wait_until_ready(page, fill(app.ready, values), wire, app.starting)
             if app.prepare:
                 page.evaluate(f"() => {{ {fill(app.prepare, values)} }}")
             page.evaluate(FILE_INPUT, "__bb_files")
@@ -191,7 +191,7 @@ def run_session(spec: SessionSpec) -> DropResult:
         truth.close()
 
 
-def wait_until_ready(page: Any, ready: str, wire: Wire) -> None:
+def wait_until_ready(page: Any, ready: str, wire: Wire, starting: str = "") -> None:
     """The page's ready test true, and the page quiet (no request to the server) for ``SETTLE_BEFORE_DROP_S``:
     a page may still be loading its canvas after it first looks ready (ImageCanvas's startup can load the
     canvas twice, and the second load clears the graph: a drop before it would vanish). A person does not
@@ -200,7 +200,8 @@ def wait_until_ready(page: Any, ready: str, wire: Wire) -> None:
     try:
         page.wait_for_function(ready, timeout=READY_TIMEOUT_S * 1000, polling=250)
     except PlaywrightTimeout as exc:
-        raise TimeoutError(f"the page was not ready within {READY_TIMEOUT_S:g} s: {_not_ready(page, wire)}") from exc
+        raise TimeoutError(f"the page was not ready within {READY_TIMEOUT_S:g} s: "
+                           f"{_not_ready(page, wire, starting)}") from exc
     deadline = time.time() + READY_TIMEOUT_S
     while time.time() < deadline:
         last = max((at for at, *_ in wire.http), default=0.0)
@@ -210,7 +211,7 @@ def wait_until_ready(page: Any, ready: str, wire: Wire) -> None:
     raise TimeoutError(f"the page did not settle within {READY_TIMEOUT_S:g} s of being ready")
 
 
-def _not_ready(page: Any, wire: Wire) -> str:
+def _not_ready(page: Any, wire: Wire, starting: str = "") -> str:
     """What the page had done when it was given up on: where it is, what it asked the app's server, what it
     said (a page that never joins leaves nothing else to read)."""
     try:
@@ -223,8 +224,13 @@ def _not_ready(page: Any, wire: Wire) -> str:
         loaded = f"document {loading[0]}, {len(loading[1])} files loaded, the last {loading[1][-4:]}"
     except Exception as exc:
         loaded = f"page.evaluate failed: {exc}"
+    try:
+        started = page.evaluate(f"() => {starting}") if starting else "-"
+    except Exception as exc:
+        started = f"page.evaluate failed: {exc}"
     asked = [(method, path, status) for _at, method, path, status in wire.http[-8:]]
-    return (f"url {page.url}; {loaded}; {len(wire.asked)} requests made, the last {wire.asked[-3:]}; "
+    return (f"url {page.url}; its start: {started}; {loaded}; "
+            f"{len(wire.asked)} requests made, the last {wire.asked[-3:]}; "
             f"{len(wire.http)} answered by the app, the last {asked}; "
             f"frames {wire.sent}; console {said}")
 
