@@ -108,14 +108,15 @@ def calibrate_page(runs: list[Path], fitted_on: list[Path], strategy: str = "ind
     if not fitted:
         raise ConfigError(f"no uncapped browser run of {sorted({r['images'] for r in here})} images in "
                           f"{[str(f) for f in fitted_on]} (the runs {strategy} was fitted on) to compare with")
+    fitted_s = [busy_s_per_node(r) for r in fitted]
     fitted_by_size: dict[int, list[float]] = {}
-    for r in fitted:
-        fitted_by_size.setdefault(r["images"], []).append(busy_s_per_node(r))
+    for r, busy in zip(fitted, fitted_s, strict=True):
+        fitted_by_size.setdefault(r["images"], []).append(busy)
     here = [r for r in here if r["images"] in fitted_by_size]
     here_s = [busy_s_per_node(r) for r in here]
-    fitted_s = [busy_s_per_node(r) for r in fitted]
     # each run against the fitted runs of its size: a bigger drop keeps the page busier per node
-    speed = statistics.median(busy_s_per_node(r) / statistics.median(fitted_by_size[r["images"]]) for r in here)
+    speed = statistics.median(busy / statistics.median(fitted_by_size[r["images"]])
+                              for r, busy in zip(here, here_s, strict=True))
     scaled = {name: float(f"{value * speed:.4g}") for name, value in costs.items()}
     unplaced = [r["images"] - said for r in here if (said := said_laid_out(r)) is not None]
     preview_s = scaled.get("page_preview_s_per_image", 0.0)

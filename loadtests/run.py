@@ -236,7 +236,7 @@ def run(options: RunOptions) -> RunSummary:
         raise RuntimeError(f"{len(results)} of {options.users} drops reported; see {out}/locust.log")
     summary = summarize("real", options.strategy, label, options.seed, results, extra={
         "network": network.to_json(), "canvas": options.canvas, "target": options.target or "spawned",
-        "strategy_layer": options.strategy_layer,
+        **({"strategy_layer": options.strategy_layer} if options.strategy_layer else {}),
         "target_profile": target.name, "model_profile": profile.name, "transport": target.socket.transport,
         "server_cpu_s": server_cpu_s, "server_rss_peak_mib": server_rss_peak_mib,
         "locust_exit_code": locust_exit,

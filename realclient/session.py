@@ -86,7 +86,8 @@ class Wire:
     http: list[tuple[float, str, str, int]] = field(default_factory=list)
     """(at, method, path, status) of every request to the app's server (status 0: failed)."""
     asked: list[str] = field(default_factory=list)
-    """Every request the page made, to any host, as it left (what a page that never answers was waiting on)."""
+    """Every request the page made before it was ready, to any host, as it left (what a page that never
+    answers was waiting on)."""
     last_activity: float = 0.0
     timeline: list[tuple[float, str, str, str]] = field(default_factory=list)
     """(at, "out"/"in", event, detail) of the first TIMELINE_FRAMES events: the drop's story, for reading."""
@@ -162,13 +163,17 @@ def run_session(spec: SessionSpec) -> DropResult:
             def on_response(response: Any) -> None:
                 _http(wire, spec.base_url, response.request.method, response.url, response.status)
 
+            def on_request(request: Any) -> None:
+                wire.asked.append(f"{request.method} {request.url}")
+
             page.on("response", on_response)
-            page.on("request", lambda request: wire.asked.append(f"{request.method} {request.url}"))
+            page.on("request", on_request)  # until the page is ready: only a page never ready is asked about it
             page.on("requestfailed", lambda request: _http(wire, spec.base_url, request.method, request.url, 0))
             page.on("websocket", lambda ws: (ws.on("framesent", lambda p: wire.frame(p, True)),
                                              ws.on("framereceived", lambda p: wire.frame(p, False))))
             page.goto(spec.page_url, wait_until="load")
             wait_until_ready(page, fill(app.ready, values), wire, app.starting)
+            page.remove_listener("request", on_request)  # no more harness work per request during the drop
             if app.prepare:
                 page.evaluate(f"() => {{ {fill(app.prepare, values)} }}")
             page.evaluate(FILE_INPUT, "__bb_files")

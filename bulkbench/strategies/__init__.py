@@ -53,17 +53,17 @@ def strategy_params(name: str, overrides: dict[str, Any] | None = None, path: Pa
         raise ConfigError(f"unknown strategy {base!r}; known: {sorted(STRATEGIES)}")
     path = path or scenarios_dir() / "strategies.toml"
     table = table_of(path, base)
+    source = f"{path} + {layer}" if layer else str(path)
     if layer:
         table = _over(table, layer_table(Path(layer), base))
-        path = Path(f"{path} + {layer}")
     values = {key: value for key, value in table.items() if not isinstance(value, dict)}
     if variant:
         sets = sorted(key for key, value in table.items() if isinstance(value, dict))
         if variant not in sets:
-            raise ConfigError(f"strategy {base!r} has no parameter set {variant!r} in {path}; sets: {sets}")
+            raise ConfigError(f"strategy {base!r} has no parameter set {variant!r} in {source}; sets: {sets}")
         values.update(table[variant])
     values.update(overrides or {})
-    return from_table(STRATEGIES[base][1], values, f"strategy {name!r} ({path})")
+    return from_table(STRATEGIES[base][1], values, f"strategy {name!r} ({source})")
 
 
 def layer_table(layer: Path, base: str) -> dict[str, Any]:
