@@ -88,6 +88,9 @@ class Wire:
     asked: list[str] = field(default_factory=list)
     """Every request the page made before it was ready, to any host, as it left (what a page that never
     answers was waiting on)."""
+    failed_early: list[str] = field(default_factory=list)
+    """Requests that failed before the page was ready, to any host, with the browser's reason (one module
+    of ImageCanvas's page that fails to load stops its whole start)."""
     last_activity: float = 0.0
     timeline: list[tuple[float, str, str, str]] = field(default_factory=list)
     """(at, "out"/"in", event, detail) of the first TIMELINE_FRAMES events: the drop's story, for reading."""
@@ -166,14 +169,19 @@ def run_session(spec: SessionSpec) -> DropResult:
             def on_request(request: Any) -> None:
                 wire.asked.append(f"{request.method} {request.url}")
 
+            def on_request_failed(request: Any) -> None:  # a page file that failed stops the page's start
+                wire.failed_early.append(f"{request.method} {request.url}: {request.failure}")
+
             page.on("response", on_response)
             page.on("request", on_request)  # until the page is ready: only a page never ready is asked about it
+            page.on("requestfailed", on_request_failed)
             page.on("requestfailed", lambda request: _http(wire, spec.base_url, request.method, request.url, 0))
             page.on("websocket", lambda ws: (ws.on("framesent", lambda p: wire.frame(p, True)),
                                              ws.on("framereceived", lambda p: wire.frame(p, False))))
             page.goto(spec.page_url, wait_until="load")
             wait_until_ready(page, fill(app.ready, values), wire, app.starting)
             page.remove_listener("request", on_request)  # no more harness work per request during the drop
+            page.remove_listener("requestfailed", on_request_failed)
             if app.prepare:
                 page.evaluate(f"() => {{ {fill(app.prepare, values)} }}")
             page.evaluate(FILE_INPUT, "__bb_files")
@@ -235,7 +243,7 @@ def _not_ready(page: Any, wire: Wire, starting: str = "") -> str:
         started = f"page.evaluate failed: {exc}"
     asked = [(method, path, status) for _at, method, path, status in wire.http[-8:]]
     return (f"url {page.url}; its start: {started}; {loaded}; "
-            f"{len(wire.asked)} requests made, the last {wire.asked[-3:]}; "
+            f"{len(wire.asked)} requests made, the last {wire.asked[-3:]}, failed {wire.failed_early[:4]}; "
             f"{len(wire.http)} answered by the app, the last {asked}; "
             f"frames {wire.sent}; console {said}")
 
