@@ -131,6 +131,10 @@ class BrowserNamespaces:
                 _ip("-n", namespace, "addr", "add", f"{self.browser_address(user)}/29", "dev", browser_side)
                 _ip("-n", namespace, "addr", "add", f"{self.judge_address(user)}/29", "dev", browser_side)
                 for ns, dev in ((self.app, app_side), (namespace, browser_side)):
+                    # no IPv6 link-local address: the kernel adds one a second or so after the link is up, and
+                    # Chromium aborts every request under way on an address change (net::ERR_NETWORK_CHANGED),
+                    # one of the page's modules among them, and the page never starts
+                    _ip("-n", ns, "link", "set", dev, "addrgenmode", "none")
                     _ip("-n", ns, "link", "set", dev, "mtu", str(self.spec.mtu), "up")
                 if self.spec.shaped:
                     _shape(namespace, browser_side, self.spec)
