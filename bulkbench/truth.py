@@ -107,7 +107,33 @@ class DropResult:
         return cls(**data)
 
 
-COUNTED_EXTRAS = ("http_by_status", "frames_sent", "frames_received", "ops_by_type")
+ROUTE_PREFIXES = (("/api/upload", "/api/upload"), ("/api/thumbnails", "/api/thumbnails/generate"),
+                  ("/thumbnails/", "/thumbnails/[size]/[name]"), ("/uploads/", "/uploads/[name]"),
+                  ("/canvases", "/canvases"), ("/api/canvases", "/api/canvases/[id]"))
+"""Request paths counted under one name (the image, size and canvas in a path are not the route)."""
+
+
+def route_label(method: str, path: str) -> str:
+    """``GET /thumbnails/[size]/[name]`` for ``GET /thumbnails/256/abc.webp``: how both engines count requests."""
+    path = path.split("?", 1)[0]
+    for prefix, label in ROUTE_PREFIXES:
+        if path.startswith(prefix):
+            return f"{method} {label}"
+    return f"{method} {path}"
+
+
+def count_request(counts: dict[str, dict[str, int]], method: str, path: str, status: int | str) -> None:
+    """One answer into a drop's ``http_by_status``, ``http_by_route`` and ``http_by_route_status``
+    (``"GET /thumbnails/[size]/[name] 429"``: which requests a limiter refused)."""
+    route = route_label(method, path)
+    for key, name in (("http_by_status", str(status)), ("http_by_route", route),
+                      ("http_by_route_status", f"{route} {status}")):
+        table = counts.setdefault(key, {})
+        table[name] = table.get(name, 0) + 1
+
+
+COUNTED_EXTRAS = ("http_by_status", "http_by_route", "http_by_route_status", "frames_sent", "frames_received",
+                  "ops_by_type")
 """What every engine counts per drop, by name, into ``DropResult.extra``."""
 TOTALLED_EXTRAS = ("upload_attempts", "transport_pings")
 

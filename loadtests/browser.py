@@ -23,6 +23,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from bulkbench.effects import BROWSER_CONNECTIONS_PER_HOST, HttpResult, parse_retry_after
 from bulkbench.target import UploadSpec, fill
+from bulkbench.truth import count_request
 
 
 class FairGate:
@@ -72,8 +73,8 @@ class Browser:
         self.requests = 0
         self.uploads = 0
         """Upload attempts (every POST of a file, refused or not)."""
-        self.by_status: dict[str, int] = {}
-        """Answers by status ("0": none, a timeout or a broken connection)."""
+        self.http: dict[str, dict[str, int]] = {"http_by_status": {}}
+        """Answers by status ("0": none, a timeout or a broken connection), by route, by route and status."""
         self.bytes_uploaded = 0
 
     def _call(self, method: str, path: str, timeout_s: float, **kw: Any) -> tuple[HttpResult, int]:
@@ -82,8 +83,7 @@ class Browser:
         self.requests += 1
         started = time.perf_counter()
         result, length = self._request(method, path, timeout_s, started, **kw)
-        key = str(result.status)
-        self.by_status[key] = self.by_status.get(key, 0) + 1
+        count_request(self.http, method, path, result.status)
         return result, length
 
     def _request(self, method: str, path: str, timeout_s: float, started: float,

@@ -97,7 +97,7 @@ def run_drop(target: Target, base_url: str, strategy: str, params: Any, limits: 
         extra={"answers": drop.log.answers, "frames_sent": socket.sent_by_event,
                "ops_by_type": dict(sorted(Counter(socket.op_types.values()).items())),
                "frames_received": socket.received_by_event, "transport_pings": socket.transport_pings,
-               "http_by_status": browser.by_status, "upload_attempts": browser.uploads,
+               **browser.http, "upload_attempts": browser.uploads,
                "canvas_id": canvas_id, "source_address": source, "reconnects": socket.reconnects},
     )
 

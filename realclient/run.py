@@ -13,7 +13,6 @@ import dataclasses
 import os
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -253,8 +252,7 @@ def browser_figures(results: list[DropResult]) -> dict[str, Any]:
             "capped": any(r.extra.get("capped") for r in results),
             "long_task_ms": sum(r.extra.get("long_task_ms", 0) for r in results),
             "hardware_concurrency": first.get("hardware_concurrency"), "claimed": first.get("claimed"),
-            "console_lines": sum(r.extra.get("console_lines", 0) for r in results),
-            "http_by_route": dict(sum((Counter(r.extra.get("http_by_route", {})) for r in results), Counter()))}
+            "console_lines": sum(r.extra.get("console_lines", 0) for r in results)}
 
 
 def main(args: Any) -> int:

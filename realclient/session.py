@@ -30,7 +30,7 @@ from bulkbench.protocol import Event, OpType
 from bulkbench.results import Cause
 from bulkbench.strategies.common import Drop
 from bulkbench.target import Target, fill, load_target
-from bulkbench.truth import DropResult, judge, last_settled_s
+from bulkbench.truth import DropResult, count_request, judge, last_settled_s
 from bulkbench.workload import ImageSpec
 from loadtests.targetio import Truth, create_canvas
 from realclient.pagejs import DROP, FILE_INPUT, RECORDER
@@ -322,12 +322,9 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
     for track in by_hash.values():
         _cause(track, uploads, wire, capped, ended - started_at)
     records = judge(drop, truth.canvas, truth.stored, dataclasses.replace(target.truth, node_key="properties.hash"))
-    status: dict[str, int] = {}
-    routes: dict[str, int] = {}
+    http: dict[str, dict[str, int]] = {"http_by_status": {}}
     for _at, method, path, code in wire.http:
-        status[str(code)] = status.get(str(code), 0) + 1
-        route = f"{method} {_route(path)}"
-        routes[route] = routes.get(route, 0) + 1
+        count_request(http, method, path, code)
     first = min([t for t, *_ in wire.http] + [sent for _t, _h, sent in wire.ops.values()], default=started_at)
     return DropResult(
         user=spec.user, records=records, ws_messages_sent=sum(wire.sent.values()),
@@ -337,7 +334,7 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
         op_ack_s=ack_s, upload_s=upload_s,
         extra={"frames_sent": wire.sent, "frames_received": wire.received, "transport_pings": wire.pings,
                "ops_by_type": dict(sorted(Counter(op_type for op_type, _h, _t in wire.ops.values()).items())),
-               "http_by_status": dict(sorted(status.items())), "http_by_route": dict(sorted(routes.items())),
+               **{key: dict(sorted(counts.items())) for key, counts in http.items()},
                "upload_attempts": len(uploads), "peak_connections": peak_connections, "capped": capped,
                "settle_s": round(ended - started_at, 3), "canvas_id": canvas_id,
                "long_task_ms": round(page_info.get("longTaskMs", 0.0)), "long_tasks": page_info.get("longTasks", 0),
@@ -347,15 +344,6 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "console_sample": page_info.get("sample", []),
                "timeline": [(round(at - started_at, 3), *rest) for at, *rest in wire.timeline]},
     )
-
-
-def _route(path: str) -> str:
-    for prefix, label in (("/api/upload", "/api/upload"), ("/api/thumbnails", "/api/thumbnails/generate"),
-                          ("/thumbnails/", "/thumbnails/[size]/[name]"), ("/uploads/", "/uploads/[name]"),
-                          ("/canvases", "/canvases")):
-        if path.startswith(prefix):
-            return label
-    return path
 
 
 def _cause(track: Any, uploads: list[dict[str, Any]], wire: Wire, capped: bool, ended_s: float) -> None:

@@ -61,7 +61,9 @@ def test_the_browsers_wire_is_counted_by_event_and_route(ten_image_drop) -> None
     assert acks == sum(extra["ops_by_type"].values())
     assert acks <= extra["frames_sent"]["request_undo_state"] <= acks + 1
     assert extra["upload_attempts"] >= 10 and extra["http_by_route"]["POST /api/upload"] == extra["upload_attempts"]
-    assert summary.http_requests == sum(extra["http_by_status"].values())
+    assert summary.http_requests == sum(extra["http_by_status"].values()) == sum(extra["http_by_route"].values())
+    assert sum(n for key, n in extra["http_by_route_status"].items() if key.startswith("POST /api/upload ")) \
+        == extra["upload_attempts"]
     assert 1 <= extra["peak_connections"] <= 7  # a browser: at most 6 HTTP connections per host, and the socket
     assert summary.op_ack_ms["p50"] is not None and summary.upload_ms["p50"] is not None
 

@@ -38,6 +38,8 @@ def test_a_live_drop_on_the_real_app_is_judged_by_its_own_state(real_app, tmp_pa
                                     "request_undo_state": 40}
     assert extra["frames_received"]["operation_ack"] == 40 and extra["frames_received"]["state_update"] == 40
     assert extra["upload_attempts"] == 20 and extra["http_by_status"] == {"200": 20 * 20}
+    # counted by route as the browser engine counts its page's: one upload and 19 thumbnail GETs an image
+    assert extra["http_by_route_status"] == {"POST /api/upload 200": 20, "GET /thumbnails/[size]/[name] 200": 19 * 20}
     assert not (tmp_path / "out" / "server_metrics.csv").exists()  # no /metrics polled: the app has none
 
     # the app's database agrees with the judgement: every node carries its stored file's URL
