@@ -71,6 +71,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.page:
         from bulkbench.page_calibration import main as page
+        if args.feedback_from:
+            from sim.page_feedback import fit_feedback
+            return page(args, fit_feedback)
         return page(args)
     from sim.calibrate import main
     return main(args)
@@ -353,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="with --page: the parameter set to scale (default individual:fc1316b)")
     calibrate.add_argument("--fitted-on", nargs="+", default=["examples/validation/browser"], metavar="DIR",
                            help="with --page: the browser runs the set was fitted on (default %(default)s)")
+    calibrate.add_argument("--feedback-from", nargs="+", default=[], metavar="DIR",
+                           help="with --page: browser runs of one bigger drop (200 images) on the same machine: the "
+                                "page's frame feedback is fitted to their drop time with the model, not scaled")
     calibrate.set_defaults(func=cmd_calibrate)
 
     validate = commands.add_parser(
@@ -365,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--replications", type=_positive_int, default=5)
     validate.add_argument("--out", default="", help="write the rows as JSON here")
     validate.add_argument("--model", default="", help="model parameters TOML (default scenarios/model.toml)")
+    validate.add_argument("--strategy-layer", default="", metavar="FILE",
+                          help="the model's client strategies under this layer instead of the folder's own "
+                               "strategies.toml (bulkbench calibrate --page)")
     how = validate.add_mutually_exclusive_group()
     how.add_argument("--servers", action="store_true",
                      help="hold our server's rows to the real app's rows of the same matrix (no model)")

@@ -15,9 +15,11 @@ retry pause, requestIdleCallback's timeout) are its clock, not its CPU, and stay
 repeats against its own fitted runs give 0.90: a few runs calibrate to about 10 %.
 
 The page also says how many previews it had when it laid the drop out: a page with no idle moment before
-its layout has not encoded the last ones yet, and makes no node for those files. The median count
-missing, at this machine's preview time per file, is ``layout_unready_s`` (how long the page went without
-an idle moment before its layout); on the machine the set was fitted on no 50-image drop missed one.
+its layout has not encoded the last ones yet, and makes no node for those files. Each run's count
+missing, at this machine's preview time per file, is how long that page went without an idle moment
+before its layout; ``layout_unready_s`` keeps them all, and a stand-in draws one per drop (the page lost
+0 to 15 of 50 from one run to the next here); on the machine the set was fitted on no 50-image drop
+missed one.
 
 The result is a strategies layer (``--strategy-layer FILE`` of ``run``, ``sim``, ``compare`` and the
 validation matrices; ``strategies.toml`` beside a recording's ``matrix.jsonl``, which ``validate`` reads
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,17 +84,34 @@ def _uncapped(folders: list[Path], images: set[int] | None = None) -> list[dict[
 
 
 @dataclass(frozen=True)
+class FeedbackFit:
+    """The page's frame feedback fitted to bigger drops by the model (``sim.page_feedback``)."""
+
+    drop_s: list[float]
+    """The browser runs' drop times."""
+    images: int
+    uplink_mbit: float
+    profile: str
+    scaled: float
+    """The coefficient the speed alone gave."""
+    coefficient: float
+    model_drop_s: float
+    """The model's drop under the fitted coefficient."""
+
+
+@dataclass(frozen=True)
 class PageCalibration:
     strategy: str
     here_s_per_node: list[float]
     fitted_s_per_node: list[float]
     speed: float
     """This machine's page time over the fitted one's (< 1: the page runs faster here)."""
-    scaled: dict[str, float]
-    """Each page cost of the set that is not 0, scaled by ``speed``; and ``layout_unready_s``, where the
-    page said how many previews it had at its layout."""
+    scaled: dict[str, Any]
+    """Each page cost of the set that is not 0, scaled by ``speed``; and ``layout_unready_s`` (a time per
+    run), where the page said how many previews it had at its layout."""
     unplaced: list[int]
     """Files each run's page laid out without a node (runs that say)."""
+    feedback: FeedbackFit | None = None
 
 
 def calibrate_page(runs: list[Path], fitted_on: list[Path], strategy: str = "individual:fc1316b") -> PageCalibration:
@@ -121,42 +141,64 @@ def calibrate_page(runs: list[Path], fitted_on: list[Path], strategy: str = "ind
     unplaced = [r["images"] - said for r in here if (said := said_laid_out(r)) is not None]
     preview_s = scaled.get("page_preview_s_per_image", 0.0)
     if unplaced and preview_s and hasattr(params, "layout_unready_s"):
-        unready_s = min(TOBLOB_IDLE_TIMEOUT_S, statistics.median(unplaced) * preview_s)
-        scaled["layout_unready_s"] = float(f"{unready_s:.4g}")
+        scaled["layout_unready_s"] = sorted(float(f"{min(TOBLOB_IDLE_TIMEOUT_S, count * preview_s):.6g}")
+                                            for count in unplaced)
     return PageCalibration(strategy, here_s, fitted_s, speed, scaled, unplaced)
 
 
-def layer_text(calibration: PageCalibration, runs: list[Path], fitted_on: list[Path]) -> str:
+def layer_text(calibration: PageCalibration, runs: list[Path], fitted_on: list[Path],
+               feedback_from: list[Path] | None = None) -> str:
     """The strategies layer, with where its numbers come from in its comments."""
     base, _, variant = calibration.strategy.partition(":")
     here, fitted = calibration.here_s_per_node, calibration.fitted_s_per_node
+    command = f"bulkbench calibrate --page {' '.join(map(str, runs))} --fitted-on {' '.join(map(str, fitted_on))}"
+    if feedback_from:
+        command += f" --feedback-from {' '.join(map(str, feedback_from))}"
     lines = [
-        f"# bulkbench calibrate --page {' '.join(map(str, runs))} --fitted-on {' '.join(map(str, fitted_on))}",
+        f"# {command}",
         f"# {calibration.strategy}'s page costs on the machine of these browser runs: its main thread was blocked",
         f"# {statistics.median(here):.3f} s per node laid out (median of {len(here)} runs, "
         f"{min(here):.3f}-{max(here):.3f}) against {statistics.median(fitted):.3f}",
         f"# ({len(fitted)} runs, {min(fitted):.3f}-{max(fitted):.3f}) where the set was fitted: "
         f"every page cost x {calibration.speed:.3f}",
-        *([f"# files laid out without a node: {sorted(calibration.unplaced)} (median x the preview time per file: "
-           "layout_unready_s)"] if "layout_unready_s" in calibration.scaled else []),
+        *([f"# files laid out without a node, run by run: {sorted(calibration.unplaced)} (x the preview time per file: "
+           "layout_unready_s, one drawn per drop)"] if "layout_unready_s" in calibration.scaled else []),
+        *([f"# frame feedback: {fb.profile}, {fb.images} images at {fb.uplink_mbit:g} Mbit/s took "
+           f"{', '.join(f'{d:.1f}' for d in fb.drop_s)} s in the browser; the model meets their median at "
+           f"page_s_per_uploaded_image = {fb.coefficient:g} ({fb.model_drop_s:.1f} s; the speed alone gave "
+           f"{fb.scaled:g})"]
+          if (fb := calibration.feedback) else []),
         f"[{base}.{variant}]" if variant else f"[{base}]",
         *(f"{name} = {value!r}" for name, value in calibration.scaled.items()),
     ]
     return "\n".join(lines) + "\n"
 
 
-def main(args: Any) -> int:
+FeedbackFitter = Callable[[PageCalibration, list[dict[str, Any]]], PageCalibration]
+"""``sim.page_feedback.fit_feedback``: handed in by the CLI, as the core runs no engine."""
+
+
+def main(args: Any, fit_feedback: FeedbackFitter | None = None) -> int:
     runs, fitted_on = [Path(d) for d in args.run_dirs], [Path(d) for d in args.fitted_on]
     calibration = calibrate_page(runs, fitted_on, args.strategy)
-    Path(args.out).write_text(layer_text(calibration, runs, fitted_on))
+    feedback_from = [Path(d) for d in getattr(args, "feedback_from", None) or []]
+    if feedback_from:
+        if fit_feedback is None:
+            raise ConfigError("--feedback-from needs the model to fit with")
+        calibration = fit_feedback(calibration, _uncapped(feedback_from))
+    Path(args.out).write_text(layer_text(calibration, runs, fitted_on, feedback_from))
     before = strategy_params(args.strategy)
     print(f"page busy per node: {statistics.median(calibration.here_s_per_node):.3f} s here "
           f"({len(calibration.here_s_per_node)} runs), {statistics.median(calibration.fitted_s_per_node):.3f} s "
           f"where {args.strategy} was fitted ({len(calibration.fitted_s_per_node)} runs): x {calibration.speed:.3f}")
     for name, value in calibration.scaled.items():
-        print(f"  {name:<28} {getattr(before, name):>8g} -> {value:g}")
+        if name != "layout_unready_s":
+            print(f"  {name:<28} {getattr(before, name):>8g} -> {value:g}")
+    if (fb := calibration.feedback) is not None:
+        print(f"frame feedback: browser drops of {fb.images} images {', '.join(f'{d:.1f}' for d in fb.drop_s)} s; the "
+              f"model meets their median at page_s_per_uploaded_image = {fb.coefficient:g} ({fb.model_drop_s:.1f} s)")
     if "layout_unready_s" in calibration.scaled:
-        print(f"files laid out without a node, run by run: {sorted(calibration.unplaced)} (median x the preview "
-              "time per file: layout_unready_s)")
+        print(f"files laid out without a node, run by run: {sorted(calibration.unplaced)}; x the preview time per "
+              f"file: layout_unready_s = {calibration.scaled['layout_unready_s']} s, one drawn per drop")
     print(f"written {args.out} (a layer: --strategy-layer {args.out}, or strategies.toml beside a matrix.jsonl)")
     return 0

@@ -45,12 +45,13 @@ def run_drop(target: Target, base_url: str, strategy: str, params: Any, limits: 
              emulated_rtt_s: float = 0.0, client_id: str = "",
              socket_type: Callable[..., DropSocket] = DropSocket, token: str | None = None,
              cap_s: float | None = None, stop: gevent.event.Event | None = None,
-             live: LiveDrops | None = None) -> DropResult:
+             live: LiveDrops | None = None, seed: int = 0) -> DropResult:
     """``socket_type``: a DropSocket subclass that watches the frames (the crash benchmark's);
     ``token``: sent with every request and the socket's handshake (a server with auth on); ``cap_s``: a
     drop still going then is stopped where it is (as a browser run's hard cap stops its page), and its
     open images are ``unfinished``; ``stop``: set when the run's watched thresholds are crossed, it stops
-    the drop the same way; ``live``: where the drop shows what it measures while it goes."""
+    the drop the same way; ``live``: where the drop shows what it measures while it goes; ``seed``: the
+    run's, what the client's own chances are drawn from (``Drop.chance``)."""
     client_id = client_id or f"user-{user}"
     source, headers = Browsers(target, base_url, token).identity(user, client_id)
     canvas_id = create_canvas(target, base_url, canvas_name, client_id, headers, source)
@@ -58,7 +59,7 @@ def run_drop(target: Target, base_url: str, strategy: str, params: Any, limits: 
                          emulated_rtt_s=emulated_rtt_s)
     browser = Browser(base_url, emulated_rtt_s=emulated_rtt_s, headers=headers, source_address=source,
                       upload=target.upload, form_values={"canvas": canvas_id, "user": client_id})
-    drop = Drop(str(canvas_id), images, limits, client_id=client_id)
+    drop = Drop(str(canvas_id), images, limits, client_id=client_id, seed=seed)
     started_at = time.time()
     driver = GeventDriver(socket, browser, cache.bytes, report)
     shown = LiveDrop(drop.log, socket, browser)

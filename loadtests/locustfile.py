@@ -192,7 +192,7 @@ class DropUser(User):
                               images, canvas_id, self.user_index, self.cache, self._report,
                               options.bb_emulated_rtt_ms / 1000.0, client_id=f"user-{label}", token=token,
                               cap_s=options.bb_drop_cap_s or None, stop=self.environment.bulkbench["stop"],
-                              live=self.environment.bulkbench["live"])
+                              live=self.environment.bulkbench["live"], seed=options.bb_seed)
         except Exception as exc:  # no judgement (a truth read failed, a join refused...): an error, never a figure
             if not isinstance(exc, TruthError | TargetError | SocketLost):
                 logging.exception("drop of user %s failed", label)

@@ -5,7 +5,9 @@ over the DevTools protocol: ImageCanvas logs about 2,500 render-loop lines a sec
 them cost most of a core and delayed every other event by seconds. Uploads are recorded where the
 page makes them (``XMLHttpRequest`` and ``fetch`` with a ``FormData`` body: its ``hash`` field, its
 file's size, when it was sent and answered, its status), so each image's upload is known by its hash.
-Long tasks (over 50 ms) are summed: how much of the drop the page's main thread was blocked.
+Long tasks (over 50 ms) are summed: how much of the drop the page's main thread was blocked; and summed
+per ``BUSY_BUCKET_MS`` of the clock (``busy``), so a drop's busy time can be read beside what the page
+had uploaded by then (the frame feedback of ``individual``'s fc1316b set).
 Socket.IO event frames are timed where the page sends and handles them (its ``WebSocket``): an
 operation's latency as the page lives it, its busy main thread included, which is what its own 5 s
 timeout measures (the DevTools protocol's frame events reach the harness late when the page is busy).
@@ -13,10 +15,14 @@ timeout measures (the DevTools protocol's frame events reach the harness late wh
 
 from __future__ import annotations
 
+BUSY_BUCKET_S = 10
+"""The page's busy time is summed per this many seconds of the clock."""
+
 RECORDER = r"""
 (() => {
+  const BUSY_BUCKET_MS = __BUSY_BUCKET_MS__;
   if (window.__bb) return;
-  const bb = window.__bb = {console: new Map(), sample: [], uploads: [], longTaskMs: 0, longTasks: 0};
+  const bb = window.__bb = {console: new Map(), sample: [], uploads: [], longTaskMs: 0, longTasks: 0, busy: {}};
   const SAMPLE = 5000, PER_TEMPLATE = 25;
   const template = s => s.replace(/[0-9a-f]{8,}/gi, '#').replace(/\d+(\.\d+)?/g, 'N').slice(0, 100);
   for (const level of ['log', 'info', 'warn', 'error', 'debug']) {
@@ -81,14 +87,19 @@ RECORDER = r"""
   window.WebSocket = Recorded;
   try {
     new PerformanceObserver(list => {
-      for (const entry of list.getEntries()) { bb.longTaskMs += entry.duration; bb.longTasks += 1; }
+      for (const entry of list.getEntries()) {
+        bb.longTaskMs += entry.duration; bb.longTasks += 1;
+        const bucket = Math.floor((performance.timeOrigin + entry.startTime) / BUSY_BUCKET_MS);
+        const [ms, n] = bb.busy[bucket] || [0, 0];
+        bb.busy[bucket] = [ms + entry.duration, n + 1];
+      }
     }).observe({type: 'longtask', buffered: true});
   } catch (e) {}
   bb.dump = () => ({console: [...bb.console], sample: bb.sample.splice(0), uploads: bb.uploads, frames: bb.frames,
-                    longTaskMs: bb.longTaskMs, longTasks: bb.longTasks,
+                    longTaskMs: bb.longTaskMs, longTasks: bb.longTasks, busy: bb.busy,
                     hardwareConcurrency: navigator.hardwareConcurrency});
 })();
-"""
+""".replace("__BUSY_BUCKET_MS__", str(BUSY_BUCKET_S * 1000))
 
 DROP = r"""
 async ([selector, inputId]) => {

@@ -12,6 +12,7 @@ result (``drops/user-N.json``, as a Locust user writes it) or why there is none 
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import json
@@ -33,7 +34,7 @@ from bulkbench.target import Target, fill, load_target
 from bulkbench.truth import DropResult, count_request, judge, last_settled_s
 from bulkbench.workload import ImageSpec
 from loadtests.targetio import Truth, create_canvas
-from realclient.pagejs import DROP, FILE_INPUT, RECORDER
+from realclient.pagejs import BUSY_BUCKET_S, DROP, FILE_INPUT, RECORDER
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = (
@@ -342,8 +343,24 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "console_top": sorted(page_info.get("console", []), key=lambda kv: -kv[1])[:25],
                "console_lines": sum(count for _key, count in page_info.get("console", [])),
                "console_sample": page_info.get("sample", []),
-               "timeline": [(round(at - started_at, 3), *rest) for at, *rest in wire.timeline]},
+               "timeline": [(round(at - started_at, 3), *rest) for at, *rest in wire.timeline],
+               "busy_series": busy_series(page_info, started_at, ended)},
     )
+
+
+def busy_series(page_info: dict[str, Any], started_at: float, ended: float) -> list[list[float]]:
+    """[seconds from the drop to the bucket's start, long-task ms in it, long tasks, images uploaded by its
+    end] per ``BUSY_BUCKET_S`` of the drop: a page caught in its frame feedback is busy all the time and its
+    tasks grow with the images uploaded; one that got out of it is not."""
+    done = sorted(u["done"] / 1000 for u in page_info.get("uploads", []) if u.get("status") == 200 and u.get("done"))
+    series = []
+    for bucket, (busy_ms, tasks) in sorted((int(b), v) for b, v in page_info.get("busy", {}).items()):
+        start = bucket * BUSY_BUCKET_S
+        if start + BUSY_BUCKET_S < started_at or start > ended:
+            continue
+        uploaded = bisect.bisect_right(done, start + BUSY_BUCKET_S)
+        series.append([round(start - started_at, 1), round(busy_ms), tasks, uploaded])
+    return series
 
 
 def _cause(track: Any, uploads: list[dict[str, Any]], wire: Wire, capped: bool, ended_s: float) -> None:

@@ -118,7 +118,8 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
         canvas_id = "shared" if options.canvas == "shared" else f"u{user}"
         client = SimClient(env, world, user=user, canvas_id=canvas_id)
         world.join(client)
-        drop = Drop(canvas_id, list(_images(workload, user)), profile.limits, client_id=f"user-{user}")
+        drop = Drop(canvas_id, list(_images(workload, user)), profile.limits, client_id=f"user-{user}",
+                    seed=options.seed * 1000 + replication)
         if options.give_up_limit > 0:
             drop.watch_give_ups(give_ups.one_more)
         process = client.run(start(options.strategy, drop, strategy_args))

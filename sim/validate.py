@@ -89,10 +89,11 @@ def profiles_for(matrix_dir: Path, substitutes: dict[str, str] | None = None) ->
 
 
 def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[str, str] | None = None,
-                   model: str = "") -> list[dict]:
-    """Each real run of ``matrix_dir/matrix.jsonl`` beside the model's prediction with the same options."""
+                   model: str = "", layer: str = "") -> list[dict]:
+    """Each real run of ``matrix_dir/matrix.jsonl`` beside the model's prediction with the same options;
+    ``layer``: a strategies layer instead of the folder's own."""
     substitutes = profiles_for(matrix_dir, substitutes)
-    layer = pinned_layer(matrix_dir)
+    layer = layer or pinned_layer(matrix_dir)
     rows = []
     for entry in read_matrix(matrix_dir):
         spec, real = entry["spec"], entry["summary"]
@@ -136,18 +137,18 @@ def _figures(summary: dict) -> dict:
 
 
 def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
-                   substitutes: dict[str, str] | None = None) -> list[dict]:
+                   substitutes: dict[str, str] | None = None, layer: str = "") -> list[dict]:
     """Scenarios run several times (rows that differ only in their ``seed``, so in their images too, or only
     in their ``repeat``): the real runs' spread beside the model's, one simulated run per seed
     1..``replications``: its mean, its 95 % prediction interval for one run (mean +- t s sqrt(1 + 1/n)),
     and how many real runs fall inside. Where a scenario sits on a cliff one real run says little; its
-    spread is what the model must cover."""
+    spread is what the model must cover. ``layer``: a strategies layer instead of the folder's own."""
     groups: dict[str, list[dict]] = {}
     for entry in read_matrix(matrix_dir):
         scenario = {k: v for k, v in entry["spec"].items() if k not in ("seed", "repeat")}
         groups.setdefault(orjson.dumps(scenario, option=orjson.OPT_SORT_KEYS).decode(), []).append(entry)
     rows = []
-    pinned, layer = profiles_for(matrix_dir, substitutes), pinned_layer(matrix_dir)
+    pinned, layer = profiles_for(matrix_dir, substitutes), layer or pinned_layer(matrix_dir)
     for key, entries in groups.items():
         spec = orjson.loads(key)
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
@@ -322,13 +323,14 @@ def print_servers(rows: list[dict]) -> int:
 def main(args: argparse.Namespace) -> int:
     substitutes = dict(item.split("=", 1) for item in args.profile)
     if args.spread:
-        spread = compare_spread(Path(args.matrix_dir), max(2, args.replications), args.model, substitutes)
+        spread = compare_spread(Path(args.matrix_dir), max(2, args.replications), args.model, substitutes,
+                                args.strategy_layer)
         return 1 if print_spread(spread) else 0
     if args.servers:
         return 1 if print_servers(compare_servers(Path(args.matrix_dir))) else 0
     if args.engines:
         return 1 if print_engines(compare_engines(Path(args.matrix_dir))) else 0
-    rows = compare_matrix(Path(args.matrix_dir), args.replications, substitutes, args.model)
+    rows = compare_matrix(Path(args.matrix_dir), args.replications, substitutes, args.model, args.strategy_layer)
     head = (f"{'server':<23} {'engine':<7} {'strategy':<18} {'imgs':>5} {'users':>5} {'Mbit':>5} | "
             f"{'fail real':>9} {'sim':>6} | {'drop real':>9} {'sim':>7} {'err':>6} | {'ws real':>8} {'sim':>8} | "
             f"{'http real':>9} {'sim':>8} | "

@@ -64,6 +64,12 @@ def test_the_browsers_wire_is_counted_by_event_and_route(ten_image_drop) -> None
     assert summary.http_requests == sum(extra["http_by_status"].values()) == sum(extra["http_by_route"].values())
     assert sum(n for key, n in extra["http_by_route_status"].items() if key.startswith("POST /api/upload ")) \
         == extra["upload_attempts"]
+    # the page's busy time through the drop, 10 s at a time, beside the images it had uploaded by then
+    series = extra["busy_series"]
+    assert series and sum(ms for _t, ms, _n, _up in series) <= extra["long_task_ms"] + 1
+    assert all(ms <= 10_000 * 1.5 for _t, ms, _n, _up in series)  # a task is counted where it starts
+    uploaded = [up for *_rest, up in series]
+    assert uploaded == sorted(uploaded) and uploaded[-1] <= extra["upload_attempts"]
     assert 1 <= extra["peak_connections"] <= 7  # a browser: at most 6 HTTP connections per host, and the socket
     assert summary.op_ack_ms["p50"] is not None and summary.upload_ms["p50"] is not None
 

@@ -15,10 +15,10 @@ from tests.instant_world import InstantWorld
 
 
 def drop_with(strategy: str, images: int = 20, world_kw: dict | None = None, params: dict | None = None,
-              limits: Limits | None = None):
+              limits: Limits | None = None, seed: int = 0):
     env = simpy.Environment()
     world = InstantWorld(env, **(world_kw or {}))
-    drop = Drop("c1", draw_images(WorkloadSpec(images=images, seed=3)), limits=limits or Limits())
+    drop = Drop("c1", draw_images(WorkloadSpec(images=images, seed=3)), limits=limits or Limits(), seed=seed)
     client = SimClient(env, world, canvas_id="c1")
     client.run(start(strategy, drop, strategy_params(strategy, params)))
     env.run()
@@ -203,8 +203,23 @@ def test_files_laid_out_before_their_previews_exist_get_no_node_but_are_uploaded
     assert all(60.0 <= t < 70.0 for t in started), started
 
 
-@pytest.mark.parametrize("unready_s", [-0.1, 1.01])
-def test_a_layout_unready_longer_than_chromiums_toblob_timeout_is_refused(unready_s: float) -> None:
+def test_the_layout_race_is_drawn_per_drop_from_its_seed() -> None:
+    """Several ``layout_unready_s`` times (the page's, run by run): each drop draws one, the same for the
+    same seed, and across seeds each of them, so the engines' runs spread as the page's did."""
+    params = {**PAGE, "second_upload": True, "page_preview_s_per_image": 0.1, "layout_unready_s": [0.0, 0.1, 0.35]}
+
+    def lost(seed: int) -> int:
+        return sum(r.outcome == "failed" for r in drop_with("individual", images=8, params=params, seed=seed)[4])
+
+    by_seed = {seed: lost(seed) for seed in range(12)}
+    assert set(by_seed.values()) == {0, 1, 3}
+    assert all(lost(seed) == n for seed, n in list(by_seed.items())[:3])
+    with pytest.raises(ValueError, match="which drop's chance"):
+        strategy_params("individual:fc1316b", {"layout_unready_s": [0.0, 0.1]}).unplaced(8)
+
+
+@pytest.mark.parametrize("unready_s", [-0.1, 1.01, [0.2, 1.01], [], "0.2"])
+def test_a_layout_unready_longer_than_chromiums_toblob_timeout_is_refused(unready_s: object) -> None:
     with pytest.raises(ConfigError, match="layout_unready_s"):
         strategy_params("individual:fc1316b", {"layout_unready_s": unready_s})
 

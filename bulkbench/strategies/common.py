@@ -7,6 +7,7 @@ the *cause* of a failure the server's state shows.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -100,6 +101,9 @@ class Drop:
     client_id: str = "client"
     """Unique per user: prefixes operation ids, which the server treats as idempotency keys."""
     log: DropLog = field(default_factory=DropLog)
+    seed: int = 0
+    """What the client's own chance draws come from (fc1316b's layout race): the run's seed, and in the
+    model the replication's; with ``client_id`` it gives each user of a run its own draw."""
 
     def __post_init__(self) -> None:
         for image in self.images:
@@ -113,6 +117,11 @@ class Drop:
 
     def track(self, image: ImageSpec) -> ImageTrack:
         return self.log.tracks[image.id]
+
+    def chance(self, what: str) -> random.Random:
+        """The draws of one of the client's chances, the same for the same seed and user in every engine
+        and process (a string seed: not Python's salted ``hash``)."""
+        return random.Random(f"{what}-{self.seed}-{self.client_id}")
 
 
 def node_params(image: ImageSpec, digest: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ behaves (``bulkbench browser-run``); each parameter below names the mechanism it
 
 from __future__ import annotations
 
+import random
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,27 +132,36 @@ class IndividualParams:
     page_thumbnail_sizes: tuple[int, ...] = ()
     """Sizes the page asks for, each with a POST that has it made and a GET tried again on failure
     (fc1316b's renderer: all six); empty: ``thumbnail_gets_per_image`` GETs of 64 and 256 px."""
-    layout_unready_s: float = 0.0
+    layout_unready_s: float | tuple[float, ...] = 0.0
     """The page lays the drop out with the previews it has (``dragdrop.js:153``), and a preview exists once
     Chromium has encoded it (``canvas.toBlob``'s callback fills the map, line 250), which it does in idle
     time or after ``TOBLOB_IDLE_TIMEOUT_S``: on a page with no idle moment for this long before its layout,
     the files whose previews it asked for in that time get no node. They are still hashed, not read again
     (line 601), uploaded by its own upload stage and completed once (``fileNodeMap`` maps by index, lines
     451-458; the stage uploads every hashed file, 709-759). 0: every file gets its node (50-image drops on the machine
-    ``individual:fc1316b`` was fitted on); ``bulkbench calibrate --page`` reads it off the page's own
-    count ("Previews ready at layout")."""
+    ``individual:fc1316b`` was fitted on). Several values: how long it was in each of the page's own runs
+    (``bulkbench calibrate --page`` reads them off its count, "Previews ready at layout"), one drawn per
+    drop from the drop's seed: the race is the page's load in that second, not a constant."""
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.layout_unready_s <= TOBLOB_IDLE_TIMEOUT_S:
-            raise ConfigError(f"layout_unready_s = {self.layout_unready_s}: between 0 and {TOBLOB_IDLE_TIMEOUT_S} s "
-                              "(Chromium encodes a toBlob after that long even on a busy page)")
+        times = self.layout_unready_s if isinstance(self.layout_unready_s, list | tuple) else (self.layout_unready_s,)
+        if not times or not all(isinstance(t, int | float) and not isinstance(t, bool)
+                                and 0.0 <= t <= TOBLOB_IDLE_TIMEOUT_S for t in times):
+            raise ConfigError(f"layout_unready_s = {self.layout_unready_s}: one or more times, each between 0 and "
+                              f"{TOBLOB_IDLE_TIMEOUT_S} s (Chromium encodes a toBlob after that long on a busy page)")
+        object.__setattr__(self, "layout_unready_s", tuple(float(t) for t in times))
 
-    def unplaced(self, images: int) -> int:
+    def unplaced(self, images: int, chance: random.Random | None = None) -> int:
         """Files the page lays out without a node: those whose previews it asked for in the last
-        ``layout_unready_s`` before its layout, at ``page_preview_s_per_image`` each."""
-        if not self.layout_unready_s or not self.page_preview_s_per_image:
+        ``layout_unready_s`` before its layout, at ``page_preview_s_per_image`` each; of several times,
+        the one ``chance`` draws (a drop's ``Drop.chance``)."""
+        times: tuple[float, ...] = self.layout_unready_s  # type: ignore[assignment]  # a tuple once made
+        if len(times) > 1 and chance is None:
+            raise ValueError("several layout_unready_s times: say which drop's chance draws one")
+        unready_s = times[0] if len(times) == 1 else chance.choice(times)  # type: ignore[union-attr]
+        if not unready_s or not self.page_preview_s_per_image:
             return 0
-        return min(images, int(self.layout_unready_s / self.page_preview_s_per_image + 1e-9))
+        return min(images, int(unready_s / self.page_preview_s_per_image + 1e-6))
 
 
 PAGE_CPU_PARAMS = ("reread_s_per_mb", "reread_s_per_file", "page_preview_s_per_image", "page_frame_s",
@@ -197,7 +207,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
     canvas_nodes = len(drop.log.tracks)  # previews and nodes exist locally before any traffic
     orphan_after = p.orphan_after_large_s if canvas_nodes > p.large_canvas_nodes else p.orphan_after_s
     state = _Uploads(slots=p.upload_concurrency)
-    unplaced = {image.id for image in images[len(images) - p.unplaced(len(images)):]}
+    unplaced = {image.id for image in images[len(images) - p.unplaced(len(images), drop.chance("layout-race")):]}
     """Files the page laid out before their previews existed: no node, hashed and uploaded all the same."""
     page_thumbnails = PageThumbnails(tuple(p.page_thumbnail_sizes)) if p.page_thumbnail_sizes else None
     ticking: list[ImageSpec] = []

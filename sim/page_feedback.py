@@ -1,0 +1,71 @@
+"""The page's frame feedback, fitted per machine with the model (``bulkbench calibrate --page --feedback-from``).
+
+Why: fc1316b's page draws a frame before each of its steps, and while it is still hashing files that frame
+grows with every image it has uploaded (``individual``'s ``page_s_per_uploaded_image``). A 50-image drop
+ends its hashing before that matters (the model's 50-image drops do not move with it at all), so the
+speed ``calibrate --page`` reads off 50-image runs says nothing of it; a 200-image drop lives by it. It is
+not a CPU cost that scales with the machine either: on the first machine today's 200-image page took
+719-752 s, on a machine whose page was 0.83 as busy per node at 50 images, 342-435 s (0.47 as busy per
+node), so scaling it by 0.83 left the stand-in at 604 s.
+
+How: with every other page cost as the speed calibration says, the model's drop time rises with the
+feedback's coefficient (monotonically on the runs measured), so the coefficient is found by bisection
+where the model's drop (seeded as the first run was) meets the median of the browser runs' drop times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from typing import Any
+
+from bulkbench.config import ConfigError
+from bulkbench.page_calibration import FeedbackFit, PageCalibration
+from sim.run import SimOptions, run_sim
+
+FEEDBACK_PARAM = "page_s_per_uploaded_image"
+FIT_STEPS = 12
+"""Bisection steps: the coefficient to 1/4096 of its search range."""
+SEARCH_UP_TO = 4.0
+"""The search runs from 0 to this many times the speed-scaled coefficient."""
+
+
+def model_drop_s(calibration: PageCalibration, run: dict[str, Any], coefficient: float) -> float:
+    """The model's drop time for browser run ``run``'s scenario, under the calibrated page with this coefficient."""
+    network = run.get("extra", {}).get("network", {})
+    overrides = {**calibration.scaled, FEEDBACK_PARAM: coefficient}
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    summary = run_sim(SimOptions(
+        strategy=calibration.strategy, strategy_overrides=tuple(sorted(overrides.items())), images=run["images"],
+        users=run.get("users", 1), profile=run["extra"]["model_profile"], seed=run.get("seed", 1),
+        uplink_mbit=float(network.get("uplink_mbit", 0.0)), queue_ms=float(network.get("queue_ms", 200.0))))
+    return summary.drop_seconds
+
+
+def fit_feedback(calibration: PageCalibration, runs: list[dict[str, Any]]) -> PageCalibration:
+    """``calibration`` with the feedback's coefficient where the model's drop meets the browser runs' median
+    (runs of one scenario: one drop size, uplink and server)."""
+    if FEEDBACK_PARAM not in calibration.scaled:
+        raise ConfigError(f"{calibration.strategy} has no {FEEDBACK_PARAM} to fit")
+    if not runs:
+        raise ConfigError("no uncapped browser run to fit the page's frame feedback to")
+    scenarios = {(r["images"], r.get("users", 1), r["extra"].get("model_profile"),
+                  r["extra"].get("network", {}).get("uplink_mbit")) for r in runs}
+    if len(scenarios) > 1:
+        raise ConfigError(f"--feedback-from: runs of one scenario (drop size, users, server, uplink), "
+                          f"got {sorted(scenarios)}")
+    target_s = statistics.median(r["drop_seconds"] for r in runs)
+    probe = runs[0]
+    low, high = 0.0, SEARCH_UP_TO * calibration.scaled[FEEDBACK_PARAM]
+    if model_drop_s(calibration, probe, high) < target_s:
+        raise ConfigError(f"the browser runs' {target_s:.1f} s is beyond the model's drop at {FEEDBACK_PARAM} = "
+                          f"{high:g}: not the frame feedback's doing")
+    for _ in range(FIT_STEPS):
+        middle = (low + high) / 2
+        low, high = (middle, high) if model_drop_s(calibration, probe, middle) < target_s else (low, middle)
+    coefficient = float(f"{(low + high) / 2:.4g}")
+    fit = FeedbackFit(drop_s=sorted(r["drop_seconds"] for r in runs), images=probe["images"],
+                      uplink_mbit=float(probe["extra"].get("network", {}).get("uplink_mbit", 0.0)),
+                      profile=probe["extra"]["model_profile"], scaled=calibration.scaled[FEEDBACK_PARAM],
+                      coefficient=coefficient, model_drop_s=model_drop_s(calibration, probe, coefficient))
+    return dataclasses.replace(calibration, scaled={**calibration.scaled, FEEDBACK_PARAM: coefficient}, feedback=fit)
