@@ -341,6 +341,7 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "long_task_ms": round(page_info.get("longTaskMs", 0.0)), "long_tasks": page_info.get("longTasks", 0),
                "hardware_concurrency": page_info.get("hardwareConcurrency"), "claimed": page_info.get("claimed"),
                "console_top": sorted(page_info.get("console", []), key=lambda kv: -kv[1])[:25],
+               "console_counts": dict(sorted(page_info.get("console", []))),  # every template: what the page did
                "console_lines": sum(count for _key, count in page_info.get("console", [])),
                "console_sample": page_info.get("sample", []),
                "timeline": [(round(at - started_at, 3), *rest) for at, *rest in wire.timeline],
