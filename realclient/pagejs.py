@@ -5,9 +5,11 @@ over the DevTools protocol: ImageCanvas logs about 2,500 render-loop lines a sec
 them cost most of a core and delayed every other event by seconds. Uploads are recorded where the
 page makes them (``XMLHttpRequest`` and ``fetch`` with a ``FormData`` body: its ``hash`` field, its
 file's size, when it was sent and answered, its status), so each image's upload is known by its hash.
-Long tasks (over 50 ms) are summed: how much of the drop the page's main thread was blocked; and summed
-per ``BUSY_BUCKET_MS`` of the clock (``busy``), so a drop's busy time can be read beside what the page
-had uploaded by then (the frame feedback of ``individual``'s fc1316b set).
+Each template's first and last time is kept too: where the page's stages begin and end (its last
+"Hash calculated", its first "Deferring full image load"). Long tasks (over 50 ms) are summed: how much
+of the drop the page's main thread was blocked; and summed per ``BUSY_BUCKET_MS`` of the clock
+(``busy``), so a drop's busy time can be read beside what the page had uploaded by then (the frame
+feedback of ``individual``'s fc1316b set).
 Socket.IO event frames are timed where the page sends and handles them (its ``WebSocket``): an
 operation's latency as the page lives it, its busy main thread included, which is what its own 5 s
 timeout measures (the DevTools protocol's frame events reach the harness late when the page is busy).
@@ -22,7 +24,8 @@ RECORDER = r"""
 (() => {
   const BUSY_BUCKET_MS = __BUSY_BUCKET_MS__;
   if (window.__bb) return;
-  const bb = window.__bb = {console: new Map(), sample: [], uploads: [], longTaskMs: 0, longTasks: 0, busy: {}};
+  const bb = window.__bb = {console: new Map(), consoleTimes: new Map(), sample: [], uploads: [], longTaskMs: 0,
+                            longTasks: 0, busy: {}};
   const SAMPLE = 5000, PER_TEMPLATE = 25;
   const template = s => s.replace(/[0-9a-f]{8,}/gi, '#').replace(/\d+(\.\d+)?/g, 'N').slice(0, 100);
   for (const level of ['log', 'info', 'warn', 'error', 'debug']) {
@@ -32,6 +35,8 @@ RECORDER = r"""
       catch (e) { text = '?'; }
       const key = level + ': ' + template(text);
       bb.console.set(key, (bb.console.get(key) || 0) + 1);
+      const now = Date.now(), seen = bb.consoleTimes.get(key);
+      if (seen) seen[1] = now; else bb.consoleTimes.set(key, [now, now]);
       if (bb.sample.length < SAMPLE && (level === 'error' || level === 'warn' || bb.console.get(key) <= PER_TEMPLATE))
         bb.sample.push([Date.now(), level, text.slice(0, 300)]);
     };
@@ -95,7 +100,8 @@ RECORDER = r"""
       }
     }).observe({type: 'longtask', buffered: true});
   } catch (e) {}
-  bb.dump = () => ({console: [...bb.console], sample: bb.sample.splice(0), uploads: bb.uploads, frames: bb.frames,
+  bb.dump = () => ({console: [...bb.console], consoleTimes: [...bb.consoleTimes], sample: bb.sample.splice(0),
+                    uploads: bb.uploads, frames: bb.frames,
                     longTaskMs: bb.longTaskMs, longTasks: bb.longTasks, busy: bb.busy,
                     hardwareConcurrency: navigator.hardwareConcurrency});
 })();

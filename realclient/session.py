@@ -342,6 +342,8 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "hardware_concurrency": page_info.get("hardwareConcurrency"), "claimed": page_info.get("claimed"),
                "console_top": sorted(page_info.get("console", []), key=lambda kv: -kv[1])[:25],
                "console_counts": dict(sorted(page_info.get("console", []))),  # every template: what the page did
+               "console_times": {key: [round(first / 1000 - started_at, 3), round(last / 1000 - started_at, 3)]
+                                 for key, (first, last) in sorted(page_info.get("consoleTimes", []))},
                "console_lines": sum(count for _key, count in page_info.get("console", [])),
                "console_sample": page_info.get("sample", []),
                "timeline": [(round(at - started_at, 3), *rest) for at, *rest in wire.timeline],

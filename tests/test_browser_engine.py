@@ -143,3 +143,8 @@ def test_every_console_template_the_page_used_is_counted(ten_image_drop) -> None
     assert sum(counts.values()) == summary.extra["console_lines"] == extra["console_lines"]
     assert len(counts) >= len(extra["console_top"]) and all(counts[key] == n for key, n in extra["console_top"])
     assert any("Hash calculated" in key for key in counts)  # one line per file hashed, whatever else it logged
+    # and when each template was first and last logged, from the drop's start: where the page's stages are
+    times = extra["console_times"]
+    assert set(times) == set(counts)
+    hashed = next(t for key, t in times.items() if "Hash calculated for" in key)
+    assert 0 <= hashed[0] <= hashed[1] <= extra["settle_s"]
