@@ -40,6 +40,8 @@ from bulkbench.config import ConfigError
 from bulkbench.strategies import strategy_params
 from bulkbench.strategies.individual import PAGE_CPU_PARAMS, TOBLOB_IDLE_TIMEOUT_S
 
+FEEDBACK_PARAM = "page_s_per_uploaded_image"
+"""The page cost ``--feedback-from`` fits with the model instead of scaling (``sim.page_feedback``)."""
 LAYOUT_CLAIM = re.compile(r"Previews ready at layout: (\d+) of (\d+), nodes laid out: (\d+)")
 """What the imagecanvas target's page says of its layout (``scenarios/targets/imagecanvas.toml``)."""
 
@@ -165,7 +167,7 @@ def layer_text(calibration: PageCalibration, runs: list[Path], fitted_on: list[P
            "layout_unready_s, one drawn per drop)"] if "layout_unready_s" in calibration.scaled else []),
         *([f"# frame feedback: {fb.profile}, {fb.images} images at {fb.uplink_mbit:g} Mbit/s took "
            f"{', '.join(f'{d:.1f}' for d in fb.drop_s)} s in the browser; the model meets their median at "
-           f"page_s_per_uploaded_image = {fb.coefficient:g} ({fb.model_drop_s:.1f} s; the speed alone gave "
+           f"{FEEDBACK_PARAM} = {fb.coefficient:g} ({fb.model_drop_s:.1f} s; the speed alone gave "
            f"{fb.scaled:g})"]
           if (fb := calibration.feedback) else []),
         f"[{base}.{variant}]" if variant else f"[{base}]",
@@ -196,7 +198,7 @@ def main(args: Any, fit_feedback: FeedbackFitter | None = None) -> int:
             print(f"  {name:<28} {getattr(before, name):>8g} -> {value:g}")
     if (fb := calibration.feedback) is not None:
         print(f"frame feedback: browser drops of {fb.images} images {', '.join(f'{d:.1f}' for d in fb.drop_s)} s; the "
-              f"model meets their median at page_s_per_uploaded_image = {fb.coefficient:g} ({fb.model_drop_s:.1f} s)")
+              f"model meets their median at {FEEDBACK_PARAM} = {fb.coefficient:g} ({fb.model_drop_s:.1f} s)")
     if "layout_unready_s" in calibration.scaled:
         print(f"files laid out without a node, run by run: {sorted(calibration.unplaced)}; x the preview time per "
               f"file: layout_unready_s = {calibration.scaled['layout_unready_s']} s, one drawn per drop")

@@ -38,7 +38,7 @@ RECORDER = r"""
       const now = Date.now(), seen = bb.consoleTimes.get(key);
       if (seen) seen[1] = now; else bb.consoleTimes.set(key, [now, now]);
       if (bb.sample.length < SAMPLE && (level === 'error' || level === 'warn' || bb.console.get(key) <= PER_TEMPLATE))
-        bb.sample.push([Date.now(), level, text.slice(0, 300)]);
+        bb.sample.push([now, level, text.slice(0, 300)]);
     };
   }
   const formInfo = body => {

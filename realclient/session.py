@@ -327,6 +327,7 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
     for _at, method, path, code in wire.http:
         count_request(http, method, path, code)
     first = min([t for t, *_ in wire.http] + [sent for _t, _h, sent in wire.ops.values()], default=started_at)
+    console = dict(sorted(page_info.get("console", [])))
     return DropResult(
         user=spec.user, records=records, ws_messages_sent=sum(wire.sent.values()),
         ws_messages_received=sum(wire.received.values()), http_requests=len(wire.http),
@@ -340,11 +341,10 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "settle_s": round(ended - started_at, 3), "canvas_id": canvas_id,
                "long_task_ms": round(page_info.get("longTaskMs", 0.0)), "long_tasks": page_info.get("longTasks", 0),
                "hardware_concurrency": page_info.get("hardwareConcurrency"), "claimed": page_info.get("claimed"),
-               "console_top": sorted(page_info.get("console", []), key=lambda kv: -kv[1])[:25],
-               "console_counts": dict(sorted(page_info.get("console", []))),  # every template: what the page did
+               "console_counts": console,  # every template the page logged: what it did
                "console_times": {key: [round(first / 1000 - started_at, 3), round(last / 1000 - started_at, 3)]
                                  for key, (first, last) in sorted(page_info.get("consoleTimes", []))},
-               "console_lines": sum(count for _key, count in page_info.get("console", [])),
+               "console_lines": sum(console.values()),
                "console_sample": page_info.get("sample", []),
                "timeline": [(round(at - started_at, 3), *rest) for at, *rest in wire.timeline],
                "busy_series": busy_series(page_info, started_at, ended)},

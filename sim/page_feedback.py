@@ -20,10 +20,9 @@ import statistics
 from typing import Any
 
 from bulkbench.config import ConfigError
-from bulkbench.page_calibration import FeedbackFit, PageCalibration
+from bulkbench.page_calibration import FEEDBACK_PARAM, FeedbackFit, PageCalibration
 from sim.run import SimOptions, run_sim
 
-FEEDBACK_PARAM = "page_s_per_uploaded_image"
 FIT_STEPS = 12
 """Bisection steps: the coefficient to 1/4096 of its search range."""
 SEARCH_UP_TO = 4.0

@@ -136,12 +136,12 @@ def test_two_browsers_are_two_addresses_to_the_real_apps_limiter(tmp_path) -> No
 
 def test_every_console_template_the_page_used_is_counted(ten_image_drop) -> None:
     """The drop keeps every console template's count (what the page did: its thumbnail regenerations, its
-    retried uploads), not only the top 25; they add up to the lines it logged."""
+    retried uploads); they add up to the lines it logged."""
     summary, out = ten_image_drop
     extra = orjson.loads((out / "drops" / "user-0.json").read_bytes())["extra"]
     counts = extra["console_counts"]
     assert sum(counts.values()) == summary.extra["console_lines"] == extra["console_lines"]
-    assert len(counts) >= len(extra["console_top"]) and all(counts[key] == n for key, n in extra["console_top"])
+    assert all(n > 0 for n in counts.values())
     assert any("Hash calculated" in key for key in counts)  # one line per file hashed, whatever else it logged
     # and when each template was first and last logged, from the drop's start: where the page's stages are
     times = extra["console_times"]
