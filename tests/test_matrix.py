@@ -1,0 +1,31 @@
+"""The recorded matrices: every row is a run the engines accept, before hours are spent running it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.validation.matrix import BROWSER_CAP_S, MATRICES, row_options
+from loadtests.run import RunOptions
+
+ROWS = [(name, spec) for name, specs in MATRICES.items() for spec in specs]
+
+
+@pytest.mark.parametrize(("matrix", "spec"), ROWS, ids=[f"{name}-{n}" for n, (name, _) in enumerate(ROWS)])
+def test_every_row_makes_its_engines_options(matrix: str, spec: dict, tmp_path: Path) -> None:
+    options = row_options(spec, tmp_path, "")
+    if spec.get("engine") == "browser":
+        assert not isinstance(options, RunOptions)
+        assert options.max_seconds == spec.get("drop_cap_s", BROWSER_CAP_S)
+        assert options.start_app == spec["app"] and options.images == spec["images"]
+    else:
+        assert isinstance(options, RunOptions)
+        assert options.drop_cap_s == spec.get("drop_cap_s", 0.0)
+        assert options.max_seconds >= 0 and options.images == spec["images"]
+
+
+def test_a_long_row_is_cut_where_it_says_in_both_engines(tmp_path: Path) -> None:
+    browser, protocol = MATRICES["browser-500"]
+    assert row_options(browser, tmp_path).max_seconds == browser["drop_cap_s"] > BROWSER_CAP_S
+    assert row_options(protocol, tmp_path).drop_cap_s == protocol["drop_cap_s"]
