@@ -1,0 +1,47 @@
+"""The page's hash pace against what it had uploaded: the shape of its frame feedback, run by run.
+
+``python -m benchmarks.validation.hash_pace RUN_DIR ...`` reads each results directory's ``images.jsonl``
+(a browser run, a protocol-level run or the model's) and prints, per ``STEP`` nodes sent, the seconds per
+node and the images uploaded by the middle of that stretch. fc1316b's page sends an image's
+``node_create`` as its hash is known, so this is how fast it hashed while its uploads came back: the
+stand-in's ``page_s_per_uploaded_image`` says the pace slows in proportion to the images uploaded; the
+page's own runs say whether it does (today's app at 200 images: about 1-2 s a node whatever it had
+uploaded; as reported, 1 s rising to 9 s).
+"""
+
+from __future__ import annotations
+
+import bisect
+import sys
+from pathlib import Path
+
+from reports.data import read_images
+
+STEP = 20
+"""Nodes per stretch: enough to average out the page's two hashers and its coordinator's 2 s tick."""
+
+
+def pace(images: list[dict], step: int = STEP) -> list[tuple[int, float, int]]:
+    """(nodes sent by the stretch's end, seconds per node in it, images uploaded by its middle) per stretch."""
+    sent = sorted(i["timings"]["node_sent_at"] for i in images if i["timings"].get("node_sent_at") is not None)
+    done = sorted(i["timings"]["upload_done_at"] for i in images if i["timings"].get("upload_done_at") is not None)
+    stretches = []
+    for end in range(step, len(sent), step):
+        start_s, end_s = sent[end - step], sent[end]
+        stretches.append((end, (end_s - start_s) / step, bisect.bisect_right(done, (start_s + end_s) / 2)))
+    return stretches
+
+
+def main(argv: list[str]) -> int:
+    runs = [Path(arg) for arg in argv]
+    if not runs or not all((run / "images.jsonl").is_file() for run in runs):
+        print("usage: python -m benchmarks.validation.hash_pace RUN_DIR ... (each with images.jsonl)", file=sys.stderr)
+        return 2
+    for run in runs:
+        stretches = pace(read_images(run))
+        print(f"{run}: " + "  ".join(f"{nodes}:{seconds:.2f}s@{uploaded}" for nodes, seconds, uploaded in stretches))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
