@@ -3,10 +3,11 @@
 ``python -m benchmarks.validation.hash_pace RUN_DIR ...`` reads each results directory's ``images.jsonl``
 (a browser run, a protocol-level run or the model's) and prints, per ``STEP`` nodes sent, the seconds per
 node and the images uploaded by the middle of that stretch. fc1316b's page sends an image's
-``node_create`` as its hash is known, so this is how fast it hashed while its uploads came back: the
-stand-in's ``page_s_per_uploaded_image`` says the pace slows in proportion to the images uploaded; the
-page's own runs say whether it does (today's app at 200 images: about 1-2 s a node whatever it had
-uploaded; as reported, 1 s rising to 9 s).
+``node_create`` as its hash is known, through its single-flight operation queue, so this is how fast it
+hashed while its uploads came back, as long as that queue keeps up (once completions crowd it, as at 500
+images, it is the queue's pace). The stand-in's ``page_s_per_uploaded_image`` says the pace slows in
+proportion to the images uploaded; the page's own runs say whether it does (today's app at 200 images:
+about 1-2 s a node whatever it had uploaded; as reported, 1 s rising to 9 s).
 """
 
 from __future__ import annotations
