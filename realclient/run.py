@@ -246,11 +246,12 @@ def summarize_drops(out: Path, options: BrowserRunOptions, target_name: str, net
 
 
 def browser_figures(results: list[DropResult]) -> dict[str, Any]:
-    """What only a browser shows: its connections, its main thread (and the first page's busy time through
-    its drop), what the page told its user."""
+    """What only a browser shows: its connections (and how many pages lost their socket for good), its main
+    thread (and the first page's busy time through its drop), what the page told its user."""
     first = results[0].extra
     return {"peak_connections": max(r.extra.get("peak_connections", 0) for r in results),
             "capped": any(r.extra.get("capped") for r in results),
+            "sockets_lost": sum(r.extra.get("socket_down_s") is not None for r in results),
             "long_task_ms": sum(r.extra.get("long_task_ms", 0) for r in results),
             "hardware_concurrency": first.get("hardware_concurrency"), "claimed": first.get("claimed"),
             "console_lines": sum(r.extra.get("console_lines", 0) for r in results),

@@ -93,6 +93,10 @@ class Wire:
     """Requests that failed before the page was ready, to any host, with the browser's reason (one module
     of ImageCanvas's page that fails to load stops its whole start)."""
     last_activity: float = 0.0
+    sockets: list[tuple[float, str]] = field(default_factory=list)
+    """(at, "open"/"close") of every WebSocket the page opened to the app's server. ImageCanvas's page closes
+    its own when its heartbeat's answer is 30 s late (``NetworkLayer.js`` ``sendPing``), which a page too
+    busy to handle it does; from then on none of its operations reaches the server."""
     timeline: list[tuple[float, str, str, str]] = field(default_factory=list)
     """(at, "out"/"in", event, detail) of the first TIMELINE_FRAMES events: the drop's story, for reading."""
 
@@ -121,6 +125,18 @@ class Wire:
             self.last_activity = now
         elif not outgoing and event in (Event.OPERATION_ACK, Event.OPERATION_REJECTED) and op_id:
             self.answers.setdefault(op_id, (event, now))
+
+    def socket_down_since(self, until: float = float("inf")) -> float | None:
+        """When the page's last socket closed, if it had none open after that until ``until`` (the drop's end:
+        the browser closing them afterwards is not the page losing them). None: one was open, or none ever."""
+        open_now, since = 0, None
+        for at, what in sorted(e for e in self.sockets if e[0] <= until):
+            open_now += 1 if what == "open" else -1
+            if open_now > 0:
+                since = None
+            elif what == "close":
+                since = at
+        return since
 
 
 def sample_connections(port: int, stop: threading.Event, peak: list[int]) -> None:
@@ -177,8 +193,7 @@ def run_session(spec: SessionSpec) -> DropResult:
             page.on("request", on_request)  # until the page is ready: only a page never ready is asked about it
             page.on("requestfailed", on_request_failed)
             page.on("requestfailed", lambda request: _http(wire, spec.base_url, request.method, request.url, 0))
-            page.on("websocket", lambda ws: (ws.on("framesent", lambda p: wire.frame(p, True)),
-                                             ws.on("framereceived", lambda p: wire.frame(p, False))))
+            page.on("websocket", lambda ws: _watch_socket(wire, spec.base_url, ws))
             page.goto(spec.page_url, wait_until="load")
             wait_until_ready(page, fill(app.ready, values), wire, app.starting)
             page.remove_listener("request", on_request)  # no more harness work per request during the drop
@@ -249,11 +264,26 @@ def _not_ready(page: Any, wire: Wire, starting: str = "") -> str:
             f"frames {wire.sent}; console {said}")
 
 
-def _http(wire: Wire, base_url: str, method: str, url: str, status: int) -> None:
+def _is_app(base_url: str, url: str) -> bool:
+    """Is ``url`` the app's server (not the page's own files)?"""
     parts, base = urlsplit(url), urlsplit(base_url)
-    if (parts.hostname, parts.port) != (base.hostname, base.port) and not (
-            parts.port == base.port and parts.hostname in ("localhost", "127.0.0.1", "::1")):
+    return (parts.hostname, parts.port) == (base.hostname, base.port) or (
+        parts.port == base.port and parts.hostname in ("localhost", "127.0.0.1", "::1"))
+
+
+def _watch_socket(wire: Wire, base_url: str, ws: Any) -> None:
+    """Count a page WebSocket's frames, and when it opened and closed if it is the app's."""
+    ws.on("framesent", lambda p: wire.frame(p, True))
+    ws.on("framereceived", lambda p: wire.frame(p, False))
+    if _is_app(base_url, ws.url):
+        wire.sockets.append((time.time(), "open"))
+        ws.on("close", lambda _ws: wire.sockets.append((time.time(), "close")))
+
+
+def _http(wire: Wire, base_url: str, method: str, url: str, status: int) -> None:
+    if not _is_app(base_url, url):
         return  # the page's own files, not the app's server
+    parts = urlsplit(url)
     now = time.time()
     wire.http.append((now, method, parts.path, status))
     if parts.path.startswith("/api/upload"):
@@ -320,8 +350,10 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
             track.upload_started_at = upload["sent"] / 1000 - started_at
         if upload.get("status") == 200 and track.upload_done_at is None and upload.get("done"):
             track.upload_done_at = upload["done"] / 1000 - started_at
+    down_since = wire.socket_down_since(until=ended)
+    down_s = None if down_since is None else max(0.0, down_since - started_at)
     for track in by_hash.values():
-        _cause(track, uploads, wire, capped, ended - started_at)
+        _cause(track, uploads, capped, ended - started_at, down_s)
     records = judge(drop, truth.canvas, truth.stored, dataclasses.replace(target.truth, node_key="properties.hash"))
     http: dict[str, dict[str, int]] = {"http_by_status": {}}
     for _at, method, path, code in wire.http:
@@ -347,6 +379,8 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "console_lines": sum(console.values()),
                "console_sample": page_info.get("sample", []),
                "timeline": [(round(at - started_at, 3), *rest) for at, *rest in wire.timeline],
+               "socket_events": [(round(at - started_at, 3), what) for at, what in sorted(wire.sockets) if at <= ended],
+               "socket_down_s": None if down_s is None else round(down_s, 3),
                "busy_series": busy_series(page_info, started_at, ended)},
     )
 
@@ -366,12 +400,16 @@ def busy_series(page_info: dict[str, Any], started_at: float, ended: float) -> l
     return series
 
 
-def _cause(track: Any, uploads: list[dict[str, Any]], wire: Wire, capped: bool, ended_s: float) -> None:
-    """The client-side reason an image may have failed (the server's state decides whether it did)."""
+def _cause(track: Any, uploads: list[dict[str, Any]], capped: bool, ended_s: float, down_s: float | None) -> None:
+    """The client-side reason an image may have failed (the server's state decides whether it did);
+    ``down_s``: when the page lost its socket for good, which ends whatever it had not settled."""
     mine = [u for u in uploads if u.get("hash") == track.digest]
-    if track.node_sent_at is not None and track.node_acked_at is None:
+    upload_failed = bool(mine) and not any(u.get("status") == 200 for u in mine)
+    if down_s is not None and track.settled_at is None and not upload_failed:
+        track.fail(Cause.CONNECTION_LOST, down_s)
+    elif track.node_sent_at is not None and track.node_acked_at is None:
         track.fail(Cause.ACK_TIMEOUT, ended_s)
-    elif mine and not any(u.get("status") == 200 for u in mine):
+    elif upload_failed:
         codes = {u.get("status") for u in mine}
         track.fail(Cause.HTTP_429 if 429 in codes else Cause.HTTP_TIMEOUT if codes <= {0, None}
                    else Cause.HTTP_ERROR, ended_s)

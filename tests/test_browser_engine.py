@@ -71,6 +71,10 @@ def test_the_browsers_wire_is_counted_by_event_and_route(ten_image_drop) -> None
     uploaded = [up for *_rest, up in series]
     assert uploaded == sorted(uploaded) and uploaded[-1] <= extra["upload_attempts"]
     assert 1 <= extra["peak_connections"] <= 7  # a browser: at most 6 HTTP connections per host, and the socket
+    # its socket to the app, opened before the drop and open at its end (closing the browser is not losing it)
+    drop = orjson.loads((_out / "drops" / "user-0.json").read_bytes())["extra"]
+    assert [what for _at, what in drop["socket_events"]] == ["open"] and drop["socket_events"][0][0] < 0
+    assert drop["socket_down_s"] is None and extra["sockets_lost"] == 0
     assert summary.op_ack_ms["p50"] is not None and summary.upload_ms["p50"] is not None
 
 
@@ -148,3 +152,17 @@ def test_every_console_template_the_page_used_is_counted(ten_image_drop) -> None
     assert set(times) == set(counts)
     hashed = next(t for key, t in times.items() if "Hash calculated for" in key)
     assert 0 <= hashed[0] <= hashed[1] <= extra["settle_s"]
+
+
+def test_a_page_that_lost_its_socket_for_good_is_told_from_one_that_reconnected() -> None:
+    from realclient.session import Wire
+    wire = Wire()
+    assert wire.socket_down_since() is None  # never opened one: nothing lost
+    wire.sockets += [(1.0, "open"), (5.0, "close"), (6.0, "open")]
+    assert wire.socket_down_since() is None  # its heartbeat closed it and it came back
+    wire.sockets.append((9.0, "close"))
+    assert wire.socket_down_since() == 9.0
+    wire.sockets += [(8.0, "open")]  # two at once (a new one before the old one closed): down only once both are
+    assert wire.socket_down_since() is None
+    wire.sockets.append((12.0, "close"))
+    assert wire.socket_down_since() == 12.0 and wire.socket_down_since(until=11.0) is None
