@@ -1,12 +1,14 @@
-"""The hash-pace reading (``benchmarks.validation.hash_pace``) on the model's own drops: the stand-in's
-frame feedback must show in it, and vanish without it."""
+"""The hash-pace reading (``reports.pace``; ``benchmarks.validation.hash_pace`` prints it) on the model's own
+drops: the stand-in's frame feedback must show in it, and vanish without it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
-from benchmarks.validation.hash_pace import STEP, main, pace
 from reports.data import read_images
+from reports.pace import STEP, pace
 from sim.run import SimOptions, run_sim
 
 
@@ -24,5 +26,7 @@ def test_the_pace_slows_with_the_images_uploaded_only_under_the_feedback(tmp_pat
     assert max(seconds for _, seconds, _ in free) < fed[-1][1] / 5
 
 
-def test_it_refuses_a_folder_without_images(tmp_path: Path, capsys) -> None:
-    assert main([str(tmp_path)]) == 2 and "images.jsonl" in capsys.readouterr().err
+def test_it_refuses_a_folder_without_images(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.validation.hash_pace", str(tmp_path)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "images.jsonl" in done.stderr
