@@ -126,18 +126,23 @@ class Wire:
         elif not outgoing and event in (Event.OPERATION_ACK, Event.OPERATION_REJECTED) and op_id:
             self.answers.setdefault(op_id, (event, now))
 
-    def socket_down_since(self, until: float = float("inf")) -> float | None:
-        """When the page's last socket closed, if it had none open after that until ``until`` (the drop's end:
-        the browser closing them afterwards is not the page losing them). None: one was open, or none ever."""
-        open_now, since = 0, None
-        for at, what in sorted(e for e in self.sockets if e[0] <= until):
-            open_now += 1 if what == "open" else -1
-            if open_now > 0:
-                since = None
-            elif what == "close":
-                since = at
-        return since
+    def sockets_until(self, ended: float) -> list[tuple[float, str]]:
+        """The page's socket events in order, up to the drop's end (the browser closing its sockets afterwards
+        is not the page losing them)."""
+        return sorted(event for event in self.sockets if event[0] <= ended)
 
+
+def socket_down_since(events: list[tuple[float, str]]) -> float | None:
+    """When the page's last socket closed, if it had none open after that (``events`` in order). None: one
+    was open at the end, or none ever."""
+    open_now, since = 0, None
+    for at, what in events:
+        open_now += 1 if what == "open" else -1
+        if open_now > 0:
+            since = None
+        elif what == "close":
+            since = at
+    return since
 
 def sample_connections(port: int, stop: threading.Event, peak: list[int]) -> None:
     """The most TCP connections open at once to the app's server (this namespace's /proc/net/tcp)."""
@@ -350,7 +355,8 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
             track.upload_started_at = upload["sent"] / 1000 - started_at
         if upload.get("status") == 200 and track.upload_done_at is None and upload.get("done"):
             track.upload_done_at = upload["done"] / 1000 - started_at
-    down_since = wire.socket_down_since(until=ended)
+    sockets = wire.sockets_until(ended)
+    down_since = socket_down_since(sockets)
     down_s = None if down_since is None else max(0.0, down_since - started_at)
     for track in by_hash.values():
         _cause(track, uploads, capped, ended - started_at, down_s)
@@ -379,7 +385,7 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "console_lines": sum(console.values()),
                "console_sample": page_info.get("sample", []),
                "timeline": [(round(at - started_at, 3), *rest) for at, *rest in wire.timeline],
-               "socket_events": [(round(at - started_at, 3), what) for at, what in sorted(wire.sockets) if at <= ended],
+               "socket_events": [(round(at - started_at, 3), what) for at, what in sockets],
                "socket_down_s": None if down_s is None else round(down_s, 3),
                "busy_series": busy_series(page_info, started_at, ended)},
     )

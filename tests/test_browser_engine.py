@@ -155,14 +155,35 @@ def test_every_console_template_the_page_used_is_counted(ten_image_drop) -> None
 
 
 def test_a_page_that_lost_its_socket_for_good_is_told_from_one_that_reconnected() -> None:
-    from realclient.session import Wire
+    from realclient.session import Wire, socket_down_since
     wire = Wire()
-    assert wire.socket_down_since() is None  # never opened one: nothing lost
+    assert socket_down_since(wire.sockets_until(100.0)) is None  # never opened one: nothing lost
     wire.sockets += [(1.0, "open"), (5.0, "close"), (6.0, "open")]
-    assert wire.socket_down_since() is None  # its heartbeat closed it and it came back
+    assert socket_down_since(wire.sockets_until(100.0)) is None  # its heartbeat closed it and it came back
     wire.sockets.append((9.0, "close"))
-    assert wire.socket_down_since() == 9.0
+    assert socket_down_since(wire.sockets_until(100.0)) == 9.0
     wire.sockets += [(8.0, "open")]  # two at once (a new one before the old one closed): down only once both are
-    assert wire.socket_down_since() is None
+    assert socket_down_since(wire.sockets_until(100.0)) is None
     wire.sockets.append((12.0, "close"))
-    assert wire.socket_down_since() == 12.0 and wire.socket_down_since(until=11.0) is None
+    assert socket_down_since(wire.sockets_until(100.0)) == 12.0
+    assert socket_down_since(wire.sockets_until(11.0)) is None  # closed when the browser was: not lost
+
+
+def test_an_image_left_unsettled_by_a_lost_socket_is_connection_lost_unless_its_upload_failed() -> None:
+    from bulkbench.strategies.common import Drop
+    from bulkbench.workload import ImageSpec
+    from realclient.session import _cause
+    images = [ImageSpec(n, f"img{n}", 1000, 10, 10, f"s{n}") for n in range(5)]
+    drop = Drop("c", images)
+    waiting, refused, acked_late, settled, alive = (drop.track(image) for image in images)
+    for n, track in enumerate((waiting, refused, acked_late, settled, alive)):
+        track.digest = f"h{n}"
+    acked_late.node_sent_at = 3.0  # sent, never answered before the socket went
+    settled.settled_at = 4.0
+    uploads = [{"hash": "h0", "status": 200}, {"hash": "h1", "status": 429}, {"hash": "h3", "status": 200}]
+    for track in (waiting, refused, acked_late, settled):
+        _cause(track, uploads, capped=True, ended_s=60.0, down_s=20.0)
+    assert (waiting.failure, waiting.settled_at) == ("connection_lost", 20.0)
+    assert refused.failure == "http_429" and acked_late.failure == "connection_lost" and settled.failure is None
+    _cause(alive, uploads, capped=True, ended_s=60.0, down_s=None)  # the socket held: the cap ended it
+    assert alive.failure == "unfinished"
