@@ -29,6 +29,18 @@ UploadExists = Callable[[str], bool]
 """Whether a stored upload has this server filename."""
 
 
+@dataclass(frozen=True, slots=True)
+class Linking:
+    """How ``image_upload_complete`` links an upload to the nodes carrying its hash (a profile's ``[linking]``)."""
+
+    checks_upload: bool = True
+    """Refuse a file the server does not hold (``unknown_upload``). ImageCanvas checks only that a hash and
+    a URL are given (``CanvasStateManager.js:936-941``), so a node may point at a file it deleted."""
+    first_url_stays: bool = False
+    """A node that has a URL keeps it; only nodes without one take the new (ImageCanvas,
+    ``CanvasStateManager.js:707-712``). False: every node with the hash takes the newest."""
+
+
 @dataclass(slots=True)
 class Applied:
     results: list[dict[str, Any]]
@@ -36,10 +48,13 @@ class Applied:
     updated: list[dict[str, Any]] = field(default_factory=list)
     undo: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
     """(node id, node before or None if it was added), newest last."""
+    accepted_unchanged: bool = False
+    """An item was accepted that changed no node (a link to nodes that keep their first URL): ImageCanvas
+    still bumps the version, saves the canvas and broadcasts it (``CanvasStateManager.js:88-99``)."""
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated)
+        return bool(self.added or self.updated or self.accepted_unchanged)
 
     @property
     def ok_count(self) -> int:
@@ -57,9 +72,10 @@ def _failure(index: int, error: ProtocolError | str, code: ErrorCode | None = No
 class Canvas:
     """One canvas: its nodes by id, an index of nodes by image hash, and its version."""
 
-    def __init__(self, canvas_id: str, limits: Limits) -> None:
+    def __init__(self, canvas_id: str, limits: Limits, linking: Linking = Linking()) -> None:
         self.id = canvas_id
         self.limits = limits
+        self.linking = linking
         self.version = 0
         self.nodes: dict[str, dict[str, Any]] = {}
         self._by_hash: dict[str, set[str]] = {}
@@ -70,8 +86,8 @@ class Canvas:
         return {"id": self.id, "version": self.version, "nodes": list(self.nodes.values())}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], limits: Limits) -> Canvas:
-        canvas = cls(data["id"], limits)
+    def from_json(cls, data: dict[str, Any], limits: Limits, linking: Linking = Linking()) -> Canvas:
+        canvas = cls(data["id"], limits, linking)
         canvas.version = data["version"]
         for node in data["nodes"]:
             canvas._put(node)
@@ -117,19 +133,22 @@ class Canvas:
         return f"v{self.version + 1}.{index}"
 
     def _attach(self, index: int, item: UploadItem, upload_exists: UploadExists, applied: Applied) -> None:
-        if not upload_exists(item.server_filename):
+        if self.linking.checks_upload and not upload_exists(item.server_filename):
             applied.results.append(
                 _failure(index, f"no stored upload {item.server_filename!r}", ErrorCode.UNKNOWN_UPLOAD)
                 | {"hash": item.hash}
             )
             return
-        node_ids = sorted(self._by_hash.get(item.hash, ()))
-        if not node_ids:
+        carrying = sorted(self._by_hash.get(item.hash, ()))
+        if not carrying:
             applied.results.append(
                 _failure(index, f"no node carries hash {item.hash!r}", ErrorCode.UNKNOWN_HASH)
                 | {"hash": item.hash}
             )
             return
+        stays = self.linking.first_url_stays
+        node_ids = [n for n in carrying if not (stays and self.nodes[n]["properties"].get("serverUrl"))]
+        applied.accepted_unchanged |= not node_ids
         for node_id in node_ids:
             before = self.nodes[node_id]
             node = {**before, "properties": {**before["properties"],

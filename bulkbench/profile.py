@@ -8,10 +8,12 @@ It may ``extends = "other"`` and override single keys, so each knob switches on 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bulkbench.canvas import Linking
 from bulkbench.config import ConfigError, from_table, read_extended, scenarios_dir
 from bulkbench.limits import Limits
 
@@ -85,6 +87,21 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class FileSweep:
+    """When the server deletes the uploads no canvas uses, in seconds since it started (the rule:
+    ``server_core.sweep``). ImageCanvas: 30 min after its start, then every 6 h."""
+
+    first_after_s: float = 1800.0
+    every_s: float = 21600.0
+
+    def next_after(self, uptime_s: float) -> float:
+        """The first sweep at or after ``uptime_s`` seconds since the server started."""
+        if uptime_s <= self.first_after_s:
+            return self.first_after_s
+        return self.first_after_s + math.ceil((uptime_s - self.first_after_s) / self.every_s) * self.every_s
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     name: str
     description: str = ""
@@ -111,6 +128,10 @@ class Profile:
     """When a stage queue is full, refuse with 503/overloaded + Retry-After instead of queueing."""
     retry_after_s: float = 1.0
     rate_limit: RateLimit | None = None
+    linking: Linking = field(default_factory=Linking)
+    """How ``image_upload_complete`` links an upload to its nodes (``bulkbench.canvas.Linking``)."""
+    file_sweep: FileSweep | None = None
+    """When the server deletes uploads no canvas uses (``server_core.sweep``); None: never."""
     undo_push: bool = False
     """Push ``undo_state_update`` after every operation, as the reference server does."""
     ws_compression: bool = True
@@ -158,9 +179,16 @@ def profile_from_dict(raw: dict[str, Any], where: str = "profile") -> Profile:
     rate = raw.pop("rate_limit", None)
     if rate is not None:
         rate = from_table(RateLimit, rate, f"{where} [rate_limit]")
+    linking = from_table(Linking, raw.pop("linking", {}), f"{where} [linking]")
+    sweep = raw.pop("file_sweep", None)
+    if sweep is not None:
+        sweep = from_table(FileSweep, sweep, f"{where} [file_sweep]")
+        if sweep.first_after_s < 0 or sweep.every_s <= 0:
+            raise ProfileError(f"{where} [file_sweep]: first_after_s >= 0 and every_s > 0")
     if "thumbnail_sizes" in raw:
         raw["thumbnail_sizes"] = tuple(raw["thumbnail_sizes"])
-    profile = from_table(Profile, {**raw, "limits": limits, "stages": stages, "rate_limit": rate}, where)
+    profile = from_table(Profile, {**raw, "limits": limits, "stages": stages, "rate_limit": rate,
+                                  "linking": linking, "file_sweep": sweep}, where)
     if profile.persistence not in ("full_rewrite", "delta"):
         raise ProfileError(f"{where}: persistence must be 'full_rewrite' or 'delta'")
     if profile.thumbnails not in ("sync", "async", "off"):

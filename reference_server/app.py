@@ -26,10 +26,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bulkbench.auth import TokenAuthority
-from bulkbench.profile import STAGE_NAMES, Overloaded, Profile
+from bulkbench.profile import STAGE_NAMES, FileSweep, Overloaded, Profile
 from bulkbench.protocol import ErrorCode, ProtocolError
 from bulkbench.ratelimit import RateLimiter
-from bulkbench.server_core import UploadDesk
+from bulkbench.server_core import UploadDesk, unused
 from reference_server import http
 from reference_server.metrics import Metrics
 from reference_server.service import CanvasService
@@ -71,6 +71,30 @@ class Server:
         self.metrics.thumbnails_owed.set_function(lambda: len(self.uploads.owed))
         self.closing = False
         self._background: set[asyncio.Task[Any]] = set()
+        self.started_at = time.monotonic()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def start_sweeping(self) -> None:
+        """The profile's file sweeps (``[file_sweep]``), timed from this server's start, until it closes."""
+        if self.profile.file_sweep is not None:
+            self._sweeper = asyncio.create_task(self._sweeps(self.profile.file_sweep))
+
+    async def _sweeps(self, sweep: FileSweep) -> None:
+        await asyncio.sleep(max(0.0, sweep.first_after_s - (time.monotonic() - self.started_at)))
+        while True:
+            self.sweep_unused()
+            await asyncio.sleep(sweep.every_s)
+
+    def sweep_unused(self) -> int:
+        """Delete every stored upload no canvas's node uses (``server_core.sweep``); how many."""
+        rooms = [room for canvas_id in self.storage.canvas_ids() if (room := self.service.find(canvas_id))]
+        gone = unused(self.storage.upload_names(), (node for room in rooms for node in room.canvas.nodes.values()))
+        for name in sorted(gone):
+            self.storage.delete_upload(name)
+        self.metrics.uploads_swept_total.inc(len(gone))
+        if gone:
+            log.info("file sweep: %d stored uploads no canvas uses deleted", len(gone))
+        return len(gone)
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run work after the answer (async thumbnails), keeping a reference until it ends."""
@@ -80,6 +104,8 @@ class Server:
 
     async def close(self) -> None:
         self.closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         self.uploads.backlog.clear()  # never started: nothing to wait for
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -174,6 +200,7 @@ def create_app(profile: Profile, data_dir: Path, auth: TokenAuthority | None = N
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
         if resumed := http.resume_thumbnails(server):
             log.info("thumbnails of %d stored files were never made: queued again", resumed)
+        server.start_sweeping()
         yield
         await server.close()
 
@@ -183,6 +210,7 @@ def create_app(profile: Profile, data_dir: Path, auth: TokenAuthority | None = N
             Route("/api/upload", http.upload, methods=["POST"]),
             Route("/api/thumbnails/generate", http.generate_thumbnails, methods=["POST"]),
             Route("/api/canvases/{canvas_id}", http.get_canvas),
+            Route("/api/sweep", http.sweep, methods=["POST"]),
             Route("/uploads/{name}", http.get_upload),
             Route("/thumbnails/{size}/{name}", http.get_thumbnail),
             Route("/metrics", http.metrics),

@@ -194,6 +194,15 @@ async def generate_thumbnails(request: Request) -> Response:
                          "urls": {str(size): thumbnail_url(size, stem) for size in sizes}})
 
 
+async def sweep(request: Request) -> Response:
+    """The file sweep now, off its schedule (ImageCanvas's ``POST /database/cleanup``, the handler its
+    timer calls); 404 where the profile has no sweep."""
+    server = _server(request)
+    if server.profile.file_sweep is None:
+        return _not_found("file sweep")
+    return JSONResponse({"deleted": server.sweep_unused()})
+
+
 async def get_upload(request: Request) -> Response:
     name = request.path_params["name"]
     path = _server(request).storage.uploads_dir / name

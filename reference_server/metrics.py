@@ -52,6 +52,9 @@ class Metrics:
         self.upload_bytes_total = Counter(
             "bulkbench_upload_bytes", "Bytes of upload bodies received", registry=r
         )
+        self.uploads_swept_total = Counter(
+            "bulkbench_uploads_swept_total", "Stored uploads the file sweep deleted (no canvas used them)", registry=r
+        )
         self.thumbnails_owed = Gauge(
             "bulkbench_thumbnails_owed", "Stored files whose after-the-answer thumbnails are not made yet",
             registry=r,

@@ -66,7 +66,7 @@ class CanvasService:
         if loaded is None:
             return None
         snapshot, tail = loaded
-        canvas = Canvas.from_json(snapshot, self.profile.limits)
+        canvas = Canvas.from_json(snapshot, self.profile.limits, self.profile.linking)
         log_bytes = 0
         for _operation_id, frame, _ack in tail:
             message = parse_client_frame(frame, self.profile.limits)
@@ -83,7 +83,7 @@ class CanvasService:
         """The canvas, created empty if it does not exist yet."""
         room = self.find(canvas_id)
         if room is None:
-            canvas = Canvas(canvas_id, self.profile.limits)
+            canvas = Canvas(canvas_id, self.profile.limits, self.profile.linking)
             self.storage.create_canvas(canvas.to_json())
             room = self.rooms[canvas_id] = Room(canvas, self.profile)
         return room

@@ -117,6 +117,9 @@ class Storage:
             ).fetchall()
         )
 
+    def canvas_ids(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT id FROM canvases")]
+
     def create_canvas(self, canvas: dict[str, Any]) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO canvases (id, snapshot, snapshot_version) VALUES (?, ?, ?)",
@@ -159,6 +162,15 @@ class Storage:
 
     def upload_names(self) -> list[str]:
         return sorted(self._upload_names)
+
+    def delete_upload(self, filename: str) -> None:
+        """The upload's row, its file and its thumbnails, gone (the file sweep's deletion)."""
+        self.db.execute("DELETE FROM uploads WHERE filename = ?", (filename,))
+        self._upload_names.discard(filename)
+        (self.uploads_dir / filename).unlink(missing_ok=True)
+        stem = Path(filename).stem
+        for size_dir in self.thumbnails_dir.iterdir():
+            (size_dir / f"{stem}.webp").unlink(missing_ok=True)
 
     def upload_by_hash(self, image_hash: str) -> str | None:
         row = self.db.execute(

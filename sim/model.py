@@ -52,6 +52,7 @@ from bulkbench.server_core import (
     items_of,
     overloaded,
     rejection,
+    unused,
     upload_answer,
 )
 from bulkbench.workload import ImageSpec
@@ -87,6 +88,9 @@ class ServerModel:
         self.shared_cores = (SharedCores(env, max(1, params.server_cpus))
                              if params.cpu_sharing == "processor_sharing" else None)
         self._names = 0
+        self.swept = 0
+        """Uploads the server's sweeps deleted (``profile.file_sweep``)."""
+        self._next_sweep_s = profile.file_sweep.first_after_s if profile.file_sweep is not None else None
 
     # ------------------------------------------------------------------ costs
 
@@ -145,7 +149,8 @@ class ServerModel:
     def room(self, canvas_id: str) -> Room:
         room = self.rooms.get(canvas_id)
         if room is None:
-            room = self.rooms[canvas_id] = Room(Canvas(canvas_id, self.profile.limits), self.profile)
+            canvas = Canvas(canvas_id, self.profile.limits, self.profile.linking)
+            room = self.rooms[canvas_id] = Room(canvas, self.profile)
         return room
 
     # ------------------------------------------------------------------ operations
@@ -183,6 +188,7 @@ class ServerModel:
             call_later(env, self.service_s("ops", items), lambda _event: apply(held))
 
         def apply(held: Held) -> None:
+            self.sweeps_due()
             step = room.apply(operation_id, op_type, operation, size, self.stored.__contains__)
             try:
                 self.serve("persist", step.persist_items, lambda: persisted(held, step))
@@ -216,6 +222,7 @@ class ServerModel:
             then(HttpResult(503, retry_after_s=retry_after_header(exc.retry_after_s)))
 
     def _checked(self, image: ImageSpec, digest: str, then: Callable[[HttpResult], None]) -> None:
+        self.sweeps_due()
         desk = self.uploads
         existing = desk.existing(digest, self.by_hash.get)
         if existing is not None:
@@ -256,12 +263,35 @@ class ServerModel:
         self.thumbnails_made.update(thumbnail_url(size, stem) for size in job.sizes)
 
     def _stored(self, name: str, digest: str, then: Callable[[HttpResult], None]) -> None:
+        self.sweeps_due()
         self.stored.add(name)
         self.by_hash.setdefault(digest, name)
         then(HttpResult(200, upload_answer(name, digest)))
 
+    def sweeps_due(self) -> None:
+        """The file sweeps due by now (``profile.file_sweep``, timed from the model's time 0), before the
+        server's state next changes or is read. Between two changes a sweep sees the same state, so
+        applying it late is exact, and no sweep event keeps a run going."""
+        while self._next_sweep_s is not None and self.env.now >= self._next_sweep_s:
+            self._sweep_unused()
+            assert self.profile.file_sweep is not None
+            self._next_sweep_s += self.profile.file_sweep.every_s
+
+    def _sweep_unused(self) -> None:
+        """Delete every stored upload no canvas's node uses, with its thumbnails (``server_core.sweep``)."""
+        gone = unused(self.stored, (node for room in self.rooms.values() for node in room.canvas.nodes.values()))
+        if not gone:
+            return
+        self.stored -= gone
+        self.by_hash = {digest: name for digest, name in self.by_hash.items() if name not in gone}
+        stems = {name.rsplit(".", 1)[0] for name in gone}
+        self.thumbnails_made = {url for url in self.thumbnails_made
+                                if url.rsplit("/", 1)[-1].rsplit(".", 1)[0] not in stems}
+        self.swept += len(gone)
+
     def get_status(self, path: str) -> int:
         """What a GET of a stored file answers (a thumbnail's: the desk's rule, by what is made)."""
+        self.sweeps_due()
         if path in self.thumbnails_made or not path.startswith("/thumbnails/"):
             return 200
         stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]

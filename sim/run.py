@@ -152,6 +152,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
             for track in drop.log.tracks.values():
                 if track.settled_at is None and track.failure is None:
                     track.fail(Cause.UNFINISHED, client.now)  # a drop's times are its user's own
+    world.server.sweeps_due()  # the server's state as the judge reads it, at the run's end
     for client, drop, _process in runs:
         room = world.server.room(client.canvas_id)
         records = judge(drop, room.canvas.to_json(), world.server.stored.__contains__)
@@ -170,6 +171,8 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
         summary.extra["strategy_layer"] = options.strategy_layer
     add_bound(summary, [drop.images for _c, drop, _p in runs], profile, network, params,
               per_user_link=options.link_per_user, arrivals_s=arrivals)
+    if world.server.swept:
+        summary.extra["uploads_swept"] = world.server.swept
     if censored:
         summary.extra["censored_at_s"] = env.now
     if keep is not None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 
+import httpx
 import orjson
 import pytest
 
 from loadtests.imagecanvas import ImageCanvasApp, free_port, missing_reason
 from loadtests.pageserver import LISTEN_BACKLOG
 from loadtests.run import RunOptions, run
-from tests.helpers import needs
+from tests.helpers import image_bytes, needs, upload
 
 
 @pytest.fixture
@@ -79,3 +80,20 @@ def test_the_page_is_served_with_a_listen_queue_two_browsers_do_not_overflow() -
         listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True,
                                    check=True).stdout.split()
     assert int(listening[2]) == LISTEN_BACKLOG, listening
+
+
+def test_the_apps_cleanup_deletes_an_upload_no_node_names_yet(real_app) -> None:
+    """What ``legacy``'s ``[file_sweep]`` stands for: the handler the app's timer calls 30 min after its start
+    (``POST /database/cleanup``) deletes an upload no canvas node names, and keeps one a node names."""
+    with httpx.Client(base_url=real_app.url, timeout=60) as client:
+        linked, unlinked = (upload(client, image_bytes(seed=70 + k)).json() for k in range(2))
+        canvas = client.post("/canvases", json={"name": "sweep", "ownerId": "sweep"}).json()["id"]
+        node = {"id": "n1", "type": "media/image", "pos": [0, 0], "size": [64, 64],
+                "properties": {"hash": linked["hash"], "serverUrl": linked["url"],
+                               "serverFilename": linked["serverFilename"]}}
+        state = {"canvas_data": {"nodes": [node], "version": 1}}
+        client.put(f"/canvases/{canvas}/state", json=state).raise_for_status()
+        assert client.head(unlinked["url"]).status_code == 200
+        answer = client.post("/database/cleanup", params={"dryRun": "false"}).json()
+        assert answer["fileCleanup"]["deletedFiles"] == 1, answer
+        assert client.head(unlinked["url"]).status_code == 404 and client.head(linked["url"]).status_code == 200

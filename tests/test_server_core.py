@@ -14,20 +14,26 @@ import simpy
 
 from bulkbench.canvas import Canvas
 from bulkbench.model_params import ModelParams
-from bulkbench.profile import Overloaded, load_profile
+from bulkbench.profile import FileSweep, Overloaded, load_profile
 from bulkbench.protocol import (
     ErrorCode,
     Event,
     ExecuteOperation,
+    ImageUploadComplete,
     JoinCanvas,
+    NodeCreate,
+    NodeSpec,
     OpType,
     Ping,
     ProtocolError,
     RequestFullSync,
     RequestUndoState,
+    UploadItem,
     parse_operation,
+    thumbnail_url,
 )
 from bulkbench.server_core import Begun, Execute, Room, Session, ThumbnailJob, UploadDesk
+from bulkbench.workload import ImageSpec
 from sim.model import ServerModel
 
 LEGACY = load_profile("legacy")
@@ -198,3 +204,49 @@ def test_the_model_now_waits_for_a_copy_in_flight_as_the_server_does() -> None:
     env.run()
     assert len(answers) == 2 and answers[0] == answers[1]
     assert answers[0] == (Event.OPERATION_ACK, {"operationId": "op1", "stateVersion": 1})
+
+
+def _link(canvas: Canvas, name: str, held: set[str]) -> dict:
+    applied = canvas.apply(ImageUploadComplete(UploadItem("h-n1", f"/uploads/{name}", name)), held.__contains__)
+    return applied.results[0]
+
+
+def test_imagecanvas_links_a_file_it_does_not_hold_and_keeps_a_nodes_first_url() -> None:
+    """``legacy``'s ``[linking]`` (CanvasStateManager.js:707-712, 936-941) against ours (``optimized``)."""
+    app = Canvas("c", LEGACY.limits, LEGACY.linking)
+    ours = Canvas("c", OPTIMIZED.limits, OPTIMIZED.linking)
+    for canvas in (app, ours):
+        canvas.apply(NodeCreate(NodeSpec("n1", "media/image", (0.0, 0.0), properties={"hash": "h-n1"})),
+                     set().__contains__)
+    assert _link(app, "gone.png", set())["ok"] and app.nodes["n1"]["properties"]["serverFilename"] == "gone.png"
+    assert _link(ours, "gone.png", set())["code"] == ErrorCode.UNKNOWN_UPLOAD
+    version = app.version
+    assert _link(app, "b.png", {"b.png"})["ok"]
+    assert app.nodes["n1"]["properties"]["serverFilename"] == "gone.png" and app.version == version + 1
+    _link(ours, "a.png", {"a.png", "b.png"})
+    _link(ours, "b.png", {"a.png", "b.png"})
+    assert ours.nodes["n1"]["properties"]["serverFilename"] == "b.png"
+
+
+def test_the_model_sweeps_an_upload_linked_too_late_and_keeps_one_linked_in_time() -> None:
+    profile = dataclasses.replace(LEGACY, file_sweep=FileSweep(first_after_s=10.0, every_s=100.0))
+    env = simpy.Environment()
+    server = ServerModel(env, profile, ModelParams(), random.Random(1))
+    names = []
+    for k in range(2):
+        image = ImageSpec(k, f"img{k}", 1000, 64, 64, "s")
+        server.store_upload(image, f"h-n{k + 1}", lambda result: names.append(result.body["serverFilename"]))
+    env.run()
+    desk = server.room("c1")
+    for k in (1, 2):
+        server.operation(f"n{k}", OpType.NODE_CREATE, spec(f"n{k}"), 100, desk, "s1", lambda *_: None)
+    env.run()
+    item = {"hash": "h-n1", "serverUrl": f"/uploads/{names[0]}", "serverFilename": names[0]}
+    server.operation("u1", OpType.IMAGE_UPLOAD_COMPLETE, item, 100, desk, "s1", lambda *_: None)
+    env.run()  # a sweep due is no event: the run ends when the work does
+    assert env.now < 10.0 and set(names) <= server.stored
+    env.run(until=10.0)
+    server.sweeps_due()
+    assert server.stored == {names[0]} and server.swept == 1
+    kept, gone = (name.rsplit(".", 1)[0] for name in names)
+    assert server.get_status(thumbnail_url(64, kept)) == 200 and server.get_status(thumbnail_url(64, gone)) == 404

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import image_bytes, sha256_hex, upload
+from bulkbench.protocol import Event, OpType
+from tests.helpers import image_bytes, node, sha256_hex, upload
 
 
 def _profile(tmp_path: Path, body: str, base: str = "legacy") -> Path:
@@ -245,3 +246,44 @@ def test_thumbnails_never_made_before_a_restart_are_made_after_it(start_server, 
         assert client.get(f"/thumbnails/64/{owed[-1]}.webp").status_code in (200, 503)
         assert _eventually(lambda: _all_made(client, stems), 6 * 0.3 + 30.0), \
             "a thumbnail owed before the restart was never made"
+
+
+def _linked_and_unlinked(server, ws_factory) -> tuple[str, str]:
+    """Two stored uploads on canvas c1: the first named by a node's ``image_upload_complete``, the second by no node."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        linked, unlinked = (upload(client, image_bytes(seed=90 + k)).json() for k in range(2))
+    ws = ws_factory(server)
+    ws.join("c1")
+    assert ws.op("n", OpType.NODE_CREATE, node(1, linked["hash"]))[0] == Event.OPERATION_ACK
+    item = {"hash": linked["hash"], "serverUrl": linked["url"], "serverFilename": linked["serverFilename"]}
+    assert ws.op("u", OpType.IMAGE_UPLOAD_COMPLETE, item)[0] == Event.OPERATION_ACK
+    return linked["url"], unlinked["url"]
+
+
+def test_the_file_sweep_deletes_the_uploads_no_canvas_uses_and_keeps_the_linked(start_server, tmp_path,
+                                                                                 ws_factory) -> None:
+    """ImageCanvas's cleanup (``legacy``'s ``[file_sweep]``): an upload whose link has not come yet is
+    deleted, with its thumbnails; one a node names stays."""
+    profile = _profile(tmp_path, "[file_sweep]\nfirst_after_s = 1e9\n")  # no timed sweep in this test
+    server = start_server(profile)
+    linked, unlinked = _linked_and_unlinked(server, ws_factory)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        stem = Path(unlinked).stem
+        assert client.get(f"/thumbnails/64/{stem}.webp").status_code == 200
+        assert client.post("/api/sweep").json() == {"deleted": 1}
+        assert client.get(unlinked).status_code == 404 and client.get(f"/thumbnails/64/{stem}.webp").status_code == 404
+        assert client.get(linked).status_code == 200
+        assert client.post("/api/sweep").json() == {"deleted": 0}
+    assert server.metric("bulkbench_uploads_swept_total") == 1
+
+
+def test_the_file_sweep_runs_on_its_schedule_and_not_without_one(start_server, tmp_path, ws_factory) -> None:
+    swept = start_server(_profile(tmp_path, "[file_sweep]\nfirst_after_s = 0.0\nevery_s = 0.2\n"))
+    linked, unlinked = _linked_and_unlinked(swept, ws_factory)
+    with httpx.Client(base_url=swept.url, timeout=60) as client:
+        assert _eventually(lambda: client.get(unlinked).status_code == 404, 30.0), "no sweep came"
+    never = start_server(_profile(tmp_path, "file_sweep = false\n"), data_dir=tmp_path / "never")
+    linked, unlinked = _linked_and_unlinked(never, ws_factory)
+    with httpx.Client(base_url=never.url, timeout=60) as client:
+        assert client.post("/api/sweep").status_code == 404
+        assert client.get(unlinked).status_code == 200

@@ -294,16 +294,19 @@ def test_the_fitted_feedback_does_not_carry_to_another_server_or_uplink() -> Non
     assert len(ours) == 2 and all(abs(r["drop_error"]) <= 0.15 for r in ours)  # the model follows our client
 
 
-def test_the_page_at_500_images_loses_its_socket_and_the_model_does_not_know_it() -> None:
+def test_at_500_images_the_model_knows_the_apps_file_sweep_but_not_the_pages_heartbeat() -> None:
     """``examples/validation/browser-500`` (held out at 2.5x the feedback fit's size): today's page, 500 images at
     20 Mbit/s, cut at 3600 s, lost 414 (its heartbeat closed its socket at 796 s: 217 nodes ever sent). Our
-    client under the same layer ran 2652.8 s, the model's drop for it 2649.5 s; the model says 1 % lost,
-    where the page lost 83 % and ours 64 % (not_on_server: acked, then absent from the app's canvas)."""
+    client under the same layer ran 2652.8 s and lost 319, every frame acked: the app's file sweep, 30 min
+    after its start, deleted the uploads whose ``image_upload_complete`` came later (``legacy``'s
+    ``[file_sweep]`` and ``[linking]``). The model, with them, meets our client's row; the page's heartbeat
+    it does not have."""
     folder = ROOT / "examples" / "validation" / "browser-500"
     rows = {r["engine"]: r for r in compare_matrix(folder, replications=1)}
     assert set(rows) == {"browser", "locust"}
     assert rows["browser"]["real_failure_rate"] > 0.8 and rows["locust"]["real_failure_rate"] > 0.6
-    assert all(r["sim_failure_rate"] < 0.05 and not r["within"] for r in rows.values())
-    assert abs(rows["locust"]["drop_error"]) < 0.05  # the model follows our client's drop, not its loss
+    assert rows["locust"]["within"] and abs(rows["locust"]["sim_failure_rate"] - 0.638) < 0.05
+    assert abs(rows["locust"]["drop_error"]) < 0.05
+    assert not rows["browser"]["within"] and rows["browser"]["sim_failure_rate"] < 0.7
     browser = next(e["summary"] for e in read_matrix(folder) if e["spec"].get("engine") == "browser")
     assert browser["extra"]["capped"] and browser["extra"]["ops_by_type"]["node_create"] == 217
