@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import mmap
+import os
 import re
 import time
 import uuid
@@ -334,6 +335,8 @@ def stored_name(sha256: str, extension: str) -> str:
 def make_thumbnails(source: Path, name: str, sizes: tuple[int, ...], out_dir: Path, quality: int = 80,
                     decode: ThumbnailDecode = "chained") -> int:
     """Write a WebP thumbnail per size (never enlarged) to ``out_dir/SIZE/NAME.webp``; return how many.
+    Each is written beside its place and renamed into it: a GET served while it is written (its length
+    read before the last bytes) would break its connection.
     ``decode`` (a profile's ``thumbnail_decode``) says what each size is cut from, which sets the CPU."""
     stem = Path(name).stem
     decoded: Image.Image | None = None
@@ -349,6 +352,8 @@ def make_thumbnails(source: Path, name: str, sizes: tuple[int, ...], out_dir: Pa
         thumb.thumbnail((size, size))
         folder = out_dir / str(size)
         folder.mkdir(exist_ok=True)
-        thumb.save(folder / f"{stem}.webp", "WEBP", quality=quality)
+        partial = folder / f".{stem}.webp.partial"  # a GET sees the whole file or none of it
+        thumb.save(partial, "WEBP", quality=quality)
+        os.replace(partial, folder / f"{stem}.webp")
         previous = thumb
     return len(sizes)
