@@ -194,6 +194,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -337,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--replications", type=int, default=1, help="independent replications (95 %% CI)")
     sim.add_argument("--out", default="results/sim", help="results directory")
     sim.add_argument("--model", default="", help="model parameters TOML (default scenarios/model.toml)")
+    sim.add_argument("--server-uptime-s", type=_non_negative_float, default=0.0,
+                     help="how long the server has run when the drop starts: where its file sweeps fall (0: fresh, "
+                          "as real runs start it)")
     _add_arrival_options(sim)
     sim.set_defaults(func=cmd_sim)
 

@@ -11,6 +11,7 @@ chatty stdout (every session on every operation) goes to a file, never a pipe a 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -100,6 +101,19 @@ def _end(process: subprocess.Popen[bytes]) -> int | None:
             process.kill()
             process.wait()
     return process.returncode
+
+
+SWEPT_FILE_LINE = "  ✅ Deleted: "
+"""What the app logs for each upload its cleanup deletes from its table and disk (``index.js:1899``)."""
+SWEPT_DISK_LINE = re.compile(r"Deleted (\d+) orphaned files from disk")
+"""... and for the files on disk its table did not list (``index.js:1997``)."""
+
+
+def uploads_swept(log_path: Path) -> int:
+    """The uploads the app's file sweep deleted, read off its log (``legacy``'s ``[file_sweep]``)."""
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    return (sum(line.startswith(SWEPT_FILE_LINE) for line in text.splitlines())
+            + sum(int(n) for n in SWEPT_DISK_LINE.findall(text)))
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -9,6 +9,7 @@ CSVs, ``server_metrics.csv`` (queue depths and connections over time) and ``drop
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import subprocess
@@ -34,7 +35,7 @@ from bulkbench.thresholds import EXIT_THRESHOLDS_FAILED, load_gates
 from bulkbench.truth import DropResult, TruthError, drop_figures, summarize
 from bulkbench.workload import draw_images, load_workload
 from loadtests.imagecache import ImageCache
-from loadtests.imagecanvas import ImageCanvasApp
+from loadtests.imagecanvas import ImageCanvasApp, uploads_swept
 from loadtests.network import ShapedNamespace
 from reference_server.process import ServerProcess
 
@@ -161,15 +162,19 @@ def run(options: RunOptions) -> RunSummary:
         url = options.target
         server_cpu: Any = None
         server_memory: Any = None
+        swept: Any = None
+        """How many uploads the server's file sweep deleted, read after the run."""
         if options.start_app:
             app = stack.enter_context(ImageCanvasApp(options.start_app, prefix=prefix, log_path=out / "app.log"))
             url, server_cpu = app.url, app.cpu_seconds
+            swept = functools.partial(uploads_swept, out / "app.log")
             _say(options, f"[bulkbench] server: the real ImageCanvas ({options.start_app}), fresh, at {url}")
         elif not url:
             server = stack.enter_context(ServerProcess(
                 options.profile, out / "server-data", emulation=options.emulation, prefix=prefix,
                 auth_secret_file=options.auth_secret_file or None))
             url, server_cpu, server_memory = server.url, server.cpu_seconds, server.memory_mib
+            swept = functools.partial(server.metric, "bulkbench_uploads_swept_total")
             _say(options, f"[bulkbench] server: profile {profile.name!r} at {url} (pid {server.pid})")
         arriving_s = ends_s(plan)
         run_time_s = max(options.max_seconds, options.drop_cap_s + JUDGE_GRACE_S) + arriving_s
@@ -221,6 +226,7 @@ def run(options: RunOptions) -> RunSummary:
                 raise
         server_cpu_s = round(server_cpu() - cpu_before, 2) if server_cpu else None
         server_rss_peak_mib = round(server_memory("VmHWM"), 1) if server_memory else None
+        uploads_swept_n = int(swept()) if swept else None
         _say(options, f"[bulkbench] locust finished in {time.perf_counter() - started:.1f} s "
                       f"(exit {locust_exit})")
 
@@ -240,6 +246,7 @@ def run(options: RunOptions) -> RunSummary:
         "target_profile": target.name, "model_profile": profile.name, "transport": target.socket.transport,
         "server_cpu_s": server_cpu_s, "server_rss_peak_mib": server_rss_peak_mib,
         "locust_exit_code": locust_exit,
+        **({"uploads_swept": uploads_swept_n} if uploads_swept_n else {}),
         **drop_figures(results),
         "processes": options.processes, "emulation": options.emulation,
         "workload": {"median_bytes": workload.median_bytes, "sigma": workload.sigma},

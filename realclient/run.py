@@ -31,7 +31,7 @@ from bulkbench.target import APP_TARGETS, TargetError, load_target
 from bulkbench.truth import DropResult, TruthError, drop_figures, summarize
 from bulkbench.workload import ImageSpec, draw_images, load_workload
 from loadtests.imagecache import ImageCache
-from loadtests.imagecanvas import ImageCanvasApp
+from loadtests.imagecanvas import ImageCanvasApp, uploads_swept
 from loadtests.network import BROWSER_SUBNET, BrowserNamespaces, ShapedNamespace, namespaces_allowed
 from loadtests.run import fresh_dir, write_results
 from realclient.session import CHROMIUM, SessionSpec
@@ -240,6 +240,8 @@ def summarize_drops(out: Path, options: BrowserRunOptions, target_name: str, net
         "network": network.to_json(), "target_profile": target.name, "model_profile": target.model_profile,
         "transport": target.socket.transport, "viewport": list(options.viewport), **drop_figures(results),
         **browser_figures(results)})
+    if options.start_app and (swept := uploads_swept(out / "app.log")):
+        summary.extra["uploads_swept"] = swept
     add_bound(summary, drops, load_profile(target.model_profile), network)
     write_results(out, [summary], results)
     return summary

@@ -19,6 +19,9 @@ from types import TracebackType
 
 from bulkbench.lifeline import die_with_parent
 
+READ_URL = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())"
+"""A URL's body, printed by a Python started inside the server's namespace."""
+
 URL_LINE = re.compile(r"on (http://\S+) ")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -53,7 +56,8 @@ class ServerProcess:
     ) -> None:
         """``command`` replaces ``bulkbench serve`` by another server printing the same URL line;
         ``prefix`` runs it inside something (``ip netns exec NAME``)."""
-        self.command = (prefix or []) + (command or [
+        self.prefix = prefix or []
+        self.command = self.prefix + (command or [
             sys.executable, "-m", "bulkbench.cli", "serve",
             "--profile", str(profile), "--data-dir", str(data_dir),
             "--host", host, "--port", str(port),
@@ -126,9 +130,14 @@ class ServerProcess:
         raise RuntimeError(f"no {field} for pid {self.pid}")
 
     def metric(self, prefix: str) -> float:
-        """The sum of the server's ``/metrics`` samples whose line starts with ``prefix`` (name{labels})."""
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
-            text = response.read().decode()
+        """The sum of the server's ``/metrics`` samples whose line starts with ``prefix`` (name{labels}),
+        read from where the server is (inside its namespace, when it runs in one)."""
+        if self.prefix:
+            text = subprocess.run([*self.prefix, sys.executable, "-c", READ_URL, f"{self.url}/metrics"],
+                                  capture_output=True, text=True, check=True, timeout=30).stdout
+        else:
+            with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
+                text = response.read().decode()
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
     def kill(self) -> None:

@@ -66,7 +66,9 @@ coarse stand-in for the OS scheduler; the event loop's short jobs are left out o
 
 
 class ServerModel:
-    def __init__(self, env: simpy.Environment, profile: Profile, params: ModelParams, rng: random.Random) -> None:
+    def __init__(self, env: simpy.Environment, profile: Profile, params: ModelParams, rng: random.Random,
+                 uptime_s: float = 0.0) -> None:
+        """``uptime_s``: how long the server has run at the model's time 0 (where its file sweeps fall)."""
         self.env = env
         self.profile = profile
         self.params = params
@@ -90,7 +92,8 @@ class ServerModel:
         self._names = 0
         self.swept = 0
         """Uploads the server's sweeps deleted (``profile.file_sweep``)."""
-        self._next_sweep_s = profile.file_sweep.first_after_s if profile.file_sweep is not None else None
+        sweep = profile.file_sweep
+        self._next_sweep_s = sweep.next_after(uptime_s) - uptime_s if sweep is not None else None
 
     # ------------------------------------------------------------------ costs
 
@@ -269,7 +272,7 @@ class ServerModel:
         then(HttpResult(200, upload_answer(name, digest)))
 
     def sweeps_due(self) -> None:
-        """The file sweeps due by now (``profile.file_sweep``, timed from the model's time 0), before the
+        """The file sweeps due by now (``profile.file_sweep``, timed from the server's start), before the
         server's state next changes or is read. Between two changes a sweep sees the same state, so
         applying it late is exact, and no sweep event keeps a run going."""
         while self._next_sweep_s is not None and self.env.now >= self._next_sweep_s:
@@ -326,12 +329,14 @@ class ModelWorld:
     """The browsers' side of the model: their link to the server, their connection pools."""
 
     def __init__(self, env: simpy.Environment, profile: Profile, link: Link, params: ModelParams,
-                 rng: random.Random, link_per_user: bool = False, gets_as_bursts: bool = False) -> None:
+                 rng: random.Random, link_per_user: bool = False, gets_as_bursts: bool = False,
+                 server_uptime_s: float = 0.0) -> None:
         """``link_per_user``: every browser has an uplink like ``link`` of its own (capacity planning);
         otherwise all share ``link``, as the users of one real run share its shaped loopback.
-        ``gets_as_bursts``: a node's GETs as bursts on one connection (``_burst``), a sweep's coarser form."""
+        ``gets_as_bursts``: a node's GETs as bursts on one connection (``_burst``), a sweep's coarser form.
+        ``server_uptime_s``: how long the server has run when the first drop starts."""
         self.env = env
-        self.server = ServerModel(env, profile, params, rng)
+        self.server = ServerModel(env, profile, params, rng, server_uptime_s)
         self.link = link
         self.link_per_user = link_per_user
         self.links: dict[int, Link] = {}

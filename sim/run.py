@@ -75,6 +75,11 @@ class SimOptions:
     stop_at_censored: bool = False
     """Run no more replications once one has been stopped (``horizon_s``, ``give_up_limit``): the cell has
     missed its targets whatever the others would do (``plan``); its mean and interval are of those run."""
+    server_uptime_s: float = 0.0
+    """How long the server has run when the first drop starts: where the profile's file sweeps fall in
+    the drop. 0: started with it, as every real run here starts its server fresh (a drop longer than
+    30 min then meets ImageCanvas's first sweep; on a server up for hours, a drop of D s meets one with
+    chance D / 6 h, wherever it falls)."""
     give_up_limit: float = 0.0
     """Stop simulating once the clients have given up on this share of their images (0: never): the open
     ones are ``unfinished``, as at the horizon. ``plan`` sets it to replications x its failure-rate
@@ -106,7 +111,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
                 standing_bytes_per_flow=params.standing_bytes_per_flow, standing_fraction=params.standing_fraction,
                 queue_occupancy=queue_occupancy(params, options.seed, replication), link_mbit=network.uplink_mbit)
     world = ModelWorld(env, profile, link, params, rng, link_per_user=options.link_per_user,
-                       gets_as_bursts=options.gets_as_bursts)
+                       gets_as_bursts=options.gets_as_bursts, server_uptime_s=options.server_uptime_s)
     if strategy_args is None:
         strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides),
                                         layer=options.strategy_layer)
@@ -347,7 +352,7 @@ def main(args: Any) -> int:
         replications=args.replications, out=Path(args.out), uplink_mbit=network.uplink_mbit,
         queue_ms=network.queue_ms, canvas=args.canvas, workload=args.workload or "",
         emulation=not args.no_emulation, model=args.model or None, arrival_rate=args.arrival_rate,
-        stages=args.stages,
+        stages=args.stages, server_uptime_s=args.server_uptime_s,
     )
     summary = run_sim(options)
     print(table([summary]))

@@ -11,6 +11,7 @@ BAD_INPUT = [
     (["report", "/nonexistent"], "no summary.json"),
     (["sim", "--images", "0"], "must be 1 or more"),
     (["sim", "--users", "-1"], "must be 1 or more"),
+    (["sim", "--server-uptime-s", "-5"], "must be 0 or more"),
     (["run", "--images", "0"], "must be 1 or more"),
     (["browser-run", "--images", "0"], "must be 1 or more"),
     (["sim", "--strategy", "nope"], "unknown strategy 'nope'"),

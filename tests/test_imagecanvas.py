@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from loadtests.imagecanvas import ImageCanvasApp, free_port, missing_reason
+from loadtests.imagecanvas import ImageCanvasApp, free_port, missing_reason, uploads_swept
 from loadtests.pageserver import LISTEN_BACKLOG
 from loadtests.run import RunOptions, run
 from tests.helpers import image_bytes, needs, upload
@@ -97,3 +97,4 @@ def test_the_apps_cleanup_deletes_an_upload_no_node_names_yet(real_app) -> None:
         answer = client.post("/database/cleanup", params={"dryRun": "false"}).json()
         assert answer["fileCleanup"]["deletedFiles"] == 1, answer
         assert client.head(unlinked["url"]).status_code == 404 and client.head(linked["url"]).status_code == 200
+    assert real_app.dir is not None and uploads_swept(real_app.dir / "server.log") == 1  # what the runs read

@@ -145,6 +145,19 @@ def test_a_shaped_run_happens_in_a_namespace_that_is_removed_after(tmp_path, sma
     assert "bulkbench-" not in listing
 
 
+def test_a_sweep_between_upload_and_link_loses_the_image_and_the_run_counts_it(tmp_path, small_workload):
+    """``legacy``'s file sweep every 50 ms, less than any upload's wait for its ``image_upload_complete``
+    (the merge window and the idle callback): every image loses its file, every frame is acked, and the
+    run reads the server's count from inside the shaped namespace."""
+    needs(None if namespaces_allowed() else NO_NAMESPACES)
+    profile = tmp_path / "sweeping.toml"
+    profile.write_text('extends = "legacy"\nname = "sweeping"\n[file_sweep]\nfirst_after_s = 0.0\nevery_s = 0.05\n')
+    summary = run(RunOptions(strategy="individual", images=6, profile=str(profile), out=tmp_path / "out",
+                             uplink_mbit=20, workload=small_workload, quiet=True, max_seconds=300))
+    assert summary.failures_by_cause == {"not_on_server": 6}
+    assert summary.extra["uploads_swept"] >= 6
+
+
 def test_the_namespace_is_removed_even_when_the_run_fails():
     needs(None if namespaces_allowed() else NO_NAMESPACES)
     spec = NetworkSpec(uplink_mbit=10)

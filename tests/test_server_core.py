@@ -250,3 +250,18 @@ def test_the_model_sweeps_an_upload_linked_too_late_and_keeps_one_linked_in_time
     assert server.stored == {names[0]} and server.swept == 1
     kept, gone = (name.rsplit(".", 1)[0] for name in names)
     assert server.get_status(thumbnail_url(64, kept)) == 200 and server.get_status(thumbnail_url(64, gone)) == 404
+
+
+@pytest.mark.parametrize("uptime_s, due_at", [(0.0, 1800.0), (1790.0, 10.0), (1810.0, 21590.0)])
+def test_a_server_up_for_a_while_sweeps_where_its_schedule_falls(uptime_s: float, due_at: float) -> None:
+    """ImageCanvas's schedule (``legacy``: 30 min after its start, then every 6 h) from a model's time 0 that
+    is ``uptime_s`` into the server's life (``bulkbench sim --server-uptime-s``)."""
+    env = simpy.Environment()
+    server = ServerModel(env, LEGACY, ModelParams(), random.Random(1), uptime_s=uptime_s)
+    server.store_upload(ImageSpec(0, "img0", 1000, 64, 64, "s"), "h", lambda result: None)
+    env.run(until=due_at - 0.001)
+    server.sweeps_due()
+    assert server.swept == 0 and len(server.stored) == 1
+    env.run(until=due_at)
+    server.sweeps_due()
+    assert server.swept == 1 and not server.stored
