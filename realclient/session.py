@@ -330,6 +330,8 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
         drop.track(image).created_at = 0.0
         by_hash[digest] = drop.track(image)
     ack_s: list[float] = []
+    refused: dict[str, float] = {}
+    """When the server first refused one of an image's operations (by its hash)."""
     for op_id, (op_type, image_hash, sent) in sorted(timed.ops.items(), key=lambda item: item[1][2]):
         answer = timed.answers.get(op_id)
         track = by_hash.get(image_hash)
@@ -339,6 +341,8 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
             continue
         at, acked = sent - started_at, (answer[1] - started_at) if answer else None
         ok = answer is not None and answer[0] == Event.OPERATION_ACK
+        if answer is not None and not ok:
+            refused.setdefault(image_hash, acked)
         if op_type == OpType.NODE_CREATE and track.node_sent_at is None:
             track.node_sent_at, track.node_acked_at = at, acked if ok else None
         elif op_type == OpType.IMAGE_UPLOAD_COMPLETE and track.complete_sent_at is None:
@@ -358,8 +362,8 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
     sockets = wire.sockets_until(ended)
     down_since = socket_down_since(sockets)
     down_s = None if down_since is None else max(0.0, down_since - started_at)
-    for track in by_hash.values():
-        _cause(track, uploads, capped, ended - started_at, down_s)
+    for image_hash, track in by_hash.items():
+        _cause(track, uploads, capped, ended - started_at, down_s, refused.get(image_hash))
     records = judge(drop, truth.canvas, truth.stored, dataclasses.replace(target.truth, node_key="properties.hash"))
     http: dict[str, dict[str, int]] = {"http_by_status": {}}
     for _at, method, path, code in wire.http:
@@ -406,13 +410,18 @@ def busy_series(page_info: dict[str, Any], started_at: float, ended: float) -> l
     return series
 
 
-def _cause(track: Any, uploads: list[dict[str, Any]], capped: bool, ended_s: float, down_s: float | None) -> None:
+def _cause(track: Any, uploads: list[dict[str, Any]], capped: bool, ended_s: float, down_s: float | None,
+           refused_s: float | None = None) -> None:
     """The client-side reason an image may have failed (the server's state decides whether it did);
-    ``down_s``: when the page lost its socket for good, which ends whatever it had not settled."""
+    ``down_s``: when the page lost its socket for good, which ends whatever it had not settled;
+    ``refused_s``: when the server first refused one of its operations (fc1316b's page, reconnected by
+    its heartbeat without joining its canvas again, has every later operation refused "Not authenticated")."""
     mine = [u for u in uploads if u.get("hash") == track.digest]
     upload_failed = bool(mine) and not any(u.get("status") == 200 for u in mine)
     if down_s is not None and track.settled_at is None and not upload_failed:
         track.fail(Cause.CONNECTION_LOST, down_s)
+    elif refused_s is not None and track.settled_at is None and not upload_failed:
+        track.fail(Cause.REJECTED, refused_s)
     elif track.node_sent_at is not None and track.node_acked_at is None:
         track.fail(Cause.ACK_TIMEOUT, ended_s)
     elif upload_failed:

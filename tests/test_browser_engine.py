@@ -187,3 +187,20 @@ def test_an_image_left_unsettled_by_a_lost_socket_is_connection_lost_unless_its_
     assert refused.failure == "http_429" and acked_late.failure == "connection_lost" and settled.failure is None
     _cause(alive, uploads, capped=True, ended_s=60.0, down_s=None)  # the socket held: the cap ended it
     assert alive.failure == "unfinished"
+
+
+def test_an_image_whose_operation_the_server_refused_is_rejected_not_unfinished() -> None:
+    """The as-reported page at 200 images, 20 Mbit/s: its heartbeat reconnected it at 582 s without joining
+    its canvas again, and the app refused its 34 later operations ("Not authenticated")."""
+    from bulkbench.strategies.common import Drop
+    from bulkbench.workload import ImageSpec
+    from realclient.session import _cause
+    images = [ImageSpec(n, f"img{n}", 1000, 10, 10, f"s{n}") for n in range(3)]
+    drop = Drop("c", images)
+    refused, lost, retried = (drop.track(image) for image in images)
+    retried.settled_at = 7.0  # refused once, then accepted
+    for track in (refused, retried):
+        _cause(track, [], capped=True, ended_s=900.0, down_s=None, refused_s=591.1)
+    _cause(lost, [], capped=True, ended_s=900.0, down_s=300.0, refused_s=591.1)
+    assert (refused.failure, refused.settled_at) == ("rejected", 591.1)
+    assert retried.failure is None and lost.failure == "connection_lost"

@@ -310,3 +310,18 @@ def test_at_500_images_the_model_knows_the_apps_file_sweep_but_not_the_pages_hea
     assert not rows["browser"]["within"] and rows["browser"]["sim_failure_rate"] < 0.7
     browser = next(e["summary"] for e in read_matrix(folder) if e["spec"].get("engine") == "browser")
     assert browser["extra"]["capped"] and browser["extra"]["ops_by_type"]["node_create"] == 217
+
+
+def test_the_page_without_the_limiter_reconnects_at_200_images_and_never_joins_its_canvas_again() -> None:
+    """``examples/validation/browser-heartbeat``: the page as reported, 200 images at 20 Mbit/s, main thread busy
+    94-100 % from the fifth minute. Its heartbeat found a pong over 30 s late at 582 s and reconnected (three
+    ``session_init``) but never sent ``join_canvas`` again, so the app refused every later operation ("Not
+    authenticated"): the images not complete by then can never be, whatever the cap (recorded before the
+    engine called them ``rejected``)."""
+    folder = ROOT / "examples" / "validation" / "browser-heartbeat"
+    (entry,) = read_matrix(folder)
+    extra = entry["summary"]["extra"]
+    assert extra["frames_sent"]["session_init"] == 3 and extra["frames_sent"]["join_canvas"] == 1
+    assert extra["frames_received"]["operation_rejected"] >= 30
+    late = [ms for at, ms, _tasks, _uploaded in extra["busy_series"] if at >= 300]  # 10 s buckets
+    assert entry["summary"]["images_failed"] > 100 and sum(late) > 0.9 * 10_000 * len(late)

@@ -101,6 +101,11 @@ MATRICES: dict[str, list[dict]] = {
         {"strategy": app_client_strategy("today"), "app": "today", "images": 500, "uplink_mbit": PLAUSIBLE_UPLINK_MBIT,
          "drop_cap_s": LONG_CAP_S},
     ],
+    # the page without the limiter at 200 images, 20 Mbit/s, once more (issue 12): where its heartbeat reconnects
+    # it (its pongs late on a main thread busy ~100 %) without joining its canvas again
+    "browser-heartbeat": [
+        {"engine": "browser", "app": "as-reported", "images": 200, "uplink_mbit": PLAUSIBLE_UPLINK_MBIT},
+    ],
     # the cliff, run again (issues 15 and 17): one scenario's real spread, each run its own seed, where
     # individual's single-flight queue meets the orphan deadline (10 Mbit/s) and just above it (20)
     "cliff": [

@@ -3,11 +3,12 @@
 ImageCanvas runs its cleanup 30 min after it starts and every 6 h after (``index.js:2771-2786``, the
 handler of ``POST /database/cleanup``, ``index.js:1655-1990``). It deletes every upload that no node of
 any canvas names (``serverFilename``, or the file in ``serverUrl``), with its thumbnails. Nothing spares
-an upload still waiting for its ``image_upload_complete`` (the files named by the last 30 min of operations
-are meant to be kept, but it reads them from the table it has just emptied, ``index.js:1693`` and 1730): an image uploaded before the sweep and linked
-after it keeps a node that points at a deleted file, and is lost although every frame was acknowledged.
-Only drops still running at the sweep meet it. When it runs is a profile's ``[file_sweep]``
-(``bulkbench.profile.FileSweep``); what it deletes is ``unused``, for the reference server and the model.
+an upload still waiting for its ``image_upload_complete``: the files named by the last 30 min of
+operations are meant to be kept, but it reads them from the table it has just emptied (``index.js:1693``,
+then 1730). An image uploaded before the sweep and linked after it keeps a node that points at a
+deleted file, and is lost although every frame was acknowledged. Only drops still running at the sweep
+meet it. When it runs is a profile's ``[file_sweep]`` (``bulkbench.profile.FileSweep``); what it deletes
+is ``unused``, for the reference server and the model.
 """
 
 from __future__ import annotations
