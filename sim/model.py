@@ -262,6 +262,7 @@ class ServerModel:
             self.uploads.refused(job)
 
     def _made(self, job: ThumbnailJob) -> None:
+        self.sweeps_due()
         stem = job.stem
         self.thumbnails_made.update(thumbnail_url(size, stem) for size in job.sizes)
 
