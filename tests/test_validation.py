@@ -310,6 +310,10 @@ def test_at_500_images_the_model_knows_the_apps_file_sweep_but_not_the_pages_hea
     assert not rows["browser"]["within"] and rows["browser"]["sim_failure_rate"] < 0.7
     browser = next(e["summary"] for e in read_matrix(folder) if e["spec"].get("engine") == "browser")
     assert browser["extra"]["capped"] and browser["extra"]["ops_by_type"]["node_create"] == 217
+    (again,) = (orjson.loads(line) for line in (folder / "rerun-sweep.jsonl").read_text().splitlines())
+    summary = again["summary"]  # our client once more, the run now counting what the app's sweep deleted
+    assert summary["failures_by_cause"] == {"not_on_server": summary["extra"]["uploads_swept"]}
+    assert abs(summary["failure_rate"] - rows["locust"]["sim_failure_rate"]) < 0.05
 
 
 def test_the_page_without_the_limiter_reconnects_at_200_images_and_never_joins_its_canvas_again() -> None:
