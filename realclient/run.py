@@ -34,7 +34,7 @@ from loadtests.imagecache import ImageCache
 from loadtests.imagecanvas import ImageCanvasApp, uploads_swept
 from loadtests.network import BROWSER_SUBNET, BrowserNamespaces, ShapedNamespace, namespaces_allowed
 from loadtests.run import fresh_dir, write_results
-from realclient.session import CHROMIUM, SessionSpec
+from realclient.session import CHROMIUM, SessionSpec, opened_again
 
 REPO = Path(__file__).resolve().parent.parent
 APP_SERVER_PORT = 3000
@@ -248,12 +248,14 @@ def summarize_drops(out: Path, options: BrowserRunOptions, target_name: str, net
 
 
 def browser_figures(results: list[DropResult]) -> dict[str, Any]:
-    """What only a browser shows: its connections (and how many pages lost their socket for good), its main
+    """What only a browser shows: its connections (how many pages lost their socket for good, how many times
+    pages opened one again: fc1316b's heartbeat reconnects a page whose pongs come late), its main
     thread (and the first page's busy time through its drop), what the page told its user."""
     first = results[0].extra
     return {"peak_connections": max(r.extra.get("peak_connections", 0) for r in results),
             "capped": any(r.extra.get("capped") for r in results),
             "sockets_lost": sum(r.extra.get("socket_down_s") is not None for r in results),
+            "sockets_reopened": sum(opened_again(r.extra.get("socket_events", [])) for r in results),
             "long_task_ms": sum(r.extra.get("long_task_ms", 0) for r in results),
             "hardware_concurrency": first.get("hardware_concurrency"), "claimed": first.get("claimed"),
             "console_lines": sum(r.extra.get("console_lines", 0) for r in results),

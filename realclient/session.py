@@ -132,6 +132,11 @@ class Wire:
         return sorted(event for event in self.sockets if event[0] <= ended)
 
 
+def opened_again(events: list[tuple[float, str]]) -> int:
+    """How many sockets the page opened after its first (``events`` as ``socket_events`` keeps them)."""
+    return max(0, sum(1 for _at, what in events if what == "open") - 1)
+
+
 def socket_down_since(events: list[tuple[float, str]]) -> float | None:
     """When the page's last socket closed, if it had none open after that (``events`` in order). None: one
     was open at the end, or none ever."""

@@ -74,7 +74,7 @@ def test_the_browsers_wire_is_counted_by_event_and_route(ten_image_drop) -> None
     # its socket to the app, opened before the drop and open at its end (closing the browser is not losing it)
     drop = orjson.loads((_out / "drops" / "user-0.json").read_bytes())["extra"]
     assert [what for _at, what in drop["socket_events"]] == ["open"] and drop["socket_events"][0][0] < 0
-    assert drop["socket_down_s"] is None and extra["sockets_lost"] == 0
+    assert drop["socket_down_s"] is None and extra["sockets_lost"] == 0 and extra["sockets_reopened"] == 0
     assert summary.op_ack_ms["p50"] is not None and summary.upload_ms["p50"] is not None
 
 
@@ -155,9 +155,10 @@ def test_every_console_template_the_page_used_is_counted(ten_image_drop) -> None
 
 
 def test_a_page_that_lost_its_socket_for_good_is_told_from_one_that_reconnected() -> None:
-    from realclient.session import Wire, socket_down_since
+    from realclient.session import Wire, opened_again, socket_down_since
     wire = Wire()
     assert socket_down_since(wire.sockets_until(100.0)) is None  # never opened one: nothing lost
+    assert opened_again(wire.sockets_until(100.0)) == 0
     wire.sockets += [(1.0, "open"), (5.0, "close"), (6.0, "open")]
     assert socket_down_since(wire.sockets_until(100.0)) is None  # its heartbeat closed it and it came back
     wire.sockets.append((9.0, "close"))
@@ -167,6 +168,7 @@ def test_a_page_that_lost_its_socket_for_good_is_told_from_one_that_reconnected(
     wire.sockets.append((12.0, "close"))
     assert socket_down_since(wire.sockets_until(100.0)) == 12.0
     assert socket_down_since(wire.sockets_until(11.0)) is None  # closed when the browser was: not lost
+    assert opened_again(wire.sockets_until(100.0)) == 2 and opened_again(wire.sockets_until(2.0)) == 0
 
 
 def test_an_image_left_unsettled_by_a_lost_socket_is_connection_lost_unless_its_upload_failed() -> None:
