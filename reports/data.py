@@ -79,6 +79,8 @@ def headline(runs: list[Run]) -> pd.DataFrame:
     for run in runs:
         s = run.summary
         causes = ", ".join(f"{k} {v:g}" for k, v in s["failures_by_cause"].items()) or "-"
+        if swept := s.get("extra", {}).get("uploads_swept"):  # why acked images may be not_on_server
+            causes += f" (the server's file sweep deleted {swept:g} uploads)"
         row = {
             "run": run.label, "engine": s["engine"], "strategy": s["strategy"], "profile": s["profile"],
             "images": s["images"], "users": s["users"], "images lost": round(s["images_failed"], 1),

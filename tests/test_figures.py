@@ -97,3 +97,12 @@ def test_figures_that_would_say_nothing_are_left_out() -> None:
     assert scaling([run, Run(Path("s"), {**SUMMARY}, idle)]) is None  # one drop size: no axis to scale on
     assert scaling([run, Run(Path("s"), {**SUMMARY, "images": 500, "drop_seconds": 1.0, "ws_messages_sent": 1},
                              idle)]) is not None
+
+
+def test_the_headline_says_when_the_servers_file_sweep_deleted_uploads() -> None:
+    from reports.data import headline
+    base = {**SUMMARY, "images": 3, "images_failed": 3, "failure_rate": 1.0, "failures_by_cause": {"not_on_server": 3},
+            "http_requests": 9, "op_ack_ms": {"p95": 1.0}}
+    swept = Run(Path("a"), {**base, "extra": {"uploads_swept": 3}}, pd.DataFrame())
+    table = headline([swept, Run(Path("b"), base, pd.DataFrame())])
+    assert list(table["causes"]) == ["not_on_server 3 (the server's file sweep deleted 3 uploads)", "not_on_server 3"]
