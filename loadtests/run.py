@@ -162,8 +162,7 @@ def run(options: RunOptions) -> RunSummary:
         url = options.target
         server_cpu: Any = None
         server_memory: Any = None
-        swept: Any = None
-        """How many uploads the server's file sweep deleted, read after the run."""
+        swept: Any = None  # how many uploads the server's file sweep deleted, read after the run
         if options.start_app:
             app = stack.enter_context(ImageCanvasApp(options.start_app, prefix=prefix, log_path=out / "app.log"))
             url, server_cpu = app.url, app.cpu_seconds
@@ -226,7 +225,7 @@ def run(options: RunOptions) -> RunSummary:
                 raise
         server_cpu_s = round(server_cpu() - cpu_before, 2) if server_cpu else None
         server_rss_peak_mib = round(server_memory("VmHWM"), 1) if server_memory else None
-        uploads_swept_n = int(swept()) if swept else None
+        swept_n = int(swept()) if swept else None
         _say(options, f"[bulkbench] locust finished in {time.perf_counter() - started:.1f} s "
                       f"(exit {locust_exit})")
 
@@ -246,7 +245,7 @@ def run(options: RunOptions) -> RunSummary:
         "target_profile": target.name, "model_profile": profile.name, "transport": target.socket.transport,
         "server_cpu_s": server_cpu_s, "server_rss_peak_mib": server_rss_peak_mib,
         "locust_exit_code": locust_exit,
-        **({"uploads_swept": uploads_swept_n} if uploads_swept_n else {}),
+        **({"uploads_swept": swept_n} if swept_n else {}),
         **drop_figures(results),
         "processes": options.processes, "emulation": options.emulation,
         "workload": {"median_bytes": workload.median_bytes, "sigma": workload.sigma},

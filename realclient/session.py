@@ -149,6 +149,7 @@ def socket_down_since(events: list[tuple[float, str]]) -> float | None:
             since = at
     return since
 
+
 def sample_connections(port: int, stop: threading.Event, peak: list[int]) -> None:
     """The most TCP connections open at once to the app's server (this namespace's /proc/net/tcp)."""
     remote = f":{port:04X}"
@@ -423,9 +424,10 @@ def _cause(track: Any, uploads: list[dict[str, Any]], capped: bool, ended_s: flo
     its heartbeat without joining its canvas again, has every later operation refused "Not authenticated")."""
     mine = [u for u in uploads if u.get("hash") == track.digest]
     upload_failed = bool(mine) and not any(u.get("status") == 200 for u in mine)
-    if down_s is not None and track.settled_at is None and not upload_failed:
+    left_open = track.settled_at is None and not upload_failed  # nothing settled it, nor refused its upload
+    if down_s is not None and left_open:
         track.fail(Cause.CONNECTION_LOST, down_s)
-    elif refused_s is not None and track.settled_at is None and not upload_failed:
+    elif refused_s is not None and left_open:
         track.fail(Cause.REJECTED, refused_s)
     elif track.node_sent_at is not None and track.node_acked_at is None:
         track.fail(Cause.ACK_TIMEOUT, ended_s)

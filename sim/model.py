@@ -94,6 +94,7 @@ class ServerModel:
         """Uploads the server's sweeps deleted (``profile.file_sweep``)."""
         sweep = profile.file_sweep
         self._next_sweep_s = sweep.next_after(uptime_s) - uptime_s if sweep is not None else None
+        self._sweep_every_s = sweep.every_s if sweep is not None else 0.0
 
     # ------------------------------------------------------------------ costs
 
@@ -278,8 +279,7 @@ class ServerModel:
         applying it late is exact, and no sweep event keeps a run going."""
         while self._next_sweep_s is not None and self.env.now >= self._next_sweep_s:
             self._sweep_unused()
-            assert self.profile.file_sweep is not None
-            self._next_sweep_s += self.profile.file_sweep.every_s
+            self._next_sweep_s += self._sweep_every_s
 
     def _sweep_unused(self) -> None:
         """Delete every stored upload no canvas's node uses, with its thumbnails (``server_core.sweep``)."""
