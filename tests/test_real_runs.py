@@ -82,7 +82,7 @@ def _rate_limited(start_server, tmp_path, requests: int, block_s: float):
 
 
 def test_a_refused_upload_is_a_failed_image_with_its_cause(start_server, tmp_path, small_workload):
-    server, profile = _rate_limited(start_server, tmp_path, requests=5, block_s=30.0)
+    server, profile = _rate_limited(start_server, tmp_path, requests=5, block_s=10.0)
     summary = run(RunOptions(strategy="individual", images=10, profile=str(profile), out=tmp_path / "out",
                              target=server.url, workload=small_workload, quiet=True, max_seconds=300))
     assert summary.images_ok == 5
