@@ -143,6 +143,9 @@ class AppSpec:
     client_strategy: str = ""
     """The strategy that stands for this page's own client where no browser runs: the model simulates a
     browser row with it (``bulkbench validate``), the protocol-level twin of a browser row runs it."""
+    heartbeat: tuple[str, ...] = ()
+    """The page's own heartbeat: the Socket.IO event it sends and the one the server answers with, echoing
+    its data. How late the answers are handled is how far behind the page's main thread is; empty: none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +232,8 @@ def target_from_dict(raw: dict[str, Any], where: str) -> Target:
             if unknown:
                 raise TargetError(f"{where} [operations] supported: unknown operation(s) {unknown}; "
                                   f"known: {sorted(str(op) for op in OpType)}")
+        if key == "app" and isinstance(table.get("heartbeat"), list):
+            table["heartbeat"] = tuple(table["heartbeat"])
         parts[key] = from_table(cls, table, f"{where} [{key}]")
     target = from_table(Target, {**raw, **parts}, where)
     choices = {
@@ -244,6 +249,10 @@ def target_from_dict(raw: dict[str, Any], where: str) -> Target:
             raise TargetError(f"{where}: {name} must be one of {list(allowed)}, not {value!r}")
     if target.canvas.create == "http" and not target.canvas.route:
         raise TargetError(f"{where}: [canvas] create = 'http' needs a route")
+    if target.app.heartbeat and (len(target.app.heartbeat) != 2 or not all(
+            isinstance(e, str) and e for e in target.app.heartbeat)):
+        raise TargetError(f"{where}: [app] heartbeat names two events, the page's and the server's answer "
+                          f"(['ping', 'pong']), not {list(target.app.heartbeat)}")
     if target.operations.node_id == "server" and target.truth.node_key == "id":
         raise TargetError(f"{where}: the server names nodes (operations.node_id = 'server'), so the judge "
                           "cannot find them by id: set truth.node_key (for example 'properties.hash')")

@@ -99,6 +99,10 @@ class Wire:
     busy to handle it does; from then on none of its operations reaches the server."""
     timeline: list[tuple[float, str, str, str]] = field(default_factory=list)
     """(at, "out"/"in", event, detail) of the first TIMELINE_FRAMES events: the drop's story, for reading."""
+    heartbeat: tuple[str, ...] = ()
+    """The page's heartbeat events (the target's ``[app] heartbeat``): sent, and answered with its data."""
+    beats: dict[str, list[float | None]] = field(default_factory=dict)
+    """Each heartbeat by its data: [sent at, its answer handled at, or None]."""
 
     def frame(self, payload: str | bytes, outgoing: bool, at: float | None = None) -> None:
         now = time.time() if at is None else at
@@ -112,6 +116,8 @@ class Wire:
         except (ValueError, TypeError):
             return
         data = rest[0] if rest and isinstance(rest[0], dict) else {}
+        if event in self.heartbeat:
+            self._beat(event, json.dumps(rest[0] if rest else None), outgoing, now)
         counts = self.sent if outgoing else self.received
         counts[event] = counts.get(event, 0) + 1
         if len(self.timeline) < TIMELINE_FRAMES:
@@ -125,6 +131,12 @@ class Wire:
             self.last_activity = now
         elif not outgoing and event in (Event.OPERATION_ACK, Event.OPERATION_REJECTED) and op_id:
             self.answers.setdefault(op_id, (event, now))
+
+    def _beat(self, event: str, key: str, outgoing: bool, now: float) -> None:
+        if outgoing and event == self.heartbeat[0]:
+            self.beats.setdefault(key, [now, None])
+        elif not outgoing and event == self.heartbeat[1] and key in self.beats and self.beats[key][1] is None:
+            self.beats[key][1] = now
 
     def sockets_until(self, ended: float) -> list[tuple[float, str]]:
         """The page's socket events in order, up to the drop's end (the browser closing its sockets afterwards
@@ -176,7 +188,7 @@ def run_session(spec: SessionSpec) -> DropResult:
     canvas_id = create_canvas(target, spec.base_url, spec.canvas_name, f"user-{spec.user}", {}, None)
     values = {"canvas": canvas_id}
     server = urlsplit(spec.base_url)
-    wire = Wire()
+    wire = Wire(heartbeat=target.app.heartbeat)
     peak = [0]
     stop = threading.Event()
     sampler = threading.Thread(target=sample_connections, args=(server.port or 80, stop, peak), daemon=True)
@@ -397,7 +409,9 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "timeline": [(round(at - started_at, 3), *rest) for at, *rest in wire.timeline],
                "socket_events": [(round(at - started_at, 3), what) for at, what in sockets],
                "socket_down_s": None if down_s is None else round(down_s, 3),
-               "busy_series": busy_series(page_info, started_at, ended)},
+               "busy_series": busy_series(page_info, started_at, ended),
+               **({"heartbeats": [[round(sent - started_at, 3), None if answered is None else round(answered - sent, 3)]
+                                  for sent, answered in sorted(wire.beats.values())]} if wire.heartbeat else {})},
     )
 
 

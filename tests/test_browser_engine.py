@@ -76,6 +76,10 @@ def test_the_browsers_wire_is_counted_by_event_and_route(ten_image_drop) -> None
     assert [what for _at, what in drop["socket_events"]] == ["open"] and drop["socket_events"][0][0] < 0
     assert drop["socket_down_s"] is None and extra["sockets_lost"] == 0 and extra["sockets_reopened"] == 0
     assert summary.op_ack_ms["p50"] is not None and summary.upload_ms["p50"] is not None
+    # the page's heartbeat: one ping as its socket opened and one every 10 s after, each answered in time
+    beats, heartbeat = drop["heartbeats"], extra["heartbeat"]
+    assert beats[0][0] < 0 and len(beats) == heartbeat["pings"] >= 1 + int(drop["settle_s"] // 15)
+    assert heartbeat["unanswered"] <= 1 and 0 <= heartbeat["late_p50_s"] <= heartbeat["late_max_s"] < 30
 
 
 def test_the_judgement_agrees_with_the_apps_database(ten_image_drop) -> None:
@@ -108,6 +112,26 @@ def test_socketio_frames_are_counted_by_event_and_heartbeats_apart() -> None:
     assert wire.received == {"operation_ack": 2} and wire.pings == 3
     assert wire.ops["a"][:2] == ("node_create", "h1") and wire.ops["b"][:2] == ("image_upload_complete", "h1")
     assert set(wire.answers) == {"a"}
+
+
+def test_the_pages_heartbeat_is_paired_by_its_data_and_its_longest_silence_found() -> None:
+    from realclient.run import heartbeat_figures
+    from realclient.session import Wire
+    wire = Wire(heartbeat=("ping", "pong"))
+    for at, frame, outgoing in [(0.0, '42["ping",100]', True), (0.5, '42["pong",100]', False),
+                                (10.0, '42["ping",200]', True), (20.0, '42["ping",300]', True),
+                                (41.0, '42["pong",300]', False),  # its page handled it 21 s late
+                                (41.5, '42["pong",200]', False),  # and this one 31.5 s late, out of order
+                                (41.6, '42["pong",300]', False),  # a second answer: not the first
+                                (50.0, '42["ping",400]', True)]:  # never answered
+        wire.frame(frame, outgoing, at)
+    beats = sorted([sent, None if answered is None else answered - sent] for sent, answered in wire.beats.values())
+    assert beats == [[0.0, 0.5], [10.0, 31.5], [20.0, 21.0], [50.0, None]]
+    assert wire.sent == {"ping": 4} and wire.received == {"pong": 4}  # still counted as frames
+    figures = heartbeat_figures([beats])
+    assert figures["pings"] == 4 and figures["unanswered"] == 1 and figures["late_max_s"] == 31.5
+    assert figures["late_p50_s"] == 21.0 and (figures["gap_max_s"], figures["gap_max_at_s"]) == (40.5, 41.0)
+    assert heartbeat_figures([[], [[5.0, None]]])["late_p50_s"] is None  # nothing answered: no figure
 
 
 def test_two_browsers_are_two_addresses_to_the_real_apps_limiter(tmp_path) -> None:

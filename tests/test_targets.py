@@ -37,6 +37,12 @@ def test_a_target_file_with_an_unknown_key_or_choice_is_refused(tmp_path: Path) 
     unjudgeable.write_text('kind = "target"\n[operations]\nnode_id = "server"\n')
     with pytest.raises(TargetError, match="node_key"):
         load_target(unjudgeable)
+    one_beat = tmp_path / "d.toml"
+    one_beat.write_text('kind = "target"\n[app]\nheartbeat = ["ping"]\n')
+    with pytest.raises(TargetError, match="heartbeat names two events"):
+        load_target(one_beat)
+    assert load_target("imagecanvas").app.heartbeat == ("ping", "pong")
+    assert load_target("imagecanvas-as-reported").app.heartbeat == ("ping", "pong")  # extends today's
 
 
 def test_templates_keep_a_whole_fields_type_and_fill_text() -> None:
