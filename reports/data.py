@@ -72,6 +72,23 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def _what_lost_them(extra: dict[str, Any]) -> list[str]:
+    """What the run saw beside its causes that explains them: the server's file sweep (why acked images may
+    be not_on_server); a page that closed its own socket (fc1316b's heartbeat, when the page handles its
+    answers over 30 s late: it reconnects without joining its canvas again, and every later operation is
+    refused) or lost it for good (what was open is connection_lost)."""
+    why = []
+    if swept := extra.get("uploads_swept"):
+        why.append(f"the server's file sweep deleted {swept:g} uploads")
+    if reopened := extra.get("sockets_reopened"):
+        late = (extra.get("heartbeat") or {}).get("late_max_s")
+        why.append(f"sockets opened again by the page: {reopened:g}"
+                   + (f", its heartbeat's answers handled up to {late:.0f} s late" if late is not None else ""))
+    if lost := extra.get("sockets_lost"):
+        why.append(f"pages that lost their socket for good: {lost:g}")
+    return why
+
+
 def headline(runs: list[Run]) -> pd.DataFrame:
     """One row per run, with the model's error beside each real run it predicted."""
     rows = []
@@ -79,8 +96,8 @@ def headline(runs: list[Run]) -> pd.DataFrame:
     for run in runs:
         s = run.summary
         causes = ", ".join(f"{k} {v:g}" for k, v in s["failures_by_cause"].items()) or "-"
-        if swept := s.get("extra", {}).get("uploads_swept"):  # why acked images may be not_on_server
-            causes += f" (the server's file sweep deleted {swept:g} uploads)"
+        if why := _what_lost_them(s.get("extra", {})):
+            causes += f" ({'; '.join(why)})"
         row = {
             "run": run.label, "engine": s["engine"], "strategy": s["strategy"], "profile": s["profile"],
             "images": s["images"], "users": s["users"], "images lost": round(s["images_failed"], 1),

@@ -106,3 +106,18 @@ def test_the_headline_says_when_the_servers_file_sweep_deleted_uploads() -> None
     swept = Run(Path("a"), {**base, "extra": {"uploads_swept": 3}}, pd.DataFrame())
     table = headline([swept, Run(Path("b"), base, pd.DataFrame())])
     assert list(table["causes"]) == ["not_on_server 3 (the server's file sweep deleted 3 uploads)", "not_on_server 3"]
+
+
+def test_the_headline_says_when_the_page_closed_or_lost_its_socket() -> None:
+    from reports.data import headline
+    base = {**SUMMARY, "engine": "browser", "images": 200, "images_failed": 108, "failure_rate": 0.54,
+            "failures_by_cause": {"rejected": 10, "unfinished": 91}, "http_requests": 9, "op_ack_ms": {"p95": 1.0}}
+    reopened = {"sockets_reopened": 1, "sockets_lost": 0, "heartbeat": {"late_max_s": 38.887}}
+    runs = [Run(Path("a"), {**base, "extra": reopened}, pd.DataFrame()),
+            Run(Path("b"), {**base, "extra": {"sockets_reopened": 2, "sockets_lost": 1}}, pd.DataFrame()),
+            Run(Path("c"), {**base, "extra": {"sockets_reopened": 0, "sockets_lost": 0}}, pd.DataFrame())]
+    assert list(headline(runs)["causes"]) == [
+        "rejected 10, unfinished 91 (sockets opened again by the page: 1, its heartbeat's answers handled up to 39 s "
+        "late)",
+        "rejected 10, unfinished 91 (sockets opened again by the page: 2; pages that lost their socket for good: 1)",
+        "rejected 10, unfinished 91"]
