@@ -106,6 +106,14 @@ MATRICES: dict[str, list[dict]] = {
     "browser-heartbeat": [
         {"engine": "browser", "app": "as-reported", "images": 200, "uplink_mbit": PLAUSIBLE_UPLINK_MBIT},
     ],
+    # browser-200's scenario on a slower day (issues 12 and 15): the page's speed read off three 50-image drops
+    # (bulkbench calibrate --page), then 200 images held out, and the protocol-level client under that layer
+    "browser-slower": [
+        *({"engine": "browser", "app": "today", "images": n, "uplink_mbit": PLAUSIBLE_UPLINK_MBIT, "repeat": k}
+          for n, repeats in ((50, 3), (200, 2)) for k in range(1, repeats + 1)),
+        {"strategy": app_client_strategy("today"), "app": "today", "images": 200, "uplink_mbit": PLAUSIBLE_UPLINK_MBIT,
+         "drop_cap_s": BROWSER_CAP_S},
+    ],
     # the cliff, run again (issues 15 and 17): one scenario's real spread, each run its own seed, where
     # individual's single-flight queue meets the orphan deadline (10 Mbit/s) and just above it (20)
     "cliff": [
