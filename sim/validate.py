@@ -142,7 +142,8 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
     in their ``repeat``): the real runs' spread beside the model's, one simulated run per seed
     1..``replications``: its mean, its 95 % prediction interval for one run (mean +- t s sqrt(1 + 1/n)),
     and how many real runs fall inside. Where a scenario sits on a cliff one real run says little; its
-    spread is what the model must cover. ``layer``: a strategies layer instead of the folder's own."""
+    spread is what the model must cover. Where the real runs were cut (their cap), the model is cut there too.
+    ``layer``: a strategies layer instead of the folder's own."""
     groups: dict[str, list[dict]] = {}
     for entry in read_matrix(matrix_dir):
         scenario = {k: v for k, v in entry["spec"].items() if k not in ("seed", "repeat")}
@@ -153,11 +154,13 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
         spec = orjson.loads(key)
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
         profile, strategy = model_profile_of(spec), strategy_of(spec)
+        cut_s = max(cut_at_s(entry["spec"], entry["summary"]) for entry in entries)
         runs = [run_sim(SimOptions(
             strategy=strategy, strategy_layer=layer, images=spec["images"], users=spec.get("users", 1),
             profile=pinned.get(profile, profile),
             seed=seed, uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms,
-            workload=spec.get("workload", ""), model=model or None)) for seed in range(1, replications + 1)]
+            workload=spec.get("workload", ""), model=model or None, horizon_s=cut_s))
+            for seed in range(1, replications + 1)]
         rates = [run.failure_rate for run in runs]
         mean = statistics.fmean(rates)
         half = t95(len(rates) - 1) * statistics.stdev(rates) * math.sqrt(1 + 1 / len(rates))

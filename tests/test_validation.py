@@ -9,6 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bulkbench.page_calibration import calibrate_page
+from bulkbench.strategies import strategy_params
 from sim.accuracy import DROP_SECONDS_BIAS_TOLERANCE, count_within, within, within_runs
 from sim.run import SimOptions, run_sim
 from sim.validate import compare_engines, compare_matrix, compare_servers, compare_spread, read_matrix
@@ -323,9 +325,42 @@ def test_the_page_without_the_limiter_reconnects_at_200_images_and_never_joins_i
     authenticated"): the images not complete by then can never be, whatever the cap (recorded before the
     engine called them ``rejected``)."""
     folder = ROOT / "examples" / "validation" / "browser-heartbeat"
-    (entry,) = read_matrix(folder)
+    (entry,) = (e for e in read_matrix(folder) if e["spec"]["app"] == "as-reported")
     extra = entry["summary"]["extra"]
     assert extra["frames_sent"]["session_init"] == 3 and extra["frames_sent"]["join_canvas"] == 1
     assert extra["frames_received"]["operation_rejected"] >= 30
     late = [ms for at, ms, _tasks, _uploaded in extra["busy_series"] if at >= 300]  # 10 s buckets
     assert entry["summary"]["images_failed"] > 100 and sum(late) > 0.9 * 10_000 * len(late)
+
+
+def test_on_a_slower_day_the_speed_of_50_images_predicts_that_half_of_200_are_lost_at_the_cap() -> None:
+    """``examples/validation/browser-slower``: browser-200's scenario (today's page, 200 images at 20 Mbit/s) on a
+    day the page ran 1.418x as long per node as where ``individual:fc1316b`` was fitted (browser-200's day: 0.830).
+    The layer beside it is ``calibrate --page`` of the three 50-image drops alone; the 200-image drops are held
+    out. They settled in 342-435 s on browser-200's day; here both were cut at 900 s with about half lost (one
+    page's heartbeat handled an answer 39 s late and reconnected without joining its canvas again, its later
+    operations refused; the other's images were still on their way), and so was the protocol-level client
+    under the layer. The model under the layer, cut at the cap, meets the protocol-level row on every count
+    and loses as much as the pages within 0.11; one seed in ten at a time, it falls into the feedback in 6."""
+    folder = ROOT / "examples" / "validation" / "browser-slower"
+    entries = read_matrix(folder)
+    browser = [e["summary"] for e in entries if e["spec"].get("engine") == "browser"]
+    calibration = calibrate_page([folder], [ROOT / "examples" / "validation" / "browser"])
+    assert calibration.speed == pytest.approx(1.418, abs=0.001)  # only the uncapped 50-image drops count
+    assert calibration.here_s_per_node and len(calibration.here_s_per_node) == 3
+    layer = strategy_params("individual:fc1316b", layer=folder / "strategies.toml")
+    assert layer.page_s_per_uploaded_image == calibration.scaled["page_s_per_uploaded_image"]
+    held_out = [r for r in browser if r["images"] == 200]
+    assert len(held_out) == 2 and all(r["extra"]["capped"] and 0.45 <= r["failure_rate"] <= 0.6 for r in held_out)
+    reconnected, stayed = sorted(held_out, key=lambda r: -r["extra"]["sockets_reopened"])
+    assert reconnected["extra"]["sockets_reopened"] >= 1 and reconnected["failures_by_cause"]["rejected"] > 0
+    assert reconnected["extra"]["heartbeat"]["late_max_s"] > 30
+    assert stayed["extra"]["sockets_reopened"] == 0 and set(stayed["failures_by_cause"]) == {"unfinished"}
+    rows = [r for r in compare_matrix(folder, replications=5) if r["images"] == 200]
+    (ours,) = (r for r in rows if r["engine"] == "locust")
+    assert ours["real_failure_rate"] > 0.6 and ours["within"]
+    assert all(r["sim_failure_rate"] > 0.55 and abs(r["sim_failure_rate"] - r["real_failure_rate"]) <= 0.11
+               for r in rows)
+    # a seed at a time (the page's layout race drawn), cut where the real runs were: some fall into the feedback
+    spread = {(r["engine"], r["images"]): r for r in compare_spread(folder, replications=3)}
+    assert max(spread[("browser", 200)]["sim_failure_rates"]) > 0.45 and spread[("browser", 200)]["inside"] == 2
