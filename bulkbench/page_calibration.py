@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,9 @@ class PageCalibration:
     unplaced: list[int]
     """Files each run's page laid out without a node (runs that say)."""
     feedback: FeedbackFit | None = None
+    left_out: dict[str, int] = field(default_factory=dict)
+    """Browser runs given that were not used, by why (cut at their cap: their busy time is the cap's; no
+    fitted run of their size to compare with)."""
 
 
 def calibrate_page(runs: list[Path], fitted_on: list[Path], strategy: str = "individual:fc1316b") -> PageCalibration:
@@ -134,6 +137,10 @@ def calibrate_page(runs: list[Path], fitted_on: list[Path], strategy: str = "ind
     fitted_by_size: dict[int, list[float]] = {}
     for r, busy in zip(fitted, fitted_s, strict=True):
         fitted_by_size.setdefault(r["images"], []).append(busy)
+    capped = len([r for folder in runs for r in browser_summaries(folder)]) - len(here)
+    unmatched = sum(r["images"] not in fitted_by_size for r in here)
+    left_out = {reason: n for reason, n in (("cut at their cap", capped), ("no fitted run of their size", unmatched))
+                if n}
     here = [r for r in here if r["images"] in fitted_by_size]
     here_s = [busy_s_per_node(r) for r in here]
     # each run against the fitted runs of its size: a bigger drop keeps the page busier per node
@@ -145,7 +152,7 @@ def calibrate_page(runs: list[Path], fitted_on: list[Path], strategy: str = "ind
     if unplaced and preview_s and hasattr(params, "layout_unready_s"):
         scaled["layout_unready_s"] = sorted(float(f"{min(TOBLOB_IDLE_TIMEOUT_S, count * preview_s):.6g}")
                                             for count in unplaced)
-    return PageCalibration(strategy, here_s, fitted_s, speed, scaled, unplaced)
+    return PageCalibration(strategy, here_s, fitted_s, speed, scaled, unplaced, left_out=left_out)
 
 
 def layer_text(calibration: PageCalibration, runs: list[Path], fitted_on: list[Path],
@@ -158,6 +165,7 @@ def layer_text(calibration: PageCalibration, runs: list[Path], fitted_on: list[P
         command += f" --feedback-from {' '.join(map(str, feedback_from))}"
     lines = [
         f"# {command}",
+        *([f"# browser runs left out: {_left_out(calibration.left_out)}"] if calibration.left_out else []),
         f"# {calibration.strategy}'s page costs on the machine of these browser runs: its main thread was blocked",
         f"# {statistics.median(here):.3f} s per node laid out (median of {len(here)} runs, "
         f"{min(here):.3f}-{max(here):.3f}) against {statistics.median(fitted):.3f}",
@@ -174,6 +182,10 @@ def layer_text(calibration: PageCalibration, runs: list[Path], fitted_on: list[P
         *(f"{name} = {value!r}" for name, value in calibration.scaled.items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _left_out(left_out: dict[str, int]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in left_out.items())
 
 
 FeedbackFitter = Callable[[PageCalibration, list[dict[str, Any]]], PageCalibration]
@@ -193,6 +205,8 @@ def main(args: Any, fit_feedback: FeedbackFitter | None = None) -> int:
     print(f"page busy per node: {statistics.median(calibration.here_s_per_node):.3f} s here "
           f"({len(calibration.here_s_per_node)} runs), {statistics.median(calibration.fitted_s_per_node):.3f} s "
           f"where {args.strategy} was fitted ({len(calibration.fitted_s_per_node)} runs): x {calibration.speed:.3f}")
+    if calibration.left_out:
+        print(f"browser runs left out: {_left_out(calibration.left_out)}")
     for name, value in calibration.scaled.items():
         if name != "layout_unready_s":
             print(f"  {name:<28} {getattr(before, name):>8g} -> {value:g}")

@@ -347,7 +347,7 @@ def test_on_a_slower_day_the_speed_of_50_images_predicts_that_half_of_200_are_lo
     browser = [e["summary"] for e in entries if e["spec"].get("engine") == "browser"]
     calibration = calibrate_page([folder], [ROOT / "examples" / "validation" / "browser"])
     assert calibration.speed == pytest.approx(1.418, abs=0.001)  # only the uncapped 50-image drops count
-    assert calibration.here_s_per_node and len(calibration.here_s_per_node) == 3
+    assert len(calibration.here_s_per_node) == 3 and calibration.left_out == {"cut at their cap": 2}
     layer = strategy_params("individual:fc1316b", layer=folder / "strategies.toml")
     assert layer.page_s_per_uploaded_image == calibration.scaled["page_s_per_uploaded_image"]
     held_out = [r for r in browser if r["images"] == 200]
