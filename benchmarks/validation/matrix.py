@@ -113,6 +113,8 @@ MATRICES: dict[str, list[dict]] = {
           for n, repeats in ((50, 3), (200, 2)) for k in range(1, repeats + 1)),
         {"strategy": app_client_strategy("today"), "app": "today", "images": 200, "uplink_mbit": PLAUSIBLE_UPLINK_MBIT,
          "drop_cap_s": BROWSER_CAP_S},
+        # held out too, predicted before it ran: the page without the limiter, same day, same layer
+        {"engine": "browser", "app": "as-reported", "images": 200, "uplink_mbit": PLAUSIBLE_UPLINK_MBIT},
     ],
     # the cliff, run again (issues 15 and 17): one scenario's real spread, each run its own seed, where
     # individual's single-flight queue meets the orphan deadline (10 Mbit/s) and just above it (20)
