@@ -341,13 +341,15 @@ def test_on_a_slower_day_the_speed_of_50_images_predicts_that_half_of_200_are_lo
     page's heartbeat handled an answer 39 s late and reconnected without joining its canvas again, its later
     operations refused; the other's images were still on their way), and so was the protocol-level client
     under the layer. The model under the layer, cut at the cap, meets the protocol-level row on every count
-    and loses as much as the pages within 0.11; one seed in ten at a time, it falls into the feedback in 6."""
+    and loses as much as the pages within 0.11; one seed in ten at a time, it falls into the feedback in 6. The
+    page as reported, run after the model's prediction was written down (0.698 at the cap), lost 0.635: a miss
+    by 0.013 beyond the stated error, inside the spread of its seeds."""
     folder = ROOT / "examples" / "validation" / "browser-slower"
     entries = read_matrix(folder)
-    browser = [e["summary"] for e in entries if e["spec"].get("engine") == "browser"]
+    browser = [e["summary"] for e in entries if e["spec"].get("engine") == "browser" and e["spec"]["app"] == "today"]
     calibration = calibrate_page([folder], [ROOT / "examples" / "validation" / "browser"])
     assert calibration.speed == pytest.approx(1.418, abs=0.001)  # only the uncapped 50-image drops count
-    assert len(calibration.here_s_per_node) == 3 and calibration.left_out == {"cut at their cap": 2}
+    assert len(calibration.here_s_per_node) == 3 and calibration.left_out == {"cut at their cap": 3}
     layer = strategy_params("individual:fc1316b", layer=folder / "strategies.toml")
     assert layer.page_s_per_uploaded_image == calibration.scaled["page_s_per_uploaded_image"]
     held_out = [r for r in browser if r["images"] == 200]
@@ -361,6 +363,10 @@ def test_on_a_slower_day_the_speed_of_50_images_predicts_that_half_of_200_are_lo
     assert ours["real_failure_rate"] > 0.6 and ours["within"]
     assert all(r["sim_failure_rate"] > 0.55 and abs(r["sim_failure_rate"] - r["real_failure_rate"]) <= 0.11
                for r in rows)
+    # predicted before it ran: the page as reported, the same day and layer, loses 0.698 at the cap; it lost 0.635
+    (reported,) = (r for r in rows if r["target"] == "imagecanvas-as-reported")
+    assert reported["real_failure_rate"] == 0.635 and 0.05 < reported["sim_failure_rate"] - 0.635 <= 0.08
     # a seed at a time (the page's layout race drawn), cut where the real runs were: some fall into the feedback
-    spread = {(r["engine"], r["images"]): r for r in compare_spread(folder, replications=3)}
-    assert max(spread[("browser", 200)]["sim_failure_rates"]) > 0.45 and spread[("browser", 200)]["inside"] == 2
+    spread = {(r["profile"], r["engine"], r["images"]): r for r in compare_spread(folder, replications=3)}
+    today = spread[("legacy-ratelimit", "browser", 200)]
+    assert max(today["sim_failure_rates"]) > 0.45 and today["inside"] == 2
