@@ -110,7 +110,7 @@ MATRICES: dict[str, list[dict]] = {
     # (bulkbench calibrate --page), then 200 images held out, and the protocol-level client under that layer
     "browser-slower": [
         *({"engine": "browser", "app": "today", "images": n, "uplink_mbit": PLAUSIBLE_UPLINK_MBIT, "repeat": k}
-          for n, repeats in ((50, 3), (200, 2)) for k in range(1, repeats + 1)),
+          for n, repeats in ((50, 3), (200, 3)) for k in range(1, repeats + 1)),
         {"strategy": app_client_strategy("today"), "app": "today", "images": 200, "uplink_mbit": PLAUSIBLE_UPLINK_MBIT,
          "drop_cap_s": BROWSER_CAP_S},
         # held out too, predicted before it ran: the page without the limiter, same day, same layer
