@@ -337,9 +337,9 @@ def test_on_a_slower_day_the_speed_of_50_images_predicts_that_half_of_200_are_lo
     """``examples/validation/browser-slower``: browser-200's scenario (today's page, 200 images at 20 Mbit/s) on a
     day the page ran 1.418x as long per node as where ``individual:fc1316b`` was fitted (browser-200's day: 0.830).
     The layer beside it is ``calibrate --page`` of the three 50-image drops alone; the 200-image drops are held
-    out. They settled in 342-435 s on browser-200's day; here both were cut at 900 s with about half lost (one
-    page's heartbeat handled an answer 39 s late and reconnected without joining its canvas again, its later
-    operations refused; the other's images were still on their way), and so was the protocol-level client
+    out. They settled in 342-435 s on browser-200's day; here all three were cut at 900 s with about half lost
+    (one page's heartbeat handled an answer 39 s late and reconnected without joining its canvas again, its later
+    operations refused; the others' images were still on their way), and so was the protocol-level client
     under the layer. The model under the layer, cut at the cap, meets the protocol-level row on every count
     and loses as much as the pages within 0.11; one seed in ten at a time, it falls into the feedback in 6. The
     page as reported, run after the model's prediction was written down (0.698 at the cap), lost 0.635: a miss
@@ -349,15 +349,17 @@ def test_on_a_slower_day_the_speed_of_50_images_predicts_that_half_of_200_are_lo
     browser = [e["summary"] for e in entries if e["spec"].get("engine") == "browser" and e["spec"]["app"] == "today"]
     calibration = calibrate_page([folder], [ROOT / "examples" / "validation" / "browser"])
     assert calibration.speed == pytest.approx(1.418, abs=0.001)  # only the uncapped 50-image drops count
-    assert len(calibration.here_s_per_node) == 3 and calibration.left_out == {"cut at their cap": 3}
+    assert len(calibration.here_s_per_node) == 3 and calibration.left_out == {"cut at their cap": 4}
     layer = strategy_params("individual:fc1316b", layer=folder / "strategies.toml")
     assert layer.page_s_per_uploaded_image == calibration.scaled["page_s_per_uploaded_image"]
     held_out = [r for r in browser if r["images"] == 200]
-    assert len(held_out) == 2 and all(r["extra"]["capped"] and 0.45 <= r["failure_rate"] <= 0.6 for r in held_out)
-    reconnected, stayed = sorted(held_out, key=lambda r: -r["extra"]["sockets_reopened"])
+    assert len(held_out) == 3 and all(r["extra"]["capped"] and 0.45 <= r["failure_rate"] <= 0.6 for r in held_out)
+    reconnected, *stayed = sorted(held_out, key=lambda r: -r["extra"]["sockets_reopened"])
     assert reconnected["extra"]["sockets_reopened"] >= 1 and reconnected["failures_by_cause"]["rejected"] > 0
     assert reconnected["extra"]["heartbeat"]["late_max_s"] > 30
-    assert stayed["extra"]["sockets_reopened"] == 0 and set(stayed["failures_by_cause"]) == {"unfinished"}
+    for run in stayed:  # its answers never over 30 s late at a check: the socket stayed, the images were on their way
+        assert run["extra"]["sockets_reopened"] == 0 and run["extra"]["heartbeat"]["late_max_s"] < 30
+        assert run["failures_by_cause"]["unfinished"] > 0.85 * run["images_failed"]
     rows = [r for r in compare_matrix(folder, replications=5) if r["images"] == 200]
     (ours,) = (r for r in rows if r["engine"] == "locust")
     assert ours["real_failure_rate"] > 0.6 and ours["within"]
@@ -369,4 +371,4 @@ def test_on_a_slower_day_the_speed_of_50_images_predicts_that_half_of_200_are_lo
     # a seed at a time (the page's layout race drawn), cut where the real runs were: some fall into the feedback
     spread = {(r["profile"], r["engine"], r["images"]): r for r in compare_spread(folder, replications=3)}
     today = spread[("legacy-ratelimit", "browser", 200)]
-    assert max(today["sim_failure_rates"]) > 0.45 and today["inside"] == 2
+    assert max(today["sim_failure_rates"]) > 0.45 and today["inside"] == 3
