@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.validation.matrix import BROWSER_CAP_S, MATRICES, row_options
+from benchmarks.validation.matrix import BROWSER_CAP_S, MATRICES, ROW_KEY_FILE, row_folder, row_options
 from loadtests.run import RunOptions
 
 ROWS = [(name, spec) for name, specs in MATRICES.items() for spec in specs]
@@ -29,3 +29,14 @@ def test_a_long_row_is_cut_where_it_says_in_both_engines(tmp_path: Path) -> None
     browser, protocol = MATRICES["browser-500"]
     assert row_options(browser, tmp_path).max_seconds == browser["drop_cap_s"] > BROWSER_CAP_S
     assert row_options(protocol, tmp_path).drop_cap_s == protocol["drop_cap_s"]
+
+
+def test_a_row_never_takes_the_folder_of_another_rows_run(tmp_path: Path) -> None:
+    assert row_folder(tmp_path, 6, "a") == tmp_path / "run06"  # free
+    (tmp_path / "run06").mkdir()
+    (tmp_path / "run06" / ROW_KEY_FILE).write_text("a")
+    assert row_folder(tmp_path, 6, "a") == tmp_path / "run06"  # the same row again: its own folder
+    assert row_folder(tmp_path, 6, "b") == tmp_path / "run06-2"  # a row renumbered onto it: beside it
+    (tmp_path / "run07").mkdir()  # an older run's, without a key: taken
+    assert row_folder(tmp_path, 7, "a") == tmp_path / "run07-2"
+

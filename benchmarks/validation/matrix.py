@@ -10,6 +10,7 @@ earlier results (after a change to the real engine that only they feel).
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from bulkbench.results import RunSummary
 from bulkbench.target import app_client_strategy
 from loadtests.run import RunOptions, run, table
 
+ROW_KEY_FILE = "row-key.txt"
+"""The key of the row whose raw files a run folder holds."""
 BROWSER_CAP_S = 900.0
 """A browser drop still going after 15 minutes is cut there (its open images: ``unfinished``); a row's own
 ``drop_cap_s`` replaces it."""
@@ -157,6 +160,18 @@ def run_row(spec: dict, out: Path, layer: str = "") -> RunSummary:
     return browser_run(options)
 
 
+def row_folder(out: Path, number: int, name: str) -> Path:
+    """Where row ``number`` (key ``name``) keeps its raw files: ``runNN``, unless an earlier run of another row
+    holds it (a row added to a matrix renumbers the rows after it), then ``runNN-2``, ``-3`` ... Each run
+    leaves its key in ``row-key.txt``; a folder without one is an older run's, and taken."""
+    for suffix in itertools.count(1):
+        folder = out / (f"run{number:02d}" + (f"-{suffix}" if suffix > 1 else ""))
+        key_file = folder / ROW_KEY_FILE
+        if not folder.exists() or (key_file.is_file() and key_file.read_text() == name):
+            return folder
+    raise AssertionError("unreachable")
+
+
 def pin_layer(out: Path, layer: str) -> str:
     """The layer every run of ``out`` uses: ``out/strategies.toml``, copied from ``layer`` the first time.
     A recording is of one client, so another layer for a folder that has one is refused."""
@@ -211,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         if name in done or not selected(spec):
             continue
         print(f"\n=== run {number}/{len(MATRICES[args.matrix])}: {name}", flush=True)
-        summary = run_row(spec, out / f"run{number:02d}", layer)
+        folder = row_folder(out, number, name)
+        summary = run_row(spec, folder, layer)
+        (folder / ROW_KEY_FILE).write_text(name)
         print(table([summary]), flush=True)
         with open(log, "ab") as handle:
             handle.write(orjson.dumps({"key": name, "spec": spec, "summary": summary.to_json()}) + b"\n")
