@@ -10,7 +10,6 @@ earlier results (after a change to the real engine that only they feel).
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -164,12 +163,11 @@ def row_folder(out: Path, number: int, name: str) -> Path:
     """Where row ``number`` (key ``name``) keeps its raw files: ``runNN``, unless an earlier run of another row
     holds it (a row added to a matrix renumbers the rows after it), then ``runNN-2``, ``-3`` ... Each run
     leaves its key in ``row-key.txt``; a folder without one is an older run's, and taken."""
-    for suffix in itertools.count(1):
-        folder = out / (f"run{number:02d}" + (f"-{suffix}" if suffix > 1 else ""))
-        key_file = folder / ROW_KEY_FILE
-        if not folder.exists() or (key_file.is_file() and key_file.read_text() == name):
-            return folder
-    raise AssertionError("unreachable")
+    folder, suffix = out / f"run{number:02d}", 1
+    while folder.exists() and not ((key := folder / ROW_KEY_FILE).is_file() and key.read_text() == name):
+        suffix += 1
+        folder = out / f"run{number:02d}-{suffix}"
+    return folder
 
 
 def pin_layer(out: Path, layer: str) -> str:
