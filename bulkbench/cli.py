@@ -69,6 +69,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.heartbeat:
+        from sim.heartbeat_fit import main as heartbeat
+        return heartbeat(args)
     if args.page:
         from bulkbench.page_calibration import main as page
         if args.feedback_from:
@@ -369,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--feedback-from", nargs="+", default=[], metavar="DIR",
                            help="with --page: browser runs of one bigger drop (200 images) on the same machine: the "
                                 "page's frame feedback is fitted to their drop time with the model, not scaled")
+    calibrate.add_argument("--heartbeat", action="store_true",
+                           help="RUN_DIRs are recordings with a heartbeats.jsonl (their pages' pings): fit how late "
+                                "the stand-in page's heartbeat tasks run around its canvas load; --out is a layer")
     calibrate.set_defaults(func=cmd_calibrate)
 
     validate = commands.add_parser(

@@ -137,7 +137,17 @@ class Post:
     timeout_s: float = 30.0
 
 
-Effect = Sleep | Now | Spawn | Join | Put | Take | Hash | SendOp | SendFrame | AwaitAnswers | Upload | Fetch | Post
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """Close the drop's socket and open a new one; ``rejoin`` False: the new socket does not join the canvas
+    again, so the server refuses its operations (fc1316b's heartbeat reconnection: ``NetworkLayer.js:130``
+    joins again only when the page holds a ``currentUser``, which it does not)."""
+
+    rejoin: bool = False
+
+
+Effect = (Sleep | Now | Spawn | Join | Put | Take | Hash | SendOp | SendFrame | AwaitAnswers | Upload | Fetch | Post
+          | Reconnect)
 Strategy = Generator[Effect, Any, None]
 
 

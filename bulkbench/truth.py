@@ -152,7 +152,35 @@ def drop_figures(results: Iterable[DropResult]) -> dict[str, Any]:
     for key in TOTALLED_EXTRAS:
         if any(key in r.extra for r in results):
             out[key] = sum(r.extra.get(key, 0) for r in results)
+    if any("heartbeats" in r.extra for r in results):
+        out["heartbeat"] = heartbeat_figures([r.extra.get("heartbeats", []) for r in results])
+    if any("reconnected_at" in r.extra for r in results):  # the model's pages (a browser's: its socket events)
+        out["sockets_reopened"] = sum(len(r.extra.get("reconnected_at", [])) for r in results)
+        out["first_reopened_s"] = min((t for r in results for t in r.extra.get("reconnected_at", [])), default=None)
     return out
+
+
+HEARTBEATS_FILE = "heartbeats.jsonl"
+"""Beside a recording's ``matrix.jsonl``: its browser rows' pages' pings, one line per page (``key``, ``user``,
+``heartbeats`` as [sent at, late by or None], ``socket_events``), which ``calibrate --heartbeat`` fits."""
+
+
+def heartbeat_figures(pages: list[list[list[float | None]]]) -> dict[str, Any]:
+    """How late the pages handled their heartbeat's answers (``[sent at, late by or None]`` per beat and
+    page), and the longest stretch a page went between two answers handled: what fc1316b's page holds
+    against 30 s when it decides its socket is dead (``NetworkLayer.js:692``). The server answers at once,
+    so the lateness is the page's main thread's backlog."""
+    late = [beat[1] for beats in pages for beat in beats if beat[1] is not None]
+    gap, gap_at = 0.0, None
+    for beats in pages:
+        handled = sorted(sent + late_s for sent, late_s in beats if late_s is not None)
+        for before, after in zip(handled, handled[1:], strict=False):
+            if after - before > gap:
+                gap, gap_at = after - before, after
+    pings, spread = sum(len(beats) for beats in pages), percentiles(late)
+    return {"pings": pings, "unanswered": pings - len(late),
+            **{f"late_{q}_s": None if spread[q] is None else round(spread[q], 3) for q in ("p50", "p95", "max")},
+            "gap_max_s": round(gap, 3), "gap_max_at_s": None if gap_at is None else round(gap_at, 3)}
 
 
 def last_settled_s(drop: Drop, ended_s: float) -> float:

@@ -27,6 +27,7 @@ from bulkbench.effects import (
     Now,
     Post,
     Put,
+    Reconnect,
     SendFrame,
     SendOp,
     Sleep,
@@ -172,6 +173,9 @@ class GeventDriver:
                 result, length = self.browser.post_json(path, body, timeout_s)
                 self.report("POST", path, result.latency_s * 1000, length, _http_error(result))
                 return result
+            case Reconnect(rejoin):
+                self.socket.reopen(rejoin)
+                return None
         raise TypeError(f"not an effect: {effect!r}")
 
     def _op_name(self, operation_id: str) -> str:

@@ -99,6 +99,7 @@ def run_drop(target: Target, base_url: str, strategy: str, params: Any, limits: 
                "ops_by_type": dict(sorted(Counter(socket.op_types.values()).items())),
                "frames_received": socket.received_by_event, "transport_pings": socket.transport_pings,
                **browser.http, "upload_attempts": browser.uploads,
-               "canvas_id": canvas_id, "source_address": source, "reconnects": socket.reconnects},
+               "canvas_id": canvas_id, "source_address": source, "reconnects": socket.reconnects,
+               **drop.log.heartbeat_extra()},
     )
 

@@ -73,6 +73,8 @@ class DropSocket:
         self.on_frame = on_frame
         self.resume_s = resume_s
         self.canvas_id: Any = None
+        self.joined = False
+        """The open socket is in the canvas (not after a ``reopen`` without rejoining)."""
         self.reconnects = 0
         self.shut = False
         self.closed = True
@@ -116,6 +118,7 @@ class DropSocket:
             while self.closed and not self.shut and time.monotonic() < deadline:
                 try:
                     self._open()
+                    self.joined = False
                     if self.canvas_id is not None:
                         self.join(self.canvas_id, timeout_s=max(0.1, deadline - time.monotonic()))
                     self.reconnects += 1
@@ -124,6 +127,23 @@ class DropSocket:
                     gevent.sleep(pause)
                     pause = min(pause * 2, RESUME_BACKOFF_S[1])
             return not self.closed
+
+    def reopen(self, rejoin: bool) -> None:
+        """Close the socket and open a new one, as a page that found its socket dead does; without
+        ``rejoin`` the new one is not in the canvas, and the server refuses its operations. Answers still
+        owed on the old socket are lost with it."""
+        old = self.wire
+        self.closed, self.joined = True, False
+        if old is not None:
+            old.close()
+        self._answer_lost()
+        try:
+            self._open()
+            if rejoin and self.canvas_id is not None:
+                self.join(self.canvas_id)
+            self.reconnects += 1
+        except (*CONNECT_ERRORS, SocketLost):
+            self.closed = True  # the next send resumes (and rejoins), as after any lost connection
 
     # ------------------------------------------------------------------ sending
 
@@ -176,12 +196,16 @@ class DropSocket:
             self._await_event(Event.FULL_STATE_SYNC,
                               lambda: self._emit(Event.REQUEST_FULL_SYNC, {"canvasId": canvas_id}),
                               max(0.1, deadline - time.monotonic()))
+        self.joined = True
         return joined
 
     def full_sync(self, timeout_s: float = JOIN_TIMEOUT_S) -> dict[str, Any]:
-        """The server's state of the canvas, over the socket."""
+        """The server's state of the canvas, over the socket (joined again first if the page's socket left
+        it: the judge reads the canvas, whatever the page did to its socket)."""
         if self.closed and not self.resume():
             raise SocketLost("socket lost")
+        if not self.joined and self.canvas_id is not None:
+            self.join(self.canvas_id, timeout_s)
         return self._await_event(Event.FULL_STATE_SYNC,
                                  lambda: self._emit(Event.REQUEST_FULL_SYNC, {"canvasId": self.canvas_id}),
                                  timeout_s)

@@ -26,7 +26,7 @@ from bulkbench.config import ConfigError
 from bulkbench.lifeline import die_with_parent, exit_on_sigterm, wait_for
 from bulkbench.network import load_network
 from bulkbench.profile import load_profile
-from bulkbench.results import RunSummary, percentiles, table
+from bulkbench.results import RunSummary, table
 from bulkbench.target import APP_TARGETS, TargetError, load_target
 from bulkbench.truth import DropResult, TruthError, drop_figures, summarize
 from bulkbench.workload import ImageSpec, draw_images, load_workload
@@ -259,27 +259,7 @@ def browser_figures(results: list[DropResult]) -> dict[str, Any]:
             "long_task_ms": sum(r.extra.get("long_task_ms", 0) for r in results),
             "hardware_concurrency": first.get("hardware_concurrency"), "claimed": first.get("claimed"),
             "console_lines": sum(r.extra.get("console_lines", 0) for r in results),
-            "busy_series": first.get("busy_series", []),
-            **({"heartbeat": heartbeat_figures([r.extra["heartbeats"] for r in results])}
-               if "heartbeats" in first else {})}
-
-
-def heartbeat_figures(pages: list[list[list[float | None]]]) -> dict[str, Any]:
-    """How late the pages handled their heartbeat's answers (``[sent at, late by or None]`` per beat and
-    page), and the longest stretch a page went between two answers handled: what fc1316b's page holds
-    against 30 s when it decides its socket is dead (``NetworkLayer.js:692``). The server answers at once,
-    so the lateness is the page's main thread's backlog."""
-    late = [beat[1] for beats in pages for beat in beats if beat[1] is not None]
-    gap, gap_at = 0.0, None
-    for beats in pages:
-        handled = sorted(sent + late_s for sent, late_s in beats if late_s is not None)
-        for before, after in zip(handled, handled[1:], strict=False):
-            if after - before > gap:
-                gap, gap_at = after - before, after
-    pings, spread = sum(len(beats) for beats in pages), percentiles(late)
-    return {"pings": pings, "unanswered": pings - len(late),
-            **{f"late_{q}_s": None if spread[q] is None else round(spread[q], 3) for q in ("p50", "p95", "max")},
-            "gap_max_s": round(gap, 3), "gap_max_at_s": None if gap_at is None else round(gap_at, 3)}
+            "busy_series": first.get("busy_series", [])}
 
 
 def main(args: Any) -> int:

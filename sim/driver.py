@@ -27,6 +27,7 @@ from bulkbench.effects import (
     Now,
     Post,
     Put,
+    Reconnect,
     SendFrame,
     SendOp,
     Sleep,
@@ -95,6 +96,10 @@ class World(Protocol):
               until_refused: bool = False) -> SimGenerator: ...
 
     def post(self, client: SimClient, path: str, body: dict[str, Any], timeout_s: float) -> SimGenerator: ...
+
+    def reconnect(self, client: SimClient, rejoin: bool) -> None:
+        """The browser's socket closed and a new one opened (joined to the canvas again only if ``rejoin``)."""
+        ...
 
 
 class SimClient:
@@ -269,5 +274,8 @@ class SimClient:
                 live = [h for h in handles if h.is_alive]
                 if live:
                     yield env.all_of(live)
+                return None
+            case Reconnect(rejoin):
+                self.world.reconnect(self, rejoin)
                 return None
         raise TypeError(f"not an effect: {effect!r}")

@@ -28,6 +28,7 @@ from bulkbench.profile import STAGE_NAMES, Overloaded, Profile
 from bulkbench.protocol import (
     ErrorCode,
     Event,
+    ExecuteOperation,
     JoinCanvas,
     OpType,
     ProtocolError,
@@ -379,6 +380,16 @@ class ModelWorld:
     def join(self, client: SimClient) -> None:
         """``join_canvas`` and its ``canvas_joined`` (sent by the driver's owner before the drop)."""
         session = self.sessions[client] = Session(f"s{client.user}", client, self.server.room)
+        self._join(client, session)
+
+    def reconnect(self, client: SimClient, rejoin: bool) -> None:
+        """A new socket, a new session: the old one leaves its room (``server_core.Session``)."""
+        self.sessions[client].leave()
+        session = self.sessions[client] = Session(f"s{client.user}", client, self.server.room)
+        if rejoin:
+            self._join(client, session)
+
+    def _join(self, client: SimClient, session: Session) -> None:
         joined = session.receive(JoinCanvas(client.canvas_id))
         assert isinstance(joined, tuple) and joined[0] == Event.CANVAS_JOINED, joined
         client.ws_messages_sent += 1
@@ -398,7 +409,13 @@ class ModelWorld:
         """The frame has arrived."""
         session = self.sessions[client]
         room = session.room
-        assert room is not None, "the driver joins before the drop"
+        if room is None:  # a socket that has not joined: refused, as the server's rule says
+            message = parse_operation(operation_id, op_type, params)
+            refused = session.receive(message if isinstance(message, ProtocolError)
+                                      else ExecuteOperation(operation_id, op_type, message))
+            assert isinstance(refused, tuple), refused
+            self._to_client(client, self.params.answer_bytes, (operation_id, _answer(refused)))
+            return
 
         def answered(answer: Frame, reply: Reply | None) -> None:
             p = self.params

@@ -169,7 +169,7 @@ def simulate_once(options: SimOptions, replication: int, profile: Profile, workl
             last_settled_s=last_settled_s(drop, ended.get(client.user, client.now)),
             op_ack_s=drop.log.op_ack_s, upload_s=drop.log.upload_s,
             extra={"answers": drop.log.answers, "http_by_status": client.http_by_status,
-                   "upload_attempts": client.upload_attempts}))
+                   "upload_attempts": client.upload_attempts, **drop.log.heartbeat_extra()}))
     summary = summarize("sim", options.strategy, profile.name, options.seed, results,
                         extra=drop_figures(results))
     if options.strategy_layer:
@@ -290,6 +290,9 @@ def combine(replications: list[Replication]) -> RunSummary:
                                                          for r in replications]) for s in statuses}
     attempts = mean_and_ci("upload_attempts", [r.summary.extra.get("upload_attempts", 0) for r in replications])
     extra = {**first.extra, "http_by_status": by_status, "upload_attempts": attempts, "replications": n, "ci95": ci}
+    if "sockets_reopened" in first.extra:  # the pages whose heartbeat found their socket dead, on average
+        extra["sockets_reopened"] = mean_and_ci("sockets_reopened", [r.summary.extra.get("sockets_reopened", 0)
+                                                                      for r in replications])
     extra.pop("censored_at_s", None)  # a replication's own: the run's is ``censored``, below
     censored = sum(1 for r in replications if "censored_at_s" in r.summary.extra)
     if censored:  # replications stopped at the horizon: their drop time is a lower bound, and so the mean's

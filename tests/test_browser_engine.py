@@ -115,7 +115,7 @@ def test_socketio_frames_are_counted_by_event_and_heartbeats_apart() -> None:
 
 
 def test_the_pages_heartbeat_is_paired_by_its_data_and_its_longest_silence_found() -> None:
-    from realclient.run import heartbeat_figures
+    from bulkbench.truth import heartbeat_figures
     from realclient.session import Wire
     wire = Wire(heartbeat=("ping", "pong"))
     for at, frame, outgoing in [(0.0, '42["ping",100]', True), (0.5, '42["pong",100]', False),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from benchmarks.validation.matrix import BROWSER_CAP_S, MATRICES, ROW_KEY_FILE, row_folder, row_options
+from benchmarks.validation.matrix import BROWSER_CAP_S, MATRICES, ROW_KEY_FILE, keep_pings, row_folder, row_options
 from loadtests.run import RunOptions
 
 ROWS = [(name, spec) for name, specs in MATRICES.items() for spec in specs]
@@ -40,3 +41,22 @@ def test_a_row_never_takes_the_folder_of_another_rows_run(tmp_path: Path) -> Non
     (tmp_path / "run07").mkdir()  # an older run's, without a key: taken
     assert row_folder(tmp_path, 7, "a") == tmp_path / "run07-2"
 
+
+
+def test_a_browser_rows_pings_are_kept_beside_the_matrix_and_replaced_when_it_runs_again(tmp_path: Path) -> None:
+    """``calibrate --heartbeat`` fits recorded pings, and the summary keeps only their figures: the matrix keeps
+    each browser page's pings in ``heartbeats.jsonl``, one line a page, a row's earlier lines replaced."""
+    def drop(folder: Path, user: int, extra: dict) -> None:
+        (folder / "drops").mkdir(parents=True, exist_ok=True)
+        (folder / "drops" / f"user-{user}.json").write_text(json.dumps({"user": user, "extra": extra}))
+
+    first, again, other = tmp_path / "run01", tmp_path / "run01-2", tmp_path / "run02"
+    drop(first, 0, {"heartbeats": [[10.0, 0.5], [20.0, None]], "socket_events": [[-3.0, "open"]]})
+    drop(first, 1, {})  # a page whose target names no heartbeat: nothing to keep
+    drop(again, 0, {"heartbeats": [[10.0, 1.5]], "socket_events": None})
+    drop(other, 0, {"heartbeats": [[10.0, 2.5]]})
+    assert keep_pings(tmp_path, "a", first) == 1 and keep_pings(tmp_path, "b", other) == 1
+    assert keep_pings(tmp_path, "a", again) == 1
+    lines = [json.loads(line) for line in (tmp_path / "heartbeats.jsonl").read_text().splitlines()]
+    assert lines == [{"key": "b", "user": 0, "heartbeats": [[10.0, 2.5]], "socket_events": []},
+                     {"key": "a", "user": 0, "heartbeats": [[10.0, 1.5]], "socket_events": []}]

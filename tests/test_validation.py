@@ -296,20 +296,21 @@ def test_the_fitted_feedback_does_not_carry_to_another_server_or_uplink() -> Non
     assert len(ours) == 2 and all(abs(r["drop_error"]) <= 0.15 for r in ours)  # the model follows our client
 
 
-def test_at_500_images_the_model_knows_the_apps_file_sweep_but_not_the_pages_heartbeat() -> None:
+def test_at_500_images_the_model_knows_the_apps_file_sweep_and_the_page_dies_too_late() -> None:
     """``examples/validation/browser-500`` (held out at 2.5x the feedback fit's size): today's page, 500 images at
     20 Mbit/s, cut at 3600 s, lost 414 (its heartbeat closed its socket at 796 s: 217 nodes ever sent). Our
     client under the same layer ran 2652.8 s and lost 319, every frame acked: the app's file sweep, 30 min
     after its start, deleted the uploads whose ``image_upload_complete`` came later (``legacy``'s
-    ``[file_sweep]`` and ``[linking]``). The model, with them, meets our client's row; the page's heartbeat
-    it does not have."""
+    ``[file_sweep]`` and ``[linking]``). The model, with them, meets our client's row. Its page has the
+    heartbeat now, but its canvas load grows slower than the real page's at 500: where it drops its socket
+    (18 % of seeds) it does so after 1700 s, not at 796 s, and so it misses the page's row."""
     folder = ROOT / "examples" / "validation" / "browser-500"
     rows = {r["engine"]: r for r in compare_matrix(folder, replications=1)}
     assert set(rows) == {"browser", "locust"}
     assert rows["browser"]["real_failure_rate"] > 0.8 and rows["locust"]["real_failure_rate"] > 0.6
     assert rows["locust"]["within"] and abs(rows["locust"]["sim_failure_rate"] - 0.638) < 0.05
     assert abs(rows["locust"]["drop_error"]) < 0.05
-    assert not rows["browser"]["within"] and rows["browser"]["sim_failure_rate"] < 0.7
+    assert not rows["browser"]["within"] and rows["browser"]["sim_failure_rate"] < 0.75
     browser = next(e["summary"] for e in read_matrix(folder) if e["spec"].get("engine") == "browser")
     assert browser["extra"]["capped"] and browser["extra"]["ops_by_type"]["node_create"] == 217
     (again,) = (orjson.loads(line) for line in (folder / "rerun-sweep.jsonl").read_text().splitlines())
@@ -372,3 +373,32 @@ def test_on_a_slower_day_the_speed_of_50_images_predicts_that_half_of_200_are_lo
     spread = {(r["profile"], r["engine"], r["images"]): r for r in compare_spread(folder, replications=3)}
     today = spread[("legacy-ratelimit", "browser", 200)]
     assert max(today["sim_failure_rates"]) > 0.45 and today["inside"] == 3
+
+
+def test_the_pages_heartbeat_is_fitted_on_its_pings_and_drops_the_socket_where_the_real_pages_did() -> None:
+    """``bulkbench calibrate --heartbeat examples/validation/browser-slower``: each recorded ping's lateness over
+    the model's canvas load at that moment (296 pings of four 200-image pages), a gamma; the set holds what it
+    fits. With it, the stand-in page drops its socket where real pages did and not where they did not:
+    - browser-200's day (three pages settled in 342-435 s, nothing refused): in no seed;
+    - browser-slower's day (one page of three reconnected, at 777 s): in some seeds, between 400 and 900 s.
+    40 seeds a scenario (``first_reconnections``): 0/40 on browser-200's day; 16/40 today's page and 20/40
+    the page as reported on browser-slower's day; 7/40 browser-heartbeat's page as reported (real: at 582 s,
+    model 446-714 s); at 500 images 7/40, all after 1700 s (real: 796 s)."""
+    from sim.heartbeat_fit import Recorded, first_reconnections, fit_waits, recorded
+
+    slower = ROOT / "examples" / "validation" / "browser-slower"
+    fit = fit_waits(recorded([slower]))
+    params = strategy_params("individual:fc1316b")
+    assert (fit.scale, fit.shape) == (params.heartbeat_wait_scale, params.heartbeat_wait_shape)
+    assert fit.pings > 250 and fit.ratio_p95 > 4 * fit.ratio_p50  # a long tail: a stall now and then
+
+    def first_row(folder: Path, key: str) -> Recorded:
+        (summary,) = (e["summary"] for e in read_matrix(folder) if e["key"] == key)
+        return Recorded(folder, summary, [], None)
+
+    today = "app=today-engine=browser-images=200-repeat=1-uplink_mbit=20.0"
+    settled = first_row(ROOT / "examples" / "validation" / "browser-200", today)
+    assert settled.summary["failure_rate"] == 0.0
+    assert first_reconnections(settled, fit.scale, fit.shape, seeds=10) == [None] * 10
+    dying = [at for at in first_reconnections(first_row(slower, today), fit.scale, fit.shape, seeds=10) if at]
+    assert 1 <= len(dying) <= 6 and all(400 < at < 900 for at in dying)

@@ -18,6 +18,7 @@ import orjson
 
 from bulkbench.results import RunSummary
 from bulkbench.target import app_client_strategy
+from bulkbench.truth import HEARTBEATS_FILE
 from loadtests.run import RunOptions, run, table
 
 ROW_KEY_FILE = "row-key.txt"
@@ -182,6 +183,25 @@ def pin_layer(out: Path, layer: str) -> str:
     return str(pinned) if pinned.exists() else ""
 
 
+def keep_pings(out: Path, name: str, folder: Path) -> int:
+    """A browser row's pages' pings (its drops' ``heartbeats`` and socket events) into ``out/heartbeats.jsonl``,
+    which ``calibrate --heartbeat`` fits: the summary keeps only their figures, the raw drops stay on this
+    machine. An earlier run of the same row's lines are replaced. Returns the pages kept."""
+    pings = out / HEARTBEATS_FILE
+    lines = [line for line in (pings.read_text().splitlines() if pings.exists() else [])
+             if orjson.loads(line)["key"] != name]
+    kept = 0
+    for drop_file in sorted((folder / "drops").glob("user-*.json")):
+        drop = orjson.loads(drop_file.read_bytes())
+        if "heartbeats" in drop.get("extra", {}):
+            lines.append(orjson.dumps({"key": name, "user": drop["user"], "heartbeats": drop["extra"]["heartbeats"],
+                                       "socket_events": drop["extra"].get("socket_events") or []}).decode())
+            kept += 1
+    if lines:
+        pings.write_text("".join(f"{line}\n" for line in lines))
+    return kept
+
+
 def key(spec: dict) -> str:
     return "-".join(f"{k}={spec[k]}" for k in sorted(spec))
 
@@ -227,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = row_folder(out, number, name)
         summary = run_row(spec, folder, layer)
         (folder / ROW_KEY_FILE).write_text(name)
+        if spec.get("engine") == "browser":
+            keep_pings(out, name, folder)
         print(table([summary]), flush=True)
         with open(log, "ab") as handle:
             handle.write(orjson.dumps({"key": name, "spec": spec, "summary": summary.to_json()}) + b"\n")

@@ -79,6 +79,11 @@ class DropLog:
     upload_s: list[float] = field(default_factory=list)
     answers: dict[str, int] = field(default_factory=dict)
     """Answers by kind (ack, rejected, timeout, connection_lost), for the summary."""
+    heartbeats: list[list[float | None]] = field(default_factory=list)
+    """The page's heartbeat, if it has one: [sent at, its answer handled how late, or None] per ping, as the
+    browser engine records a real page's."""
+    reconnected_at: list[float] = field(default_factory=list)
+    """When the page closed its socket and opened a new one (its heartbeat found it dead)."""
 
     def record_answer(self, answer: Answer) -> None:
         self.answers[answer.kind.value] = self.answers.get(answer.kind.value, 0) + 1
@@ -88,6 +93,10 @@ class DropLog:
     def record_upload(self, result: HttpResult) -> None:
         if result.status:
             self.upload_s.append(result.latency_s)
+
+    def heartbeat_extra(self) -> dict[str, Any]:
+        """The page's heartbeat for its drop's ``extra``, in every engine (nothing for a page without one)."""
+        return {"heartbeats": self.heartbeats, "reconnected_at": self.reconnected_at} if self.heartbeats else {}
 
 
 @dataclass(slots=True)

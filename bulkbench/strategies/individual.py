@@ -53,6 +53,7 @@ from bulkbench.strategies.common import (
     spawn_thumbnails,
     upload_item,
 )
+from bulkbench.strategies.heartbeat import HeartbeatRule, heartbeat
 from bulkbench.strategies.page import MainThread
 from bulkbench.workload import ImageSpec
 
@@ -143,6 +144,22 @@ class IndividualParams:
     (``bulkbench calibrate --page`` reads them off its count, "Previews ready at layout"), one drawn per
     drop from the drop's seed: the race is the page's load in that second, not a constant."""
 
+    heartbeat_every_s: float = 0.0
+    """The page pings its server this often and drops its socket when an answer is late
+    (``bulkbench.strategies.heartbeat``; fc1316b: 10 s, ``NetworkLayer.js:680-716``); 0: no heartbeat."""
+    heartbeat_check_s: float = 10.0
+    """A ping's check runs this long after it ..."""
+    heartbeat_dead_s: float = 30.0
+    """... and finds the socket dead if the last answer handled is older than this."""
+    heartbeat_rejoin: bool = False
+    """The socket opened again joins the canvas again (fc1316b's does not: the server refuses the rest)."""
+    heartbeat_wait_scale: float = 1.0
+    """A heartbeat task (the ping, its answer's handler, the check) waits this many times what a step of the
+    page waits at that moment, on average ..."""
+    heartbeat_wait_shape: float = 1.0
+    """... spread as a gamma of this shape: the real page's answers are late by a few seconds at the median
+    and, now and then, by 10-40 s."""
+
     def __post_init__(self) -> None:
         times = self.layout_unready_s if isinstance(self.layout_unready_s, list | tuple) else (self.layout_unready_s,)
         if not times or not all(isinstance(t, int | float) and not isinstance(t, bool)
@@ -150,6 +167,14 @@ class IndividualParams:
             raise ConfigError(f"layout_unready_s = {self.layout_unready_s}: one or more times, each between 0 and "
                               f"{TOBLOB_IDLE_TIMEOUT_S} s (Chromium encodes a toBlob after that long on a busy page)")
         object.__setattr__(self, "layout_unready_s", tuple(float(t) for t in times))
+        if self.heartbeat_every_s < 0:
+            raise ConfigError(f"heartbeat_every_s = {self.heartbeat_every_s}: 0 (no heartbeat) or a period in seconds")
+        if self.heartbeat_every_s:
+            self.heartbeat_rule()  # its own checks, before any drop
+
+    def heartbeat_rule(self) -> HeartbeatRule:
+        return HeartbeatRule(self.heartbeat_every_s, self.heartbeat_check_s, self.heartbeat_dead_s,
+                             self.heartbeat_rejoin, self.heartbeat_wait_scale, self.heartbeat_wait_shape)
 
     def unplaced(self, images: int, chance: random.Random | None = None) -> int:
         """Files the page lays out without a node: those whose previews it asked for in the last
@@ -199,8 +224,9 @@ def run(drop: Drop, params: IndividualParams) -> Generator[Any, Any, None]:
 def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
                queue_prefix: str) -> Generator[Any, Any, None]:
     """The whole individual flow for ``images`` (all of a drop, or one chunk of ``chunked``)."""
-    ops, uploads, resolved, stop_sweeper = (f"{queue_prefix}ops", f"{queue_prefix}uploads",
-                                            f"{queue_prefix}resolved", f"{queue_prefix}sweep")
+    ops, uploads, resolved, stop_sweeper, stop_heartbeat = (
+        f"{queue_prefix}ops", f"{queue_prefix}uploads", f"{queue_prefix}resolved", f"{queue_prefix}sweep",
+        f"{queue_prefix}heartbeat")
     start = (yield NOW)
     for image in images:
         drop.track(image).created_at = start
@@ -217,10 +243,20 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
         state.pending.add(image.id)
         yield Put(uploads, (image, 1, second))
 
+    def canvas_load_s() -> float:
+        """What the canvas's images cost the page's thread between two of its tasks."""
+        return p.page_frame_s + p.page_s_per_uploaded_image * state.uploaded + p.page_s_per_node * canvas_nodes
+
     def frame_s() -> float:
         if not state.hashing:  # the page drains its texture queue in idle time: a frame is short again
             return p.page_frame_s
-        return p.page_frame_s + p.page_s_per_uploaded_image * state.uploaded + p.page_s_per_node * canvas_nodes
+        return canvas_load_s()
+
+    def heartbeat_wait_s(now: float) -> float:
+        """The heartbeat's tasks wait for the canvas's load, hashing or not: the real page's answers came
+        later and later after its last node_create (437-637 s into browser-slower's drops, late by 2.4-5.6 s
+        at the median in their last minutes, as ~0.04 s per image uploaded), where its steps did not."""
+        return main.backlog_s(now) + canvas_load_s()
 
     main = MainThread(frame_s)
     page_works = bool(p.page_frame_s or p.page_s_per_uploaded_image or p.page_s_per_node)
@@ -367,6 +403,11 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
             unconfirmed = waiting
 
     sweeper = (yield Spawn(orphan_sweeper(), "orphan-sweeper")) if p.orphan_sweep else None
+    pinger = None
+    if p.heartbeat_every_s > 0:
+        beats = heartbeat(p.heartbeat_rule(), heartbeat_wait_s, drop.chance(f"{queue_prefix}heartbeat"), drop.log,
+                          stop_heartbeat)
+        pinger = yield Spawn(beats, "heartbeat")
     queue = yield Spawn(operation_queue(), "operation-queue")
     yield from page_step(p.page_preview_s_per_image * len(images))
     ticker = (yield Spawn(coordinator(), "upload-coordinator")) if p.upload_tick_s > 0 else None
@@ -385,6 +426,7 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
     yield Join(upload_slots)
     yield Put(ops, DONE)
     yield Join((queue,))
-    if sweeper is not None:
-        yield Put(stop_sweeper, True)
-        yield Join((sweeper,))
+    for stop, process in ((stop_sweeper, sweeper), (stop_heartbeat, pinger)):
+        if process is not None:
+            yield Put(stop, True)
+            yield Join((process,))

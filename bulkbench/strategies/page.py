@@ -29,12 +29,19 @@ class MainThread:
     busy_until: float = 0.0
     """When the long work queued so far ends (seconds since the drop started)."""
 
+    def backlog_s(self, now: float) -> float:
+        """The long work still queued at ``now``."""
+        return max(0.0, self.busy_until - now)
+
+    def wait_s(self, now: float) -> float:
+        """How long a step posted at ``now`` waits before its own work starts."""
+        return self.backlog_s(now) + self.frame_s()
+
     def step(self, own_s: float = 0.0) -> Generator[Any, Any, None]:
         """A task of the page's script: it waits for the long work queued before it and a frame, then
         does its own work (``own_s`` > 0: long work, which the steps after it wait for in turn)."""
         now = yield NOW
-        start = max(now, self.busy_until)
-        end = start + self.frame_s() + own_s
+        end = now + self.wait_s(now) + own_s
         if own_s:
             self.busy_until = end
         yield Sleep(end - now)
