@@ -9,10 +9,13 @@ wait a few seconds at the median and, now and then, 10-40 s (the browser runs re
 ``examples/validation/browser-slower``): one such stall, timed so the check runs before the answer, and
 the socket is gone.
 
-How: each task waits what a step of the page waits now (``MainThread.wait_s``, its backlog and its frame)
-times a draw of mean ``scale`` and shape ``shape`` (a gamma: the spread of the real page's waits around
-their mean). Answers on one socket are handled in the order they came; a handled answer cancels the check
-of the latest ping only (the page keeps one timeout handle and overwrites it with every ping).
+How: each task waits what the page's thread holds when it is posted (its long work under way and the
+canvas's load: ``individual``'s ``heartbeat_wait_s``) times a draw of mean ``wait_scale`` and shape
+``wait_shape`` (a gamma: the spread of the real page's waits around that load, ``calibrate --heartbeat``).
+Answers on one socket are handled in the order they came; a handled answer cancels the check of the latest
+ping only (the page keeps one timeout handle and overwrites it with every ping). Once it drops the socket,
+the old socket's answers never come, its older checks still run, and the new socket's handler pings at once
+and starts the interval again (``NetworkLayer.js`` ``startHeartbeat``).
 """
 
 from __future__ import annotations
@@ -54,8 +57,8 @@ class HeartbeatRule:
 
 def heartbeat(rule: HeartbeatRule, step_wait_s: Callable[[float], float], chance: random.Random, log: DropLog,
               stop_queue: str) -> Generator[Any, Any, None]:
-    """The page's heartbeat until ``stop_queue`` has an item; ``step_wait_s(now)``: what a page step posted
-    now waits (``MainThread.wait_s``). Records each ping in ``log.heartbeats`` and each reconnection in
+    """The page's heartbeat until ``stop_queue`` has an item; ``step_wait_s(now)``: what a task posted now
+    waits before the draw. Records each ping in ``log.heartbeats`` and each reconnection in
     ``log.reconnected_at``."""
     start = yield NOW
     due: list[tuple[float, int, str, int]] = []

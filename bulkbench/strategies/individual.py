@@ -25,6 +25,9 @@ behaves (``bulkbench browser-run``); each parameter below names the mechanism it
   work that the steps after them wait for.
 - fc1316b's page lays the drop out before its last previews exist where it has had no idle moment for
   ``layout_unready_s``: those files get no node (its own count: "Previews ready at layout").
+- fc1316b's page pings its server every ``heartbeat_every_s`` and, on a thread so busy that no answer was
+  handled for 30 s at a check, closes its socket and opens one that never joins the canvas again
+  (``strategies.heartbeat``): the server refuses every operation after it.
 - Every ``orphan_sweep_every_s`` a cleanup sweeps local nodes the server has not confirmed (the plan's
   client; fc1316b's sweep never touches dropped nodes): a swept node's queued operations are dropped.
 """
