@@ -119,6 +119,9 @@ def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[st
             "sim_upload_attempts": predicted.extra["upload_attempts"],
             "target": real["profile"],
             "sim_failure_ci95": predicted.extra["ci95"]["failure_rate"],
+            # the page's heartbeat dropped its socket: a browser's count, the model's mean over its replications
+            "real_reopened": real["extra"].get("sockets_reopened"),
+            "sim_reopened": predicted.extra.get("sockets_reopened"),
         })
         row = rows[-1]
         row["counts_within"] = (count_within(row["sim_429"], row["real_429"])
@@ -126,6 +129,12 @@ def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[st
         row["within"] = within(predicted.failure_rate, real["failure_rate"], predicted.drop_seconds,
                                real["drop_seconds"]) and row["counts_within"]
     return rows
+
+
+def _count(value: float | None) -> str:
+    """A count, or "-" where the run could not say (a page without a heartbeat, a browser run recorded before
+    the engine kept its socket's events)."""
+    return "-" if value is None else f"{value:g}"
 
 
 def _figures(summary: dict) -> dict:
@@ -339,7 +348,7 @@ def main(args: argparse.Namespace) -> int:
     head = (f"{'server':<23} {'engine':<7} {'strategy':<18} {'imgs':>5} {'users':>5} {'Mbit':>5} | "
             f"{'fail real':>9} {'sim':>6} | {'drop real':>9} {'sim':>7} {'err':>6} | {'ws real':>8} {'sim':>8} | "
             f"{'http real':>9} {'sim':>8} | "
-            f"{'429 real':>8} {'sim':>7} | {'uploads real':>12} {'sim':>7}")
+            f"{'429 real':>8} {'sim':>7} | {'uploads real':>12} {'sim':>7} | {'reopened real':>13} {'sim':>5}")
     print(head)
     print("-" * len(head))
     misses = 0
@@ -353,7 +362,8 @@ def main(args: argparse.Namespace) -> int:
               f"{r['real_drop_s']:>9.1f} {r['sim_drop_s']:>7.1f} {r['drop_error']:>+6.0%}{'*' if drop_miss else ' '}| "
               f"{r['real_ws_sent']:>8.0f} {r['sim_ws_sent']:>8.0f} | {r['real_http']:>9.0f} {r['sim_http']:>8.0f} | "
               f"{r['real_429']:>8.0f} {r['sim_429']:>7.0f} | {r['real_upload_attempts']:>12.0f} "
-              f"{r['sim_upload_attempts']:>7.0f}{' ' if r['counts_within'] else '*'}")
+              f"{r['sim_upload_attempts']:>7.0f}{' ' if r['counts_within'] else '*'}| "
+              f"{_count(r['real_reopened']):>13} {_count(r['sim_reopened']):>5}")
     print(f"\n{len(rows) - misses}/{len(rows)} within tolerance (failure rate +-{FAILURE_RATE_TOLERANCE}, "
           f"drop time +-{DROP_SECONDS_TOLERANCE:.0%}, 429s and upload attempts +-{COUNT_TOLERANCE:.0%}); "
           "* marks a miss")
