@@ -34,6 +34,7 @@ from bulkbench.target import Target, fill, load_target
 from bulkbench.truth import DropResult, count_request, judge, last_settled_s
 from bulkbench.workload import ImageSpec
 from loadtests.targetio import Truth, create_canvas
+from realclient.host import Sample, host_series, read_host, sample_host
 from realclient.pagejs import BUSY_BUCKET_S, DROP, FILE_INPUT, RECORDER
 
 CHROMIUM = "/usr/bin/chromium"
@@ -192,6 +193,8 @@ def run_session(spec: SessionSpec) -> DropResult:
     peak = [0]
     stop = threading.Event()
     sampler = threading.Thread(target=sample_connections, args=(server.port or 80, stop, peak), daemon=True)
+    host: list[Sample] = []
+    host_sampler = threading.Thread(target=sample_host, args=(BUSY_BUCKET_S, stop, host), daemon=True)
     page_info: dict[str, Any] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
@@ -226,6 +229,7 @@ def run_session(spec: SessionSpec) -> DropResult:
             page.evaluate(FILE_INPUT, "__bb_files")
             page.set_input_files("#__bb_files", spec.paths)
             sampler.start()
+            host_sampler.start()
             wire.http.clear()
             started_at = time.time()
             page.evaluate(DROP, [app.drop_on, "__bb_files"])
@@ -236,6 +240,9 @@ def run_session(spec: SessionSpec) -> DropResult:
         finally:
             stop.set()
             browser.close()
+    if (last := read_host()) is not None:
+        host.append(last)  # the drop's end: its last interval
+    page_info["host"] = host_series(host, started_at)
     truth = Truth(target, spec.base_url, canvas_id, {}, judge_address=spec.judge_address or None)
     try:
         return result(spec, target, images, wire, page_info, truth, started_at, ended, capped, peak[0], canvas_id)
@@ -410,6 +417,7 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "socket_events": [(round(at - started_at, 3), what) for at, what in sockets],
                "socket_down_s": None if down_s is None else round(down_s, 3),
                "busy_series": busy_series(page_info, started_at, ended),
+               "host_series": page_info.get("host", []),
                **({"heartbeats": [[round(sent - started_at, 3), None if answered is None else round(answered - sent, 3)]
                                   for sent, answered in sorted(wire.beats.values())]} if wire.heartbeat else {})},
     )

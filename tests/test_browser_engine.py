@@ -70,6 +70,11 @@ def test_the_browsers_wire_is_counted_by_event_and_route(ten_image_drop) -> None
     assert all(ms <= 10_000 * 1.5 for _t, ms, _n, _up in series)  # a task is counted where it starts
     uploaded = [up for *_rest, up in series]
     assert uploaded == sorted(uploaded) and uploaded[-1] <= extra["upload_attempts"]
+    # the machine beside it: its cores' busy and stolen shares (a share of all cores), its load, 10 s at a time
+    host = extra["host_series"]
+    assert host and all(0.0 <= busy <= 1.0 and 0.0 <= steal <= busy and load >= 0 for _t, busy, steal, load in host)
+    assert [t for t, *_rest in host] == sorted(t for t, *_rest in host) and host[0][0] <= 0.5
+    assert max(busy for _t, busy, _s, _l in host) > 0  # a browser dropping files keeps some core busy
     assert 1 <= extra["peak_connections"] <= 7  # a browser: at most 6 HTTP connections per host, and the socket
     # its socket to the app, opened before the drop and open at its end (closing the browser is not losing it)
     drop = orjson.loads((_out / "drops" / "user-0.json").read_bytes())["extra"]
@@ -230,3 +235,21 @@ def test_an_image_whose_operation_the_server_refused_is_rejected_not_unfinished(
     _cause(lost, [], capped=True, ended_s=900.0, down_s=300.0, refused_s=591.1)
     assert (refused.failure, refused.settled_at) == ("rejected", 591.1)
     assert retried.failure is None and lost.failure == "connection_lost"
+
+
+def test_the_hosts_share_of_busy_and_stolen_time_comes_from_two_reads_of_proc_stat(tmp_path) -> None:
+    """``/proc/stat``'s cpu line, read twice: the busy share is what was not idle (nor waiting on I/O), the
+    stolen share what the hypervisor gave others; a machine without the files gives no sample, not zeros."""
+    from realclient.host import host_series, read_host
+
+    def sample(at: float, user: int, idle: int, steal: int, load: float) -> tuple:
+        (tmp_path / "stat").write_text(f"cpu  {user} 0 0 {idle} 0 0 0 {steal} 0 0\ncpu0 1 2 3 4\n")
+        (tmp_path / "loadavg").write_text(f"{load} 0.5 0.4 1/76 123\n")
+        taken = read_host(tmp_path / "stat", tmp_path / "loadavg")
+        assert taken is not None
+        return (at, taken[1], taken[2])
+
+    series = host_series([sample(100.0, 100, 100, 0, 0.1), sample(110.0, 250, 130, 20, 1.7)], started_at=99.0)
+    assert series == [[1.0, 0.85, 0.1, 1.7]]  # of 200 jiffies: 150 user, 20 stolen (busy too), 30 idle
+    assert read_host(tmp_path / "absent", tmp_path / "loadavg") is None
+    assert read_host() is not None  # this machine's own (Linux)
