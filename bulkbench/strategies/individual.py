@@ -157,8 +157,8 @@ class IndividualParams:
     heartbeat_rejoin: bool = False
     """The socket opened again joins the canvas again (fc1316b's does not: the server refuses the rest)."""
     heartbeat_wait_scale: float = 1.0
-    """A heartbeat task (the ping, its answer's handler, the check) waits this many times what a step of the
-    page waits at that moment, on average ..."""
+    """A heartbeat task (the ping, its answer's handler, the check) waits this many times what the page's thread
+    holds when it is posted (its long work under way and the canvas's load, hashing or not), on average ..."""
     heartbeat_wait_shape: float = 1.0
     """... spread as a gamma of this shape: the real page's answers are late by a few seconds at the median
     and, now and then, by 10-40 s."""
