@@ -242,10 +242,10 @@ def run_session(spec: SessionSpec) -> DropResult:
             browser.close()
     if (last := read_host()) is not None:
         host.append(last)  # the drop's end: its last interval
-    page_info["host"] = host_series(host, started_at)
     truth = Truth(target, spec.base_url, canvas_id, {}, judge_address=spec.judge_address or None)
     try:
-        return result(spec, target, images, wire, page_info, truth, started_at, ended, capped, peak[0], canvas_id)
+        return result(spec, target, images, wire, page_info, truth, started_at, ended, capped, peak[0], canvas_id,
+                      host_series(host, started_at))
     finally:
         truth.close()
 
@@ -338,10 +338,11 @@ def settle(page: Any, wire: Wire, idle: str, spec: SessionSpec, started_at: floa
 
 def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wire, page_info: dict[str, Any],
            truth: Truth, started_at: float, ended: float, capped: bool, peak_connections: int,
-           canvas_id: Any) -> DropResult:
+           canvas_id: Any, host: list[list[float]] | None = None) -> DropResult:
     """The drop as the browser saw it, each image judged by the target's truth (found by its hash: the
     page names nodes itself). Counts come from the browser's network events; an operation's times from
-    the page's own sockets where it recorded them (see ``pagejs``)."""
+    the page's own sockets where it recorded them (see ``pagejs``). ``host``: the machine's series beside
+    the drop (``realclient.host``)."""
     timed = wire
     if page_info.get("frames"):
         timed = Wire()
@@ -417,7 +418,7 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "socket_events": [(round(at - started_at, 3), what) for at, what in sockets],
                "socket_down_s": None if down_s is None else round(down_s, 3),
                "busy_series": busy_series(page_info, started_at, ended),
-               "host_series": page_info.get("host", []),
+               "host_series": host or [],
                **({"heartbeats": [[round(sent - started_at, 3), None if answered is None else round(answered - sent, 3)]
                                   for sent, answered in sorted(wire.beats.values())]} if wire.heartbeat else {})},
     )

@@ -56,7 +56,7 @@ class Recorded:
                           uplink_mbit=float(extra.get("network", {}).get("uplink_mbit", 0.0)),
                           strategy_layer=str(layer) if layer.is_file() else "",
                           horizon_s=self.summary["drop_seconds"] if extra.get("capped") else 0.0,
-                          strategy_overrides=(("heartbeat_every_s", 10.0), *overrides), out=out)
+                          strategy_overrides=overrides, out=out)
 
 
 def recorded(folders: list[Path]) -> list[Recorded]:

@@ -71,7 +71,7 @@ def test_one_stalled_answer_holds_the_answers_behind_it_and_the_check_drops_the_
     assert late[180.3] == pytest.approx(0.1) and late[190.4] == pytest.approx(0.1)  # connected at 180.3 s
 
 
-def test_a_check_an_answer_cancelled_does_not_fire_however_late_it_runs() -> None:
+def test_waits_alike_never_drop_the_socket_however_long() -> None:
     """Every task waits 25 s: each check runs before its own ping's answer, but answers keep coming 10 s apart,
     so the last one is never 30 s old and the page keeps its socket: waits alike never drop it, however long;
     a stall among them does (above). With a 5 s limit the same waits drop it at the first check."""

@@ -42,7 +42,7 @@ class HeartbeatRule:
     rejoin: bool
     """The new socket joins the canvas again (fc1316b's does not)."""
     wait_scale: float
-    """A heartbeat task waits ``wait_scale`` times what a step of the page waits now, on average ..."""
+    """A heartbeat task waits ``wait_scale`` times what the page's thread holds when it is posted, on average ..."""
     wait_shape: float
     """... spread as a gamma of this shape (1: exponential; larger: narrower)."""
 
