@@ -250,7 +250,8 @@ def summarize_drops(out: Path, options: BrowserRunOptions, target_name: str, net
 def browser_figures(results: list[DropResult]) -> dict[str, Any]:
     """What only a browser shows: its connections (how many pages lost their socket for good, how many times
     pages opened one again: fc1316b's heartbeat reconnects a page whose pongs come late), its main
-    thread (and the first page's busy time through its drop, and the machine's beside it), what the page told
+    thread (and the first page's busy time through its drop, and the machine's beside it and its cores' speed
+    before it), what the page told
     its user."""
     first = results[0].extra
     return {"peak_connections": max(r.extra.get("peak_connections", 0) for r in results),
@@ -261,7 +262,7 @@ def browser_figures(results: list[DropResult]) -> dict[str, Any]:
             "hardware_concurrency": first.get("hardware_concurrency"), "claimed": first.get("claimed"),
             "console_lines": sum(r.extra.get("console_lines", 0) for r in results),
             "busy_series": first.get("busy_series", []),
-            "host_series": first.get("host_series", [])}
+            "host_series": first.get("host_series", []), "cores_probe": first.get("cores_probe", {})}
 
 
 def main(args: Any) -> int:
@@ -277,6 +278,9 @@ def main(args: Any) -> int:
     print(f"\nuploads {extra['upload_attempts']}, HTTP {extra['http_by_status']}, peak connections "
           f"{extra['peak_connections']}, main thread blocked {extra['long_task_ms'] / 1000:.0f} s, "
           f"the page said {extra['claimed']}{' (hard cap reached)' if extra['capped'] else ''}")
+    if probe := extra.get("cores_probe"):
+        print("the cores before the drop (fastest of the probe's rounds): "
+              + ", ".join(f"{name} {ms}" for name, ms in probe.items()))
     if beat := extra.get("heartbeat"):
         print(f"the page's heartbeat: {beat['pings']} pings, answers handled {beat['late_p50_s']} s late (median), "
               f"{beat['late_max_s']} s at most, {beat['unanswered']} never; longest stretch between two answers "

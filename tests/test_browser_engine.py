@@ -75,6 +75,9 @@ def test_the_browsers_wire_is_counted_by_event_and_route(ten_image_drop) -> None
     assert host and all(0.0 <= busy <= 1.0 and 0.0 <= steal <= busy and load >= 0 for _t, busy, steal, load in host)
     assert [t for t, *_rest in host] == sorted(t for t, *_rest in host) and host[0][0] <= 0.5
     assert max(busy for _t, busy, _s, _l in host) > 0  # a browser dropping files keeps some core busy
+    # and its cores' speed just before the drop, in the same browser: each kind of work took some time
+    probe = extra["cores_probe"]
+    assert set(probe) == {"js_ms", "raster_ms", "gl_ms"} and all(0 < ms < 10_000 for ms in probe.values())
     assert 1 <= extra["peak_connections"] <= 7  # a browser: at most 6 HTTP connections per host, and the socket
     # its socket to the app, opened before the drop and open at its end (closing the browser is not losing it)
     drop = orjson.loads((_out / "drops" / "user-0.json").read_bytes())["extra"]
