@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -181,7 +180,7 @@ def _tune(args: argparse.Namespace) -> int:
     from sim.plan import progress_bar, sweep
     from sim.tune import parse_grid, table, tune
     result = tune(args.tune, parse_grid(args.grid, args.tune), args.profiles.split(","), args.images_at, args.seed,
-                  sweep, args.processes or os.cpu_count() or 1, progress_bar)
+                  sweep, args.processes, progress_bar)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tune.json").write_text(json.dumps(result, indent=1, default=list) + "\n")
@@ -385,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--profile", action="append", default=[], metavar="NAME=PROFILE.toml", type=_substitute,
                           help="simulate profile NAME with this file instead")
     validate.add_argument("--replications", type=_positive_int, default=5)
+    validate.add_argument("--processes", type=int, default=0,
+                          help="worker processes for the model's runs (default: every core; 1: in this process)")
     validate.add_argument("--out", default="", help="write the rows as JSON here")
     validate.add_argument("--model", default="", help="model parameters TOML (default scenarios/model.toml)")
     validate.add_argument("--strategy-layer", default="", metavar="FILE",

@@ -44,6 +44,23 @@ def sample_host(every_s: float, stop: threading.Event, samples: list[Sample]) ->
             return
 
 
+def machine(cpuinfo: Path = Path("/proc/cpuinfo"), stat: Path = Path("/proc/stat"),
+            boot_id: Path = Path("/proc/sys/kernel/random/boot_id")) -> dict[str, str | float | None]:
+    """Which machine, and which boot of it, a drop ran on: runs of one boot share a "day" (a virtual machine
+    started again may land on another host), so drops can be grouped by it. Fields it cannot read are None."""
+    def read(path: Path) -> str:
+        try:
+            return path.read_text()
+        except OSError:
+            return ""
+    first_core = read(cpuinfo).split("\n\n", 1)[0].splitlines()
+    info = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in first_core if ":" in line)}
+    booted = next((line.split()[1] for line in read(stat).splitlines() if line.startswith("btime ")), None)
+    return {"boot_id": read(boot_id).strip() or None, "booted_at": float(booted) if booted else None,
+            "cpu_model": info.get("model name") or None,
+            "cpu_mhz": float(info["cpu MHz"]) if info.get("cpu MHz") else None}
+
+
 def host_series(samples: list[Sample], started_at: float) -> list[list[float]]:
     """[seconds from the drop to the interval's start, share of all cores busy, share stolen, load average at its
     end] between each two samples."""

@@ -262,7 +262,8 @@ def browser_figures(results: list[DropResult]) -> dict[str, Any]:
             "hardware_concurrency": first.get("hardware_concurrency"), "claimed": first.get("claimed"),
             "console_lines": sum(r.extra.get("console_lines", 0) for r in results),
             "busy_series": first.get("busy_series", []),
-            "host_series": first.get("host_series", []), "cores_probe": first.get("cores_probe", {})}
+            "host_series": first.get("host_series", []), "cores_probe": first.get("cores_probe", {}),
+            "machine": first.get("machine", {})}
 
 
 def main(args: Any) -> int:

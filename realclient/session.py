@@ -34,7 +34,7 @@ from bulkbench.target import Target, fill, load_target
 from bulkbench.truth import DropResult, count_request, judge, last_settled_s
 from bulkbench.workload import ImageSpec
 from loadtests.targetio import Truth, create_canvas
-from realclient.host import Sample, host_series, read_host, sample_host
+from realclient.host import Sample, host_series, machine, read_host, sample_host
 from realclient.pagejs import BUSY_BUCKET_S, DROP, FILE_INPUT, RECORDER
 from realclient.probe import probe_cores
 
@@ -202,6 +202,7 @@ def run_session(spec: SessionSpec) -> DropResult:
                                              args=[*CHROMIUM_FLAGS, *spec.chromium_args])
         try:
             cores = probe_cores(browser)
+            where = {**machine(), "chromium": browser.version}
             context = browser.new_context(viewport={"width": spec.viewport[0], "height": spec.viewport[1]})
             context.add_init_script(RECORDER)
             if app.select_canvas:
@@ -247,7 +248,7 @@ def run_session(spec: SessionSpec) -> DropResult:
     truth = Truth(target, spec.base_url, canvas_id, {}, judge_address=spec.judge_address or None)
     try:
         return result(spec, target, images, wire, page_info, truth, started_at, ended, capped, peak[0], canvas_id,
-                      host_series(host, started_at), cores)
+                      host_series(host, started_at), cores, where)
     finally:
         truth.close()
 
@@ -341,12 +342,12 @@ def settle(page: Any, wire: Wire, idle: str, spec: SessionSpec, started_at: floa
 def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wire, page_info: dict[str, Any],
            truth: Truth, started_at: float, ended: float, capped: bool, peak_connections: int,
            canvas_id: Any, host: list[list[float]] | None = None,
-           cores: dict[str, float | None] | None = None) -> DropResult:
+           cores: dict[str, float | None] | None = None, where: dict[str, Any] | None = None) -> DropResult:
     """The drop as the browser saw it, each image judged by the target's truth (found by its hash: the
     page names nodes itself). Counts come from the browser's network events; an operation's times from
     the page's own sockets where it recorded them (see ``pagejs``). ``host``: the machine's series beside
     the drop (``realclient.host``); ``cores``: how fast the cores ran a fixed piece of work just before it
-    (``realclient.probe``)."""
+    (``realclient.probe``); ``where``: the machine, its boot and the browser's version (``realclient.host``)."""
     timed = wire
     if page_info.get("frames"):
         timed = Wire()
@@ -422,7 +423,7 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "socket_events": [(round(at - started_at, 3), what) for at, what in sockets],
                "socket_down_s": None if down_s is None else round(down_s, 3),
                "busy_series": busy_series(page_info, started_at, ended),
-               "host_series": host or [], "cores_probe": cores or {},
+               "host_series": host or [], "cores_probe": cores or {}, "machine": where or {},
                **({"heartbeats": [[round(sent - started_at, 3), None if answered is None else round(answered - sent, 3)]
                                   for sent, answered in sorted(wire.beats.values())]} if wire.heartbeat else {})},
     )

@@ -14,6 +14,7 @@ recording's own layer (``strategies.toml``) for the machine's page speed.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import tempfile
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from scipy import stats
 
 from bulkbench.config import ConfigError
 from bulkbench.truth import HEARTBEATS_FILE
+from sim.pool import run_each
 from sim.run import SimOptions, run_sim
 
 BASE_SEEDS = 5
@@ -48,7 +50,7 @@ class Recorded:
     reopened_at: float | None
     """When the page first opened its socket again (None: it never did)."""
 
-    def options(self, seed: int, overrides: tuple[tuple[str, Any], ...], out: Path | None = None) -> SimOptions:
+    def options(self, seed: int, overrides: tuple[tuple[str, Any], ...]) -> SimOptions:
         extra = self.summary["extra"]
         layer = self.folder / "strategies.toml"
         return SimOptions(strategy="individual:fc1316b", images=self.summary["images"], users=1,
@@ -56,7 +58,7 @@ class Recorded:
                           uplink_mbit=float(extra.get("network", {}).get("uplink_mbit", 0.0)),
                           strategy_layer=str(layer) if layer.is_file() else "",
                           horizon_s=self.summary["drop_seconds"] if extra.get("capped") else 0.0,
-                          strategy_overrides=overrides, out=out)
+                          strategy_overrides=overrides)
 
 
 def recorded(folders: list[Path]) -> list[Recorded]:
@@ -78,14 +80,21 @@ def recorded(folders: list[Path]) -> list[Recorded]:
 
 def model_load(run: Recorded) -> tuple[np.ndarray, np.ndarray]:
     """The model's canvas load at each of its pings in ``run``'s scenario: (sent at, load), seeds' mean."""
-    series = []
-    for seed in range(1, BASE_SEEDS + 1):
-        with tempfile.TemporaryDirectory() as out:
-            run_sim(run.options(seed, NO_SPREAD, Path(out)))
-            beats = orjson.loads((Path(out) / "drops" / "user-0.json").read_bytes())["extra"]["heartbeats"]
-        series.append(np.array([beat for beat in beats if beat[1] is not None], dtype=float))
+    series = [np.array([beat for beat in beats if beat[1] is not None], dtype=float)
+              for beats in run_each(_heartbeats, [run.options(seed, NO_SPREAD) for seed in range(1, BASE_SEEDS + 1)])]
     sent = series[0][:, 0]
     return sent, np.mean([np.interp(sent, s[:, 0], s[:, 1]) for s in series], axis=0)
+
+
+def _heartbeats(options: SimOptions) -> list[list[float | None]]:
+    """The first replication's pings, [sent at, answer late by], as its drop's file has them."""
+    with tempfile.TemporaryDirectory() as out:
+        run_sim(dataclasses.replace(options, out=Path(out)))
+        return orjson.loads((Path(out) / "drops" / "user-0.json").read_bytes())["extra"]["heartbeats"]
+
+
+def _first_reopened(options: SimOptions) -> float | None:
+    return run_sim(options).extra["first_reopened_s"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +129,7 @@ def first_reconnections(run: Recorded, scale: float, shape: float, seeds: int = 
     """When the page first dropped its socket in each of ``seeds`` model drops of ``run``'s scenario, with
     heartbeat waits of this mean and shape (None: it kept it)."""
     overrides = (("heartbeat_wait_scale", scale), ("heartbeat_wait_shape", shape))
-    return [run_sim(run.options(seed, overrides)).extra["first_reopened_s"] for seed in range(1, seeds + 1)]
+    return run_each(_first_reopened, [run.options(seed, overrides) for seed in range(1, seeds + 1)])
 
 
 def main(args: Any) -> int:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import multiprocessing
-import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,6 +22,7 @@ import scipy.optimize
 
 from bulkbench.profile import Profile, load_profile
 from sim.accuracy import DROP_SECONDS_TOLERANCE, FAILURE_RATE_TOLERANCE, within
+from sim.pool import run_each
 from sim.run import SimOptions, run_sim
 
 IMAGES = (50, 100, 200, 300, 500, 750, 1000)
@@ -86,21 +85,10 @@ def _size(spec: dict[str, Any]) -> int:
     return spec.get("images", 0) * spec.get("users", 1)
 
 
-def _simulate_at(indexed: tuple[int, tuple[dict[str, Any], Profile | None]]) -> tuple[int, dict[str, Any]]:
-    return indexed[0], _simulate(indexed[1])
-
-
 def sweep(jobs: list[tuple[dict[str, Any], Profile | None]], processes: int,
           progress: Callable[[int, int], None]) -> list[dict[str, Any]]:
-    """The jobs' rows in their order. The largest cells (images x users) are handed out first, so that
-    no core is left with one of them while the other has finished."""
-    largest_first = sorted(enumerate(jobs), key=lambda job: -_size(job[1][0]))
-    results: list[dict[str, Any]] = [{} for _ in jobs]
-    with multiprocessing.Pool(processes) as pool:
-        for done, (at, result) in enumerate(pool.imap_unordered(_simulate_at, largest_first, chunksize=1), 1):
-            results[at] = result
-            progress(done, len(jobs))
-    return results
+    """The jobs' rows in their order, the largest cells (images x users) first (``sim.pool``)."""
+    return run_each(_simulate, jobs, processes, size=lambda job: _size(job[0]), progress=progress)
 
 
 def progress_bar(done: int, total: int, stream: Any = None) -> None:
@@ -296,5 +284,5 @@ def plan_from_args(args: Any, verify: Callable[[dict[str, Any]], dict[str, Any]]
     """The plan the command line asks for (``reports.plan_page`` writes it)."""
     return plan(args.strategies.split(","), args.profiles.split(","),
                 PlanTargets(args.target_failure_rate, args.target_drop_seconds), args.images_at, args.uplink_mbit,
-                args.seed, args.processes or os.cpu_count() or 1, args.workload, verify=verify,
+                args.seed, args.processes, args.workload, verify=verify,
                 verify_points=args.verify, replications=args.replications, full=args.full, coarse=coarse)

@@ -27,6 +27,7 @@ from sim.accuracy import (
     within,
     within_runs,
 )
+from sim.pool import run_each
 from sim.run import SimOptions, run_sim, t95
 
 
@@ -89,26 +90,31 @@ def profiles_for(matrix_dir: Path, substitutes: dict[str, str] | None = None) ->
 
 
 def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[str, str] | None = None,
-                   model: str = "", layer: str = "") -> list[dict]:
+                   model: str = "", layer: str = "", processes: int = 0) -> list[dict]:
     """Each real run of ``matrix_dir/matrix.jsonl`` beside the model's prediction with the same options;
-    ``layer``: a strategies layer instead of the folder's own."""
+    ``layer``: a strategies layer instead of the folder's own; ``processes``: as ``sim.pool.run_each``."""
     substitutes = profiles_for(matrix_dir, substitutes)
     layer = layer or pinned_layer(matrix_dir)
-    rows = []
-    for entry in read_matrix(matrix_dir):
+    entries = read_matrix(matrix_dir)
+    options = []
+    for entry in entries:
         spec, real = entry["spec"], entry["summary"]
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
         profile = model_profile_of(spec)
-        strategy = strategy_of(spec)
-        predicted = run_sim(SimOptions(
-            strategy=strategy, strategy_layer=layer, images=spec["images"], users=spec.get("users", 1),
+        options.append(SimOptions(
+            strategy=strategy_of(spec), strategy_layer=layer, images=spec["images"], users=spec.get("users", 1),
             profile=substitutes.get(profile, profile), seed=real["seed"], replications=replications,
             uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms, canvas=spec.get("canvas", "own"),
             workload=spec.get("workload", ""), model=model or None, horizon_s=cut_at_s(spec, real)))
+    predictions = run_each(run_sim, options, processes, size=lambda o: o.images * o.users * o.replications)
+    rows = []
+    for entry, predicted, option in zip(entries, predictions, options, strict=True):
+        spec, real = entry["spec"], entry["summary"]
+        profile, strategy = model_profile_of(spec), option.strategy
         drop_error = (predicted.drop_seconds - real["drop_seconds"]) / real["drop_seconds"]
         rows.append({
             "profile": profile, "strategy": strategy, "engine": spec.get("engine", "locust"), "images": spec["images"],
-            "users": spec.get("users", 1), "uplink_mbit": network.uplink_mbit,
+            "users": spec.get("users", 1), "uplink_mbit": option.uplink_mbit,
             "real_failure_rate": real["failure_rate"], "sim_failure_rate": predicted.failure_rate,
             "real_drop_s": real["drop_seconds"], "sim_drop_s": predicted.drop_seconds, "drop_error": drop_error,
             "real_ws_sent": real["ws_messages_sent"], "sim_ws_sent": predicted.ws_messages_sent,
@@ -146,32 +152,38 @@ def _figures(summary: dict) -> dict:
 
 
 def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
-                   substitutes: dict[str, str] | None = None, layer: str = "") -> list[dict]:
+                   substitutes: dict[str, str] | None = None, layer: str = "", processes: int = 0) -> list[dict]:
     """Scenarios run several times (rows that differ only in their ``seed``, so in their images too, or only
     in their ``repeat``): the real runs' spread beside the model's, one simulated run per seed
     1..``replications``: its mean, its 95 % prediction interval for one run (mean +- t s sqrt(1 + 1/n)),
     and how many real runs fall inside. Where a scenario sits on a cliff one real run says little; its
     spread is what the model must cover. Where the real runs were cut (their cap), the model is cut there too
     (at the median of their cuts).
-    ``layer``: a strategies layer instead of the folder's own."""
+    ``layer``: a strategies layer instead of the folder's own; ``processes``: as ``sim.pool.run_each``."""
     groups: dict[str, list[dict]] = {}
     for entry in read_matrix(matrix_dir):
         scenario = {k: v for k, v in entry["spec"].items() if k not in ("seed", "repeat")}
         groups.setdefault(orjson.dumps(scenario, option=orjson.OPT_SORT_KEYS).decode(), []).append(entry)
-    rows = []
     pinned, layer = profiles_for(matrix_dir, substitutes), layer or pinned_layer(matrix_dir)
+    options = []
     for key, entries in groups.items():
         spec = orjson.loads(key)
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
-        profile, strategy = model_profile_of(spec), strategy_of(spec)
         cuts = [cut for entry in entries if (cut := cut_at_s(entry["spec"], entry["summary"]))]
         cut_s = statistics.median(cuts) if cuts else 0.0  # one cap, met a few seconds apart: its middle
-        runs = [run_sim(SimOptions(
-            strategy=strategy, strategy_layer=layer, images=spec["images"], users=spec.get("users", 1),
+        profile = model_profile_of(spec)
+        options += [SimOptions(
+            strategy=strategy_of(spec), strategy_layer=layer, images=spec["images"], users=spec.get("users", 1),
             profile=pinned.get(profile, profile),
             seed=seed, uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms,
-            workload=spec.get("workload", ""), model=model or None, horizon_s=cut_s))
+            workload=spec.get("workload", ""), model=model or None, horizon_s=cut_s)
             for seed in range(1, replications + 1)]
+    simulated = run_each(run_sim, options, processes, size=lambda o: o.images * o.users)
+    rows = []
+    for at, (key, entries) in enumerate(groups.items()):
+        spec = orjson.loads(key)
+        profile, strategy = model_profile_of(spec), strategy_of(spec)
+        runs = simulated[at * replications:(at + 1) * replications]
         rates = [run.failure_rate for run in runs]
         mean = statistics.fmean(rates)
         half = t95(len(rates) - 1) * statistics.stdev(rates) * math.sqrt(1 + 1 / len(rates))
@@ -180,7 +192,8 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
         rows.append({
             "profile": profile, "strategy": strategy, "engine": spec.get("engine", "locust"),
             "images": spec["images"],
-            "users": spec.get("users", 1), "uplink_mbit": network.uplink_mbit, "real_failure_rates": real,
+            "users": spec.get("users", 1), "uplink_mbit": options[at * replications].uplink_mbit,
+            "real_failure_rates": real,
             "real_op_ack_p50_ms": sorted(e["summary"]["op_ack_ms"]["p50"] for e in entries),
             "sim_failure_rates": sorted(rates), "sim_failure_rate": mean, "sim_pi95": interval,
             "sim_op_ack_p50_ms": statistics.fmean(run.op_ack_ms["p50"] or 0.0 for run in runs),
@@ -338,13 +351,14 @@ def main(args: argparse.Namespace) -> int:
     substitutes = dict(item.split("=", 1) for item in args.profile)
     if args.spread:
         spread = compare_spread(Path(args.matrix_dir), max(2, args.replications), args.model, substitutes,
-                                args.strategy_layer)
+                                args.strategy_layer, args.processes)
         return 1 if print_spread(spread) else 0
     if args.servers:
         return 1 if print_servers(compare_servers(Path(args.matrix_dir))) else 0
     if args.engines:
         return 1 if print_engines(compare_engines(Path(args.matrix_dir))) else 0
-    rows = compare_matrix(Path(args.matrix_dir), args.replications, substitutes, args.model, args.strategy_layer)
+    rows = compare_matrix(Path(args.matrix_dir), args.replications, substitutes, args.model, args.strategy_layer,
+                          args.processes)
     head = (f"{'server':<23} {'engine':<7} {'strategy':<18} {'imgs':>5} {'users':>5} {'Mbit':>5} | "
             f"{'fail real':>9} {'sim':>6} | {'drop real':>9} {'sim':>7} {'err':>6} | {'ws real':>8} {'sim':>8} | "
             f"{'http real':>9} {'sim':>8} | "

@@ -8,6 +8,7 @@ with the reason where either is missing, failed in CI.
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import orjson
 import pytest
@@ -78,6 +79,10 @@ def test_the_browsers_wire_is_counted_by_event_and_route(ten_image_drop) -> None
     # and its cores' speed just before the drop, in the same browser: each kind of work took some time
     probe = extra["cores_probe"]
     assert set(probe) == {"js_ms", "raster_ms", "gl_ms"} and all(0 < ms < 10_000 for ms in probe.values())
+    # and which machine, boot of it and browser it was: drops of one boot share a "day"
+    where = extra["machine"]
+    assert len(where["boot_id"]) == 36 and 0 < where["booted_at"] < time.time()
+    assert where["chromium"].split(".")[0].isdigit() and where["cpu_model"]
     assert 1 <= extra["peak_connections"] <= 7  # a browser: at most 6 HTTP connections per host, and the socket
     # its socket to the app, opened before the drop and open at its end (closing the browser is not losing it)
     drop = orjson.loads((_out / "drops" / "user-0.json").read_bytes())["extra"]
@@ -256,3 +261,19 @@ def test_the_hosts_share_of_busy_and_stolen_time_comes_from_two_reads_of_proc_st
     assert series == [[1.0, 0.85, 0.1, 1.7]]  # of 200 jiffies: 150 user, 20 stolen (busy too), 30 idle
     assert read_host(tmp_path / "absent", tmp_path / "loadavg") is None
     assert read_host() is not None  # this machine's own (Linux)
+
+
+def test_the_machine_and_its_boot_are_read_from_proc_and_an_unreadable_field_is_none(tmp_path) -> None:
+    """A drop names the boot it ran on (drops of one boot share a "day"): read from hand-written files, and
+    None for what a machine does not have, never a made-up value."""
+    from realclient.host import machine
+
+    (tmp_path / "cpuinfo").write_text("processor\t: 0\nmodel name\t: AMD EPYC\ncpu MHz\t\t: 2445.406\n\n"
+                                      "processor\t: 1\nmodel name\t: other\n")
+    (tmp_path / "stat").write_text("cpu  1 2 3 4\nbtime 1796120074\n")
+    (tmp_path / "boot_id").write_text("e7a76c59-5e39-42a6-8ba5-9c00235b6760\n")
+    assert machine(tmp_path / "cpuinfo", tmp_path / "stat", tmp_path / "boot_id") == {
+        "boot_id": "e7a76c59-5e39-42a6-8ba5-9c00235b6760", "booted_at": 1796120074.0, "cpu_model": "AMD EPYC",
+        "cpu_mhz": 2445.406}
+    assert machine(tmp_path / "no", tmp_path / "no", tmp_path / "no") == {
+        "boot_id": None, "booted_at": None, "cpu_model": None, "cpu_mhz": None}

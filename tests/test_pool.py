@@ -1,0 +1,51 @@
+"""Simulations on every core (``sim.pool``): the same figures as one after another, in the jobs' order."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sim.pool import cores, run_each
+from sim.validate import compare_matrix, compare_spread
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _square_and_where(n: int) -> tuple[int, int]:
+    return n * n, os.getpid()
+
+
+def _refuse_three(n: int) -> int:
+    if n == 3:
+        raise ValueError("three is refused")
+    return n
+
+
+def test_jobs_come_back_in_their_order_whichever_ran_first() -> None:
+    jobs = [3, 1, 4, 1, 5, 9, 2, 6]
+    done: list[int] = []
+    results = run_each(_square_and_where, jobs, processes=2, size=lambda n: n,
+                       progress=lambda finished, total: done.append(total - finished))
+    assert [square for square, _pid in results] == [n * n for n in jobs]
+    assert done == list(range(len(jobs) - 1, -1, -1))
+    assert {pid for _square, pid in results} != {os.getpid()}  # they ran in workers
+    here = run_each(_square_and_where, jobs, processes=1)
+    assert {pid for _square, pid in here} == {os.getpid()} and [s for s, _p in here] == [n * n for n in jobs]
+
+
+def test_a_failing_job_fails_the_call_in_the_workers_and_here() -> None:
+    for processes in (1, 2):
+        with pytest.raises(ValueError, match="three is refused"):
+            run_each(_refuse_three, [1, 2, 3, 4], processes=processes)
+    assert run_each(_refuse_three, [], processes=2) == []
+    assert cores() >= 1
+
+
+def test_validation_gives_the_same_rows_on_every_core_as_in_one_process(monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)  # a matrix names its workload files relative to the repository
+    folder = ROOT / "examples" / "validation" / "browser-200"
+    assert compare_matrix(folder, replications=2, processes=2) == compare_matrix(folder, replications=2, processes=1)
+    spread = ROOT / "examples" / "validation" / "browser-repeat"
+    assert compare_spread(spread, replications=3, processes=2) == compare_spread(spread, replications=3, processes=1)
