@@ -99,6 +99,10 @@ class FeedbackFit:
     coefficient: float
     model_drop_s: float
     """The model's drop under the fitted coefficient."""
+    lost: list[float] = field(default_factory=list)
+    """Where the runs were all cut at their cap, what each had lost by then (what the fit met)."""
+    model_lost: float | None = None
+    """... and the model's mean loss by the cap under the fitted coefficient."""
 
 
 @dataclass(frozen=True)
@@ -173,15 +177,22 @@ def layer_text(calibration: PageCalibration, runs: list[Path], fitted_on: list[P
         f"every page cost x {calibration.speed:.3f}",
         *([f"# files laid out without a node, run by run: {sorted(calibration.unplaced)} (x the preview time per file: "
            "layout_unready_s, one drawn per drop)"] if "layout_unready_s" in calibration.scaled else []),
-        *([f"# frame feedback: {fb.profile}, {fb.images} images at {fb.uplink_mbit:g} Mbit/s took "
-           f"{', '.join(f'{d:.1f}' for d in fb.drop_s)} s in the browser; the model meets their median at "
-           f"{FEEDBACK_PARAM} = {fb.coefficient:g} ({fb.model_drop_s:.1f} s; the speed alone gave "
-           f"{fb.scaled:g})"]
-          if (fb := calibration.feedback) else []),
+        *([f"# frame feedback: {_feedback_said(fb)}"] if (fb := calibration.feedback) else []),
         f"[{base}.{variant}]" if variant else f"[{base}]",
         *(f"{name} = {value!r}" for name, value in calibration.scaled.items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _feedback_said(fb: FeedbackFit) -> str:
+    where = f"{fb.profile}, {fb.images} images at {fb.uplink_mbit:g} Mbit/s"
+    if fb.model_lost is not None:
+        return (f"{where} lost {', '.join(f'{lost:g}' for lost in fb.lost)} by their cap "
+                f"({', '.join(f'{d:.0f}' for d in fb.drop_s)} s) in the browser; the model's mean meets their median "
+                f"at {FEEDBACK_PARAM} = {fb.coefficient:g} ({fb.model_lost:g}; the speed alone gave {fb.scaled:g})")
+    return (f"{where} took {', '.join(f'{d:.1f}' for d in fb.drop_s)} s in the browser; the model meets their "
+            f"median at {FEEDBACK_PARAM} = {fb.coefficient:g} ({fb.model_drop_s:.1f} s; the speed alone gave "
+            f"{fb.scaled:g})")
 
 
 def _left_out(left_out: dict[str, int]) -> str:
@@ -199,7 +210,7 @@ def main(args: Any, fit_feedback: FeedbackFitter | None = None) -> int:
     if feedback_from:
         if fit_feedback is None:
             raise ConfigError("--feedback-from needs the model to fit with")
-        calibration = fit_feedback(calibration, _uncapped(feedback_from))
+        calibration = fit_feedback(calibration, [r for folder in feedback_from for r in browser_summaries(folder)])
     Path(args.out).write_text(layer_text(calibration, runs, fitted_on, feedback_from))
     before = strategy_params(args.strategy)
     print(f"page busy per node: {statistics.median(calibration.here_s_per_node):.3f} s here "
@@ -211,8 +222,7 @@ def main(args: Any, fit_feedback: FeedbackFitter | None = None) -> int:
         if name != "layout_unready_s":
             print(f"  {name:<28} {getattr(before, name):>8g} -> {value:g}")
     if (fb := calibration.feedback) is not None:
-        print(f"frame feedback: browser drops of {fb.images} images {', '.join(f'{d:.1f}' for d in fb.drop_s)} s; the "
-              f"model meets their median at {FEEDBACK_PARAM} = {fb.coefficient:g} ({fb.model_drop_s:.1f} s)")
+        print(f"frame feedback: {_feedback_said(fb)}")
     if "layout_unready_s" in calibration.scaled:
         print(f"files laid out without a node, run by run: {sorted(calibration.unplaced)}; x the preview time per "
               f"file: layout_unready_s = {calibration.scaled['layout_unready_s']} s, one drawn per drop")

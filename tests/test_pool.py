@@ -46,6 +46,6 @@ def test_a_failing_job_fails_the_call_in_the_workers_and_here() -> None:
 def test_validation_gives_the_same_rows_on_every_core_as_in_one_process(monkeypatch) -> None:
     monkeypatch.chdir(ROOT)  # a matrix names its workload files relative to the repository
     folder = ROOT / "examples" / "validation" / "browser-200"
-    assert compare_matrix(folder, replications=2, processes=2) == compare_matrix(folder, replications=2, processes=1)
+    assert compare_matrix(folder, replications=1, processes=2) == compare_matrix(folder, replications=1, processes=1)
     spread = ROOT / "examples" / "validation" / "browser-repeat"
-    assert compare_spread(spread, replications=3, processes=2) == compare_spread(spread, replications=3, processes=1)
+    assert compare_spread(spread, replications=2, processes=2) == compare_spread(spread, replications=2, processes=1)

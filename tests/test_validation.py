@@ -428,3 +428,37 @@ def test_on_a_third_day_the_50_image_speed_misses_the_cliff_and_the_heartbeat_wa
     here, slower = fit_waits(recorded([folder])), strategy_params("individual:fc1316b")
     assert here.scale == pytest.approx(slower.heartbeat_wait_scale, rel=0.1)
     assert here.shape == pytest.approx(slower.heartbeat_wait_shape, rel=0.1)
+
+
+def _lost_by_the_cap(layer: Path, profile: str, seeds: int = 40) -> list[float]:
+    """The model's losses for a 200-image page at 20 Mbit/s cut at 900 s, seeds 1..``seeds``, under ``layer``."""
+    from sim.page_feedback import _failure_rate
+    from sim.pool import run_each
+    return run_each(_failure_rate, [SimOptions(strategy="individual:fc1316b", strategy_layer=str(layer), images=200,
+                                               profile=profile, seed=seed, uplink_mbit=20.0, horizon_s=900.0)
+                                    for seed in range(1, seeds + 1)])
+
+
+def test_on_one_boot_the_feedback_fitted_on_four_capped_pages_meets_the_boots_other_pages() -> None:
+    """``examples/validation/browser-harness``: four 200-image drops of today's page on the boot of browser-slower
+    and browser-day3, one of them with the harness browser-200 was recorded with (de90050, where that page lost
+    nothing): every page on this boot lost 0.505-0.735, whichever harness, so the harness is not what put
+    browser-200's page on the other side. Fitted on these four by their loss at the cap (``calibrate --page
+    --feedback-from``, the layer beside them), the model's mean over 40 seeds is inside the 95 % interval of the
+    mean of the boot's six held-out pages (browser-day3's, browser-slower's); the speed alone (browser-day3's
+    layer) put it far below. One run is not predicted: the model's seeds split between settling and dying."""
+    from sim.run import t95
+
+    validation = ROOT / "examples" / "validation"
+    fitted = read_matrix(validation / "browser-harness")
+    assert sorted(e["summary"]["extra"]["harness"] for e in fitted) == ["3d4782a", "54e165e", "54e165e", "de90050"]
+    held_out = [e["summary"]["failure_rate"] for folder in ("browser-day3", "browser-slower")
+                for e in read_matrix(validation / folder) if e["spec"].get("engine") == "browser"
+                and e["spec"]["images"] == 200 and e["spec"]["app"] == "today"]
+    pages = held_out + [e["summary"]["failure_rate"] for e in fitted]
+    assert len(pages) == 10 and all(0.5 <= lost <= 0.74 for lost in pages)
+    mean, half = statistics.fmean(held_out), t95(len(held_out) - 1) * statistics.stdev(held_out) / len(held_out) ** 0.5
+    boot = statistics.fmean(_lost_by_the_cap(validation / "browser-harness" / "strategies.toml", "legacy-ratelimit"))
+    speed_only = statistics.fmean(_lost_by_the_cap(validation / "browser-day3" / "strategies.toml", "legacy-ratelimit"))
+    assert abs(boot - mean) <= half < 0.1
+    assert speed_only < mean - half
