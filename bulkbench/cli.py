@@ -203,6 +203,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -384,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--profile", action="append", default=[], metavar="NAME=PROFILE.toml", type=_substitute,
                           help="simulate profile NAME with this file instead")
     validate.add_argument("--replications", type=_positive_int, default=5)
-    validate.add_argument("--processes", type=int, default=0,
+    validate.add_argument("--processes", type=_non_negative_int, default=0,
                           help="worker processes for the model's runs (default: every core; 1: in this process)")
     validate.add_argument("--out", default="", help="write the rows as JSON here")
     validate.add_argument("--model", default="", help="model parameters TOML (default scenarios/model.toml)")
@@ -441,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--target-drop-seconds", type=float, default=300.0)
     plan.add_argument("--workload", default="")
     plan.add_argument("--seed", type=int, default=1)
-    plan.add_argument("--processes", type=int, default=0, help="worker processes (default: every core)")
+    plan.add_argument("--processes", type=_non_negative_int, default=0, help="worker processes (default: every core)")
     plan.add_argument("--replications", type=_positive_int, default=5,
                       help="simulated runs per cell, each its own seed: the cell's mean and 95 %% interval")
     plan.add_argument("--full", action="store_true",

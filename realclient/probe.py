@@ -13,6 +13,9 @@ reports: what the cores can do, less the collector's and the scheduler's pauses,
 - ``raster_ms``: drawing and reading back a 2D canvas: the page's previews.
 - ``gl_ms``: a texture upload and read back through WebGL, which is SwiftShader on the CPU here: the
   page's renderer.
+
+Several browsers at once each probe as they start, at the same moment, so their figures share the cores:
+compare the probes of one-browser runs.
 """
 
 from __future__ import annotations

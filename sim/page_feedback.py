@@ -11,6 +11,10 @@ node), so scaling it by 0.83 left the stand-in at 604 s.
 How: with every other page cost as the speed calibration says, the model's drop time rises with the
 feedback's coefficient (monotonically on the runs measured), so the coefficient is found by bisection
 where the model's drop (seeded as the first run was) meets the median of the browser runs' drop times.
+Pages that never settle (cut at their cap, as every 200-image page on a slow boot is) say how much they had
+lost by the cap instead, and the model's loss there rises with the coefficient too, though one seed's jumps
+(its heartbeat may drop the socket or not): their median loss is met by the model's mean over
+``CAPPED_SEEDS`` seeds, run on every core.
 """
 
 from __future__ import annotations
@@ -50,14 +54,15 @@ def model_drop_s(calibration: PageCalibration, run: dict[str, Any], coefficient:
     return run_sim(_options(calibration, run, coefficient, run.get("seed", 1))).drop_seconds
 
 
-def _failure_rate(options: SimOptions) -> float:
+def model_failure_rate(options: SimOptions) -> float:
+    """One model run's failure rate (a module's function: the pool's workers find it by name)."""
     return run_sim(options).failure_rate
 
 
 def model_lost_at_cap(calibration: PageCalibration, run: dict[str, Any], coefficient: float,
                       seeds: int = CAPPED_SEEDS) -> float:
     """The model's mean loss over ``seeds`` seeds for browser run ``run``'s scenario, cut where it was cut."""
-    return statistics.fmean(run_each(_failure_rate, [
+    return statistics.fmean(run_each(model_failure_rate, [
         _options(calibration, run, coefficient, seed, horizon_s=run["drop_seconds"]) for seed in range(1, seeds + 1)]))
 
 

@@ -30,6 +30,8 @@ def run_each(work: Callable[[Job], Result], jobs: Sequence[Job], processes: int 
     """``work(job)`` for every job, results in the jobs' order. ``work`` must be a module's own function (the
     workers find it by name). ``processes``: 0 for every core; 1 runs here, in order. ``size``: the largest
     jobs are handed out first, so that no core is left with one of them while the others have finished."""
+    if processes < 0:
+        raise ValueError(f"processes: 0 (every core) or more, got {processes}")
     processes = min(processes or cores(), len(jobs))
     order = sorted(range(len(jobs)), key=lambda at: -size(jobs[at])) if size else list(range(len(jobs)))
     results: list[Result | None] = [None] * len(jobs)

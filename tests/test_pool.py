@@ -41,6 +41,16 @@ def test_a_failing_job_fails_the_call_in_the_workers_and_here() -> None:
             run_each(_refuse_three, [1, 2, 3, 4], processes=processes)
     assert run_each(_refuse_three, [], processes=2) == []
     assert cores() >= 1
+    with pytest.raises(ValueError, match="0 .every core. or more"):
+        run_each(_refuse_three, [1], processes=-1)
+
+
+def test_a_negative_process_count_is_refused_on_the_command_line(capsys) -> None:
+    from bulkbench.cli import build_parser
+    for command in (["validate", "examples/validation/issue4"], ["plan"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*command, "--processes", "-2"])
+        assert "must be 0 or more, got -2" in capsys.readouterr().err
 
 
 def test_validation_gives_the_same_rows_on_every_core_as_in_one_process(monkeypatch) -> None:

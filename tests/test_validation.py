@@ -432,11 +432,11 @@ def test_on_a_third_day_the_50_image_speed_misses_the_cliff_and_the_heartbeat_wa
 
 def _lost_by_the_cap(layer: Path, profile: str, seeds: int = 40) -> list[float]:
     """The model's losses for a 200-image page at 20 Mbit/s cut at 900 s, seeds 1..``seeds``, under ``layer``."""
-    from sim.page_feedback import _failure_rate
+    from sim.page_feedback import model_failure_rate
     from sim.pool import run_each
-    return run_each(_failure_rate, [SimOptions(strategy="individual:fc1316b", strategy_layer=str(layer), images=200,
-                                               profile=profile, seed=seed, uplink_mbit=20.0, horizon_s=900.0)
-                                    for seed in range(1, seeds + 1)])
+    return run_each(model_failure_rate, [
+        SimOptions(strategy="individual:fc1316b", strategy_layer=str(layer), images=200, profile=profile, seed=seed,
+                   uplink_mbit=20.0, horizon_s=900.0) for seed in range(1, seeds + 1)])
 
 
 def test_on_one_boot_the_feedback_fitted_on_four_capped_pages_meets_the_boots_other_pages() -> None:
