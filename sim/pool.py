@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -41,13 +42,27 @@ def run_each(work: Callable[[Job], Result], jobs: Sequence[Job], processes: int 
             if progress:
                 progress(done, len(jobs))
         return results  # type: ignore[return-value]
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
+    pool = multiprocessing.get_context("fork").Pool(processes, initializer=_worker_starts)
+    try:
         indexed = [(work, at, jobs[at]) for at in order]
         for done, (at, result) in enumerate(pool.imap_unordered(_run_at, indexed, chunksize=1), 1):
             results[at] = result
             if progress:
                 progress(done, len(jobs))
+        pool.close()  # every job done: the workers leave on their own, no signal needed
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
     return results  # type: ignore[return-value]
+
+
+def _worker_starts() -> None:
+    """A forked worker keeps its parent's signal handlers; one that turns SIGTERM into ``SystemExit``
+    (``bulkbench.lifeline``, a run's) left a worker blocked on the pool's queue lock alive after ``terminate``,
+    and the pool's ``join`` waited for it for ever. A worker ends on SIGTERM, as the pool expects."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run_at(item: tuple[Callable[[Job], Result], int, Job]) -> tuple[int, Result]:

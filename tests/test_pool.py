@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,25 @@ def test_a_negative_process_count_is_refused_on_the_command_line(capsys) -> None
         with pytest.raises(SystemExit):
             build_parser().parse_args([*command, "--processes", "-2"])
         assert "must be 0 or more, got -2" in capsys.readouterr().err
+
+
+def test_no_worker_outlives_the_call_where_sigterm_raises_systemexit() -> None:
+    """A run's process turns SIGTERM into ``SystemExit`` (``bulkbench.lifeline``), and its forked workers kept
+    that: once, in a full suite, a worker blocked on the pool's queue outlived the pool's ``terminate`` and
+    ``join`` waited until pytest's timeout (it did not happen again alone, so this holds the property, not that
+    hang). Each call ends its workers, after its jobs (closed, no signal) and after a failing job."""
+    from bulkbench.lifeline import exit_on_sigterm
+
+    before = signal.getsignal(signal.SIGTERM)
+    exit_on_sigterm()
+    try:
+        for _ in range(3):
+            assert [s for s, _pid in run_each(_square_and_where, [1, 2, 3], processes=2)] == [1, 4, 9]
+            with pytest.raises(ValueError):
+                run_each(_refuse_three, [3, 1, 2, 4], processes=2)
+            assert multiprocessing.active_children() == []
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def test_validation_gives_the_same_rows_on_every_core_as_in_one_process(monkeypatch) -> None:
