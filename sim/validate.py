@@ -11,6 +11,7 @@ It exits 1 when a row misses, so a pipeline can gate on it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import statistics
 from pathlib import Path
@@ -96,11 +97,11 @@ def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[st
     substitutes = profiles_for(matrix_dir, substitutes)
     layer = layer or pinned_layer(matrix_dir)
     entries = read_matrix(matrix_dir)
+    profiles = [model_profile_of(entry["spec"]) for entry in entries]
     options = []
-    for entry in entries:
+    for entry, profile in zip(entries, profiles, strict=True):
         spec, real = entry["spec"], entry["summary"]
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
-        profile = model_profile_of(spec)
         options.append(SimOptions(
             strategy=strategy_of(spec), strategy_layer=layer, images=spec["images"], users=spec.get("users", 1),
             profile=substitutes.get(profile, profile), seed=real["seed"], replications=replications,
@@ -108,9 +109,9 @@ def compare_matrix(matrix_dir: Path, replications: int = 5, substitutes: dict[st
             workload=spec.get("workload", ""), model=model or None, horizon_s=cut_at_s(spec, real)))
     predictions = run_each(run_sim, options, processes, size=lambda o: o.images * o.users * o.replications)
     rows = []
-    for entry, predicted, option in zip(entries, predictions, options, strict=True):
+    for entry, profile, predicted, option in zip(entries, profiles, predictions, options, strict=True):
         spec, real = entry["spec"], entry["summary"]
-        profile, strategy = model_profile_of(spec), option.strategy
+        strategy = option.strategy
         drop_error = (predicted.drop_seconds - real["drop_seconds"]) / real["drop_seconds"]
         rows.append({
             "profile": profile, "strategy": strategy, "engine": spec.get("engine", "locust"), "images": spec["images"],
@@ -165,24 +166,23 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
         scenario = {k: v for k, v in entry["spec"].items() if k not in ("seed", "repeat")}
         groups.setdefault(orjson.dumps(scenario, option=orjson.OPT_SORT_KEYS).decode(), []).append(entry)
     pinned, layer = profiles_for(matrix_dir, substitutes), layer or pinned_layer(matrix_dir)
-    options = []
+    scenarios = []
     for key, entries in groups.items():
         spec = orjson.loads(key)
         network = load_network("loopback", spec.get("uplink_mbit", 0.0))
         cuts = [cut for entry in entries if (cut := cut_at_s(entry["spec"], entry["summary"]))]
         cut_s = statistics.median(cuts) if cuts else 0.0  # one cap, met a few seconds apart: its middle
-        profile = model_profile_of(spec)
-        options += [SimOptions(
-            strategy=strategy_of(spec), strategy_layer=layer, images=spec["images"], users=spec.get("users", 1),
-            profile=pinned.get(profile, profile),
-            seed=seed, uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms,
-            workload=spec.get("workload", ""), model=model or None, horizon_s=cut_s)
-            for seed in range(1, replications + 1)]
-    simulated = run_each(run_sim, options, processes, size=lambda o: o.images * o.users)
-    rows = []
-    for at, (key, entries) in enumerate(groups.items()):
-        spec = orjson.loads(key)
         profile, strategy = model_profile_of(spec), strategy_of(spec)
+        scenarios.append((spec, entries, profile, SimOptions(
+            strategy=strategy, strategy_layer=layer, images=spec["images"], users=spec.get("users", 1),
+            profile=pinned.get(profile, profile), uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms,
+            workload=spec.get("workload", ""), model=model or None, horizon_s=cut_s)))
+    seeds = range(1, replications + 1)
+    simulated = run_each(run_sim, [dataclasses.replace(options, seed=seed) for *_, options in scenarios
+                                   for seed in seeds], processes, size=lambda o: o.images * o.users)
+    rows = []
+    for at, (spec, entries, profile, options) in enumerate(scenarios):
+        strategy = options.strategy
         runs = simulated[at * replications:(at + 1) * replications]
         rates = [run.failure_rate for run in runs]
         mean = statistics.fmean(rates)
@@ -192,7 +192,7 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
         rows.append({
             "profile": profile, "strategy": strategy, "engine": spec.get("engine", "locust"),
             "images": spec["images"],
-            "users": spec.get("users", 1), "uplink_mbit": options[at * replications].uplink_mbit,
+            "users": spec.get("users", 1), "uplink_mbit": options.uplink_mbit,
             "real_failure_rates": real,
             "real_op_ack_p50_ms": sorted(e["summary"]["op_ack_ms"]["p50"] for e in entries),
             "sim_failure_rates": sorted(rates), "sim_failure_rate": mean, "sim_pi95": interval,
