@@ -42,7 +42,11 @@ def run_each(work: Callable[[Job], Result], jobs: Sequence[Job], processes: int 
             if progress:
                 progress(done, len(jobs))
         return results  # type: ignore[return-value]
-    pool = multiprocessing.get_context("fork").Pool(processes, initializer=_worker_starts)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # until each worker's own handler is set
+    try:
+        pool = multiprocessing.get_context("fork").Pool(processes, initializer=_worker_starts)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     try:
         indexed = [(work, at, jobs[at]) for at in order]
         for done, (at, result) in enumerate(pool.imap_unordered(_run_at, indexed, chunksize=1), 1):
@@ -59,10 +63,13 @@ def run_each(work: Callable[[Job], Result], jobs: Sequence[Job], processes: int 
 
 
 def _worker_starts() -> None:
-    """A forked worker keeps its parent's signal handlers; one that turns SIGTERM into ``SystemExit``
-    (``bulkbench.lifeline``, a run's) left a worker blocked on the pool's queue lock alive after ``terminate``,
-    and the pool's ``join`` waited for it for ever. A worker ends on SIGTERM, as the pool expects."""
+    """A forked worker keeps its parent's signal handlers. A SIGTERM that such a handler does not end on (a run's
+    turns it into ``SystemExit``; a test's swallows it) leaves the worker alive after ``terminate``, waiting on the
+    queue lock the pool then holds, and the pool's ``join`` waits for it for ever. So a worker ends on SIGTERM, as
+    the pool expects, and a SIGTERM sent before it got here (a worker slow to start, on a busy machine) waited,
+    blocked since the fork, and ends it now."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _run_at(item: tuple[Callable[[Job], Result], int, Job]) -> tuple[int, Result]:

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -57,10 +58,25 @@ def test_a_negative_process_count_is_refused_on_the_command_line(capsys) -> None
         assert "must be 0 or more, got -2" in capsys.readouterr().err
 
 
-TRIES = 30
+SLOW_START_S = 2.0
+_forks = {"armed": False, "count": 0}
 
 
-def _a_call_ends(call, within_s: float = 60.0) -> bool:
+def _count_fork() -> None:
+    if _forks["armed"]:
+        _forks["count"] += 1
+
+
+def _second_worker_starts_late() -> None:
+    """A worker that the machine schedules late: still before its pool's initializer when the pool terminates."""
+    if _forks["armed"] and _forks["count"] == 2:
+        time.sleep(SLOW_START_S)
+
+
+os.register_at_fork(before=_count_fork, after_in_child=_second_worker_starts_late)
+
+
+def _a_call_ends(call, within_s: float = 30.0) -> bool:
     """Whether ``call()`` returned or raised within ``within_s`` (a pool stuck in ``join`` never does)."""
     finished = threading.Event()
 
@@ -73,20 +89,26 @@ def _a_call_ends(call, within_s: float = 60.0) -> bool:
     return finished.wait(within_s)
 
 
-def test_no_worker_outlives_the_call_whatever_its_parent_does_with_sigterm() -> None:
-    """A forked worker inherits its parent's SIGTERM handler. A run's process turns SIGTERM into ``SystemExit``
-    (``bulkbench.lifeline``), and once, in a full suite, a worker blocked on the pool's queue outlived the
-    pool's ``terminate``: ``join`` waited until pytest's timeout. Here the parent swallows SIGTERM outright, the
-    worst such handler: a worker that kept it would never end. Each call still ends its workers, after its jobs
-    (closed, no signal) and after a failing job (terminated)."""
+@pytest.fixture
+def sigterm_swallowed():
+    """The worst handler a parent can leave its forked workers: one that never ends on SIGTERM."""
     before = signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    try:
-        assert [s for s, _pid in run_each(_square_and_where, [1, 2, 3], processes=2)] == [1, 4, 9]
-        for _ in range(TRIES):  # the worker caught on the queue's lock is a race: give it its chances
-            assert _a_call_ends(lambda: run_each(_refuse_three, [3, 1, 2, 4, 5, 6], processes=2))
-        assert multiprocessing.active_children() == []
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    yield
+    signal.signal(signal.SIGTERM, before)
+    _forks["armed"] = False
+
+
+def test_no_worker_outlives_the_call_whatever_its_parent_does_with_sigterm(sigterm_swallowed) -> None:
+    """A forked worker inherits its parent's SIGTERM handler (a run's turns it into ``SystemExit``), and twice a
+    worker outlived its pool's ``terminate`` and ``join`` waited until a timeout: once in a full suite, once in CI
+    on a worker that had not yet reached the pool's initializer when the first job failed. Here the second worker
+    starts ``SLOW_START_S`` late, so the failing first job's ``terminate`` reaches it before its initializer."""
+    assert [s for s, _pid in run_each(_square_and_where, [1, 2, 3], processes=2)] == [1, 4, 9]  # closed, no signal
+    _forks.update(armed=True, count=0)
+    began = time.monotonic()
+    assert _a_call_ends(lambda: run_each(_refuse_three, [3, 1, 2, 4, 5, 6], processes=2))
+    assert _forks["count"] == 2 and time.monotonic() - began < SLOW_START_S + 20
+    assert multiprocessing.active_children() == []
 
 
 def test_validation_gives_the_same_rows_on_every_core_as_in_one_process(monkeypatch) -> None:
