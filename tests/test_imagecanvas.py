@@ -6,6 +6,7 @@ Needs the app's fixture (``../shared/imagecanvas``) and Node; set up once into `
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import subprocess
 
@@ -13,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from loadtests.imagecanvas import ImageCanvasApp, free_port, missing_reason, uploads_swept
+from loadtests.imagecanvas import READY_MARK, ImageCanvasApp, free_port, install, missing_reason, uploads_swept
 from loadtests.pageserver import LISTEN_BACKLOG
 from loadtests.run import RunOptions, run
 from tests.helpers import image_bytes, needs, upload
@@ -98,3 +99,19 @@ def test_the_apps_cleanup_deletes_an_upload_no_node_names_yet(real_app) -> None:
         assert answer["fileCleanup"]["deletedFiles"] == 1, answer
         assert client.head(unlinked["url"]).status_code == 404 and client.head(linked["url"]).status_code == 200
     assert real_app.dir is not None and uploads_swept(real_app.dir / "server.log") == 1  # what the runs read
+
+
+def test_the_state_set_up_second_takes_the_first_ones_packages_and_skips_npm(tmp_path) -> None:
+    """Both states have one ``package.json``: the second setup copies the first's ``node_modules`` (a CI
+    machine's better-sqlite3 build is about 150 s) and is still the state it names, and it runs."""
+    needs(missing_reason())
+    built = install("today")
+    (tmp_path / "today").mkdir()
+    shutil.copytree(built / "node_modules", tmp_path / "today" / "node_modules", symlinks=True)
+    (tmp_path / "today" / READY_MARK).write_text("seeded from the repository's cache")
+    dest = install("as-reported", cache=tmp_path)
+    assert (dest / READY_MARK).exists() and not (dest / "npm-install.log").exists()  # npm never ran
+    assert "(rate limiter removed: as reported)" in (dest / "server" / "index.js").read_text()
+    loads = subprocess.run(["node", "-e", "new (require('better-sqlite3'))(':memory:'); require('sharp')"],
+                           cwd=dest, capture_output=True, text=True)
+    assert loads.returncode == 0, loads.stderr
