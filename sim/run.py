@@ -30,6 +30,7 @@ from bulkbench.model_params import ModelParams, load_model_params
 from bulkbench.network import NetworkSpec, load_network
 from bulkbench.profile import Profile, load_profile
 from bulkbench.results import Cause, RunSummary, table
+from bulkbench.stages import stage_times
 from bulkbench.strategies import Drop, start, strategy_params
 from bulkbench.truth import DropResult, drop_figures, judge, last_settled_s, summarize
 from bulkbench.workload import ImageSpec, WorkloadSpec, draw_images, load_workload
@@ -300,6 +301,27 @@ def combine(replications: list[Replication]) -> RunSummary:
     return dataclasses.replace(first, **fields, failures_by_cause=dict(sorted(causes.items())), extra=extra)
 
 
+def _inputs(options: SimOptions,
+            profile_override: Profile | None = None) -> tuple[Profile, WorkloadSpec, ModelParams, Any]:
+    """What ``options`` name, read from their files: the profile, the workload, the model's parameters and the
+    strategy's."""
+    profile = profile_override or load_profile(options.profile)
+    if not options.emulation:
+        profile = profile.without_emulation()
+    workload = dataclasses.replace(load_workload(options.workload or None), images=options.images, seed=options.seed)
+    params = load_model_params(options.model)
+    return profile, workload, params, strategy_params(options.strategy, dict(options.strategy_overrides),
+                                                      layer=options.strategy_layer)
+
+
+def stage_times_of(options: SimOptions) -> dict[str, list[float]]:
+    """One run's (replication 0 of ``options.seed``) stage times over all its users' images
+    (``bulkbench.stages``): the model's course of a drop, to set beside a real page's."""
+    profile, workload, params, strategy_args = _inputs(options)
+    once = simulate_once(options, 0, profile, workload, params, record_series=False, strategy_args=strategy_args)
+    return stage_times(record.timings for result in once.results for record in result.records)
+
+
 def run_sim(options: SimOptions, profile_override: Profile | None = None) -> RunSummary:
     """``profile_override``: a profile object to use instead of loading ``options.profile`` (knob sweeps)."""
     plan = arrival_plan(options.users, options.arrival_rate, options.stages)  # bad stages refused before anything
@@ -308,12 +330,7 @@ def run_sim(options: SimOptions, profile_override: Profile | None = None) -> Run
                          "have no drop to judge")
     if plan is not None:
         options = dataclasses.replace(options, users=total_users(plan))
-    profile = profile_override or load_profile(options.profile)
-    if not options.emulation:
-        profile = profile.without_emulation()
-    workload = dataclasses.replace(load_workload(options.workload or None), images=options.images, seed=options.seed)
-    params = load_model_params(options.model)
-    strategy_args = strategy_params(options.strategy, dict(options.strategy_overrides), layer=options.strategy_layer)
+    profile, workload, params, strategy_args = _inputs(options, profile_override)
     replications = []
     for r in range(options.replications):
         replications.append(simulate_once(options, r, profile, workload, params, record_series=(r == 0),

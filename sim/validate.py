@@ -19,6 +19,7 @@ from pathlib import Path
 import orjson
 
 from bulkbench.network import load_network
+from bulkbench.stages import STAGE_TIMES_S, STAGES, STAGES_FILE, counts_at
 from bulkbench.target import APP_TARGETS, app_client_strategy, load_target
 from sim.accuracy import (
     COUNT_TOLERANCE,
@@ -29,7 +30,7 @@ from sim.accuracy import (
     within_runs,
 )
 from sim.pool import run_each
-from sim.run import SimOptions, run_sim, t95
+from sim.run import SimOptions, run_sim, stage_times_of, t95
 
 
 def read_matrix(matrix_dir: Path) -> list[dict]:
@@ -161,22 +162,7 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
     spread is what the model must cover. Where the real runs were cut (their cap), the model is cut there too
     (at the median of their cuts).
     ``layer``: a strategies layer instead of the folder's own; ``processes``: as ``sim.pool.run_each``."""
-    groups: dict[str, list[dict]] = {}
-    for entry in read_matrix(matrix_dir):
-        scenario = {k: v for k, v in entry["spec"].items() if k not in ("seed", "repeat")}
-        groups.setdefault(orjson.dumps(scenario, option=orjson.OPT_SORT_KEYS).decode(), []).append(entry)
-    pinned, layer = profiles_for(matrix_dir, substitutes), layer or pinned_layer(matrix_dir)
-    scenarios = []
-    for key, entries in groups.items():
-        spec = orjson.loads(key)
-        network = load_network("loopback", spec.get("uplink_mbit", 0.0))
-        cuts = [cut for entry in entries if (cut := cut_at_s(entry["spec"], entry["summary"]))]
-        cut_s = statistics.median(cuts) if cuts else 0.0  # one cap, met a few seconds apart: its middle
-        profile, strategy = model_profile_of(spec), strategy_of(spec)
-        scenarios.append((spec, entries, profile, SimOptions(
-            strategy=strategy, strategy_layer=layer, images=spec["images"], users=spec.get("users", 1),
-            profile=pinned.get(profile, profile), uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms,
-            workload=spec.get("workload", ""), model=model or None, horizon_s=cut_s)))
+    scenarios = _scenarios(read_matrix(matrix_dir), matrix_dir, model, substitutes, layer)
     seeds = range(1, replications + 1)
     simulated = run_each(run_sim, [dataclasses.replace(options, seed=seed) for *_, options in scenarios
                                    for seed in seeds], processes, size=lambda o: o.images * o.users)
@@ -200,6 +186,74 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
             "inside": sum(interval[0] - 1e-9 <= r <= interval[1] + 1e-9 for r in real),
             "mean_within": abs(mean - statistics.fmean(real)) <= FAILURE_RATE_TOLERANCE})
     return rows
+
+
+def _scenarios(entries: list[dict], matrix_dir: Path, model: str, substitutes: dict[str, str] | None,
+               layer: str) -> list[tuple[dict, list[dict], str, SimOptions]]:
+    """``entries`` grouped by scenario (their spec without ``seed`` and ``repeat``), each with the profile that
+    stands for its server and the model's options for it (no seed yet). Where the real runs were cut (their
+    cap), the model is cut too, at the median of their cuts: one cap, met a few seconds apart."""
+    groups: dict[str, list[dict]] = {}
+    for entry in entries:
+        scenario = {k: v for k, v in entry["spec"].items() if k not in ("seed", "repeat")}
+        groups.setdefault(orjson.dumps(scenario, option=orjson.OPT_SORT_KEYS).decode(), []).append(entry)
+    pinned, layer = profiles_for(matrix_dir, substitutes), layer or pinned_layer(matrix_dir)
+    scenarios = []
+    for key, grouped in groups.items():
+        spec = orjson.loads(key)
+        network = load_network("loopback", spec.get("uplink_mbit", 0.0))
+        cuts = [cut for entry in grouped if (cut := cut_at_s(entry["spec"], entry["summary"]))]
+        profile, strategy = model_profile_of(spec), strategy_of(spec)
+        scenarios.append((spec, grouped, profile, SimOptions(
+            strategy=strategy, strategy_layer=layer, images=spec["images"], users=spec.get("users", 1),
+            profile=pinned.get(profile, profile), uplink_mbit=network.uplink_mbit, queue_ms=network.queue_ms,
+            workload=spec.get("workload", ""), model=model or None,
+            horizon_s=statistics.median(cuts) if cuts else 0.0)))
+    return scenarios
+
+
+def compare_stages(matrix_dir: Path, replications: int = 10, model: str = "", layer: str = "",
+                   processes: int = 0, at_s: tuple[float, ...] = STAGE_TIMES_S) -> list[dict]:
+    """The browser rows kept in ``stages.jsonl`` (``bulkbench.stages``), scenario by scenario: how many images
+    each real page had taken through each stage at ``at_s``, beside the model's runs for seeds
+    1..``replications``. The loss at the cap can agree while the course does not."""
+    kept = Path(matrix_dir) / STAGES_FILE
+    if not kept.is_file():
+        raise FileNotFoundError(f"{matrix_dir}: no {STAGES_FILE} (a browser row of python -m "
+                                "benchmarks.validation.matrix keeps its drops' stage times there)")
+    pages: dict[str, list[dict[str, list[float]]]] = {}
+    for line in kept.read_text().splitlines():
+        page = orjson.loads(line)
+        pages.setdefault(page["key"], []).append(page["stages"])
+    entries = [entry for entry in read_matrix(matrix_dir) if entry["key"] in pages]
+    scenarios = _scenarios(entries, matrix_dir, model, None, layer)
+    seeds = range(1, replications + 1)
+    simulated = run_each(stage_times_of, [dataclasses.replace(options, seed=seed) for *_, options in scenarios
+                                          for seed in seeds], processes, size=lambda o: o.images * o.users)
+    rows = []
+    for at, (spec, grouped, profile, options) in enumerate(scenarios):
+        real = [stages for entry in grouped for stages in pages[entry["key"]]]
+        runs = simulated[at * replications:(at + 1) * replications]
+        rows.append({"profile": profile, "strategy": options.strategy, "images": spec["images"],
+                     "uplink_mbit": options.uplink_mbit, "app": spec.get("app", ""), "cut_s": options.horizon_s,
+                     "at_s": list(at_s), "real_pages": len(real), "sim_runs": len(runs),
+                     "stages": {stage: {"real": [counts_at(page[stage], at_s) for page in real],
+                                        "sim": [counts_at(run[stage], at_s) for run in runs]}
+                                for stage in STAGES}})
+    return rows
+
+
+def print_stages(rows: list[dict]) -> None:
+    for r in rows:
+        print(f"\n{r['app'] or r['profile']}: {r['strategy']}, {r['images']} images, {r['uplink_mbit']:g} Mbit/s, "
+              f"cut at {r['cut_s']:.0f} s: {r['real_pages']} real pages (lowest-highest) / {r['sim_runs']} model runs")
+        print(f"{'by':<18}" + "".join(f"{t:>13.0f} s" for t in r["at_s"]))
+        for stage, counts in r["stages"].items():
+            for who in ("real", "sim"):
+                spans = [(min(c), max(c)) for c in zip(*counts[who], strict=True)]
+                label = f"{stage.removesuffix('_at').replace('_', ' ')} {'model' if who == 'sim' else who}"
+                print(f"{label:<18}" + "".join(f"{f'{low}-{high}' if low != high else str(low):>15}"
+                                               for low, high in spans))
 
 
 def print_spread(rows: list[dict]) -> int:
@@ -353,6 +407,10 @@ def main(args: argparse.Namespace) -> int:
         spread = compare_spread(Path(args.matrix_dir), max(2, args.replications), args.model, substitutes,
                                 args.strategy_layer, args.processes)
         return 1 if print_spread(spread) else 0
+    if args.stages:
+        print_stages(compare_stages(Path(args.matrix_dir), args.replications, args.model, args.strategy_layer,
+                                    args.processes))
+        return 0
     if args.servers:
         return 1 if print_servers(compare_servers(Path(args.matrix_dir))) else 0
     if args.engines:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bulkbench.results import RunSummary
+from bulkbench.stages import STAGES_FILE, stage_times
 from bulkbench.target import app_client_strategy
 from bulkbench.truth import HEARTBEATS_FILE
 from loadtests.run import RunOptions, run, table
@@ -187,18 +189,31 @@ def keep_pings(out: Path, name: str, folder: Path) -> int:
     """A browser row's pages' pings (its drops' ``heartbeats`` and socket events) into ``out/heartbeats.jsonl``,
     which ``calibrate --heartbeat`` fits: the summary keeps only their figures, the raw drops stay on this
     machine. An earlier run of the same row's lines are replaced. Returns the pages kept."""
-    pings = out / HEARTBEATS_FILE
-    lines = [line for line in (pings.read_text().splitlines() if pings.exists() else [])
-             if orjson.loads(line)["key"] != name]
+    return _keep_per_drop(out / HEARTBEATS_FILE, name, folder, lambda drop: {
+        "heartbeats": drop["extra"]["heartbeats"], "socket_events": drop["extra"].get("socket_events") or [],
+    } if "heartbeats" in drop.get("extra", {}) else None)
+
+
+def keep_stages(out: Path, name: str, folder: Path) -> int:
+    """A browser row's drops' stage times (``bulkbench.stages``) into ``out/stages.jsonl``, which ``validate
+    --stages`` sets beside the model's: what the drop had done by when, where the summary keeps only the end."""
+    return _keep_per_drop(out / STAGES_FILE, name, folder, lambda drop: {
+        "stages": stage_times(record["timings"] for record in drop["records"])} if drop.get("records") else None)
+
+
+def _keep_per_drop(kept_in: Path, name: str, folder: Path, line: Callable[[dict], dict | None]) -> int:
+    """``line(drop)`` of each of ``folder``'s drops (None: nothing to keep) into ``kept_in`` with the row's key
+    and the drop's user, in place of an earlier run's lines for that key. Returns the drops kept."""
+    lines = [text for text in (kept_in.read_text().splitlines() if kept_in.exists() else [])
+             if orjson.loads(text)["key"] != name]
     kept = 0
     for drop_file in sorted((folder / "drops").glob("user-*.json")):
         drop = orjson.loads(drop_file.read_bytes())
-        if "heartbeats" in drop.get("extra", {}):
-            lines.append(orjson.dumps({"key": name, "user": drop["user"], "heartbeats": drop["extra"]["heartbeats"],
-                                       "socket_events": drop["extra"].get("socket_events") or []}).decode())
+        if (fields := line(drop)) is not None:
+            lines.append(orjson.dumps({"key": name, "user": drop["user"], **fields}).decode())
             kept += 1
     if lines:
-        pings.write_text("".join(f"{line}\n" for line in lines))
+        kept_in.write_text("".join(f"{text}\n" for text in lines))
     return kept
 
 
@@ -249,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         (folder / ROW_KEY_FILE).write_text(name)
         if spec.get("engine") == "browser":
             keep_pings(out, name, folder)
+            keep_stages(out, name, folder)
         print(table([summary]), flush=True)
         with open(log, "ab") as handle:
             handle.write(orjson.dumps({"key": name, "spec": spec, "summary": summary.to_json()}) + b"\n")
