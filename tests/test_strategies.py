@@ -273,6 +273,35 @@ def test_short_steps_of_the_page_do_not_wait_for_each_other_but_wait_for_its_lon
     assert env.now >= reread_s
 
 
+def test_a_serial_page_runs_its_steps_one_at_a_time_so_its_upload_slots_start_a_frame_apart() -> None:
+    """The same four slots on a page whose thread is busy all the time: each step holds the thread for its
+    frame, in the order posted, so the slots' requests leave one frame apart, not together."""
+    frame = 0.05
+    params = {**PAGE, "page_frame_s": frame, "upload_tick_s": 1.0, "upload_concurrency": 4,
+              "page_tasks_per_upload": 1, "page_thread_serial": True}
+    env, world, drop, client, records = drop_with("individual", images=4, params=params)
+    starts = sorted(t.upload_started_at for t in drop.log.tracks.values())
+    assert all(b - a >= frame - 1e-9 for a, b in zip(starts, starts[1:], strict=False))
+    together = drop_with("individual", images=4, params={**params, "page_thread_serial": False})[2]
+    assert max(t.upload_started_at for t in together.log.tracks.values()) \
+        - min(t.upload_started_at for t in together.log.tracks.values()) < 1e-9
+    assert all(r.outcome == "ok" for r in records)
+
+
+def test_the_frame_grows_with_time_from_its_start() -> None:
+    """``page_frame_s_per_s``: the page's tasks grow longer with every second of the drop past
+    ``page_frame_growth_from_s`` (fc1316b's mean long task on a slow machine), however many images it uploaded."""
+    params = {**PAGE, "page_frame_s": 0.01, "merge_window_s": 0.0, "idle_wait_s": 0.0, "hash_parallel": 1,
+              "hash_gap_s": 2.0}
+    def gaps(extra: dict) -> list[float]:
+        sent = sorted(t.node_sent_at for t in drop_with("individual", images=6, params={**params, **extra})[2]
+                      .log.tracks.values())
+        return [b - a for a, b in zip(sent, sent[1:], strict=False)]
+    flat, growing = gaps({}), gaps({"page_frame_s_per_s": 0.5, "page_frame_growth_from_s": 4.0})
+    assert max(flat) - min(flat) < 1e-6  # the hashes' pace, nothing else
+    assert growing[0] == pytest.approx(flat[0], abs=1e-6) and max(growing) > max(flat) + 1.0  # slower past 4 s
+
+
 def test_without_the_orphan_sweep_a_slow_queue_loses_nothing() -> None:
     params = {**PAGE, "orphan_sweep": False, "orphan_after_s": 3.0, "orphan_after_large_s": 3.0}
     env, world, drop, client, records = drop_with("individual", images=40, world_kw={"rtt_s": 0.1}, params=params)

@@ -123,8 +123,17 @@ class IndividualParams:
     the renderer asks for its thumbnails and queues their textures; fc1316b re-sorts its texture queue on
     every request, ``TextureLODManager.js:274-286``) ..."""
     page_s_per_node: float = 0.0
-    """... and this long per node the canvas holds (every frame draws them, the drop's previews included).
-    All three 0 (the plan's client): the page takes no time and its steps do not wait."""
+    """... and this long per node the canvas holds (every frame draws them, the drop's previews included) ...
+    All of them 0 (the plan's client): the page takes no time and its steps do not wait."""
+    page_frame_s_per_s: float = 0.0
+    """... and this much longer for every second of the drop past ``page_frame_growth_from_s``: fc1316b's mean
+    long task stays at 0.2 s for its first 200 s and then grows by 0.18 s every 100 s to the cap, alike for both
+    versions, though their uploads do not grow alike (12 pages of ``browser-harness``, ``-day3``, ``-slower``) ..."""
+    page_frame_growth_from_s: float = 0.0
+    """... from this second of the drop on."""
+    page_thread_serial: bool = False
+    """Every step holds the page's thread for its frame, one at a time in the order posted
+    (``bulkbench.strategies.page``: a thread busy all the time); False: short steps do not wait for each other."""
     page_tasks_per_hash: int = 1
     """Tasks of the page's main thread between a file's hash and its node_create, each waiting for a frame
     (fc1316b: the file read as bytes, the digest, the read as a data URL and its write to IndexedDB,
@@ -193,7 +202,7 @@ class IndividualParams:
 
 
 PAGE_CPU_PARAMS = ("reread_s_per_mb", "reread_s_per_file", "page_preview_s_per_image", "page_frame_s",
-                   "page_s_per_uploaded_image", "page_s_per_node")
+                   "page_s_per_uploaded_image", "page_s_per_node", "page_frame_s_per_s")
 """The page's main-thread work among the parameters: a faster machine does it faster (``bulkbench calibrate
 --page`` scales them); the page's timers (its tick, its retry pause, its idle callback's timeout) do not."""
 
@@ -246,23 +255,24 @@ def run_images(drop: Drop, images: Sequence[ImageSpec], p: IndividualParams,
         state.pending.add(image.id)
         yield Put(uploads, (image, 1, second))
 
-    def canvas_load_s() -> float:
+    def canvas_load_s(now: float) -> float:
         """What the canvas's images cost the page's thread between two of its tasks."""
-        return p.page_frame_s + p.page_s_per_uploaded_image * state.uploaded + p.page_s_per_node * canvas_nodes
+        return (p.page_frame_s + p.page_s_per_uploaded_image * state.uploaded + p.page_s_per_node * canvas_nodes
+                + p.page_frame_s_per_s * max(0.0, now - p.page_frame_growth_from_s))
 
-    def frame_s() -> float:
+    def frame_s(now: float) -> float:
         if not state.hashing:  # the page drains its texture queue in idle time: a frame is short again
             return p.page_frame_s
-        return canvas_load_s()
+        return canvas_load_s(now)
 
     def heartbeat_wait_s(now: float) -> float:
         """The heartbeat's tasks wait for the canvas's load, hashing or not: the real page's answers came
         later and later after its last node_create (437-637 s into browser-slower's drops, late by 2.4-5.6 s
         at the median in their last minutes, as ~0.04 s per image uploaded), where its steps did not."""
-        return main.backlog_s(now) + canvas_load_s()
+        return main.backlog_s(now) + canvas_load_s(now)
 
-    main = MainThread(frame_s)
-    page_works = bool(p.page_frame_s or p.page_s_per_uploaded_image or p.page_s_per_node)
+    main = MainThread(frame_s, serial=p.page_thread_serial)
+    page_works = bool(p.page_frame_s or p.page_s_per_uploaded_image or p.page_s_per_node or p.page_frame_s_per_s)
 
     def page_step(own_s: float = 0.0) -> Generator[Any, Any, None]:
         """A step of the page's own script (nothing for the plan's client, whose page takes no time)."""
