@@ -407,9 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--spread", action="store_true",
                      help="scenarios run several times (rows differing only in seed): every real run inside the "
                           "model's 95 %% interval for one run, over --replications")
-    how.add_argument("--stages", action="store_true",
-                     help="the browser rows' course (stages.jsonl): nodes sent, uploads done, completions sent and "
-                          "images settled by 60 ... 880 s, real pages beside --replications model runs")
+    how.add_argument("--course", action="store_true",
+                     help="the browser rows' course (course.jsonl): nodes sent, uploads done, completions sent and "
+                          "answered by 60 ... 880 s, real pages beside --replications model runs (shown, not judged)")
     validate.set_defaults(func=cmd_validate)
 
     report = commands.add_parser("report", help="results directories -> report.html and report.md")

@@ -26,11 +26,11 @@ import simpy
 
 from bulkbench.arrivals import arrival_plan, arrival_times, total_users
 from bulkbench.bound import add_bound
+from bulkbench.course import step_times
 from bulkbench.model_params import ModelParams, load_model_params
 from bulkbench.network import NetworkSpec, load_network
 from bulkbench.profile import Profile, load_profile
 from bulkbench.results import Cause, RunSummary, table
-from bulkbench.stages import stage_times
 from bulkbench.strategies import Drop, start, strategy_params
 from bulkbench.truth import DropResult, drop_figures, judge, last_settled_s, summarize
 from bulkbench.workload import ImageSpec, WorkloadSpec, draw_images, load_workload
@@ -314,12 +314,12 @@ def _inputs(options: SimOptions,
                                                       layer=options.strategy_layer)
 
 
-def stage_times_of(options: SimOptions) -> dict[str, list[float]]:
-    """One run's (replication 0 of ``options.seed``) stage times over all its users' images
-    (``bulkbench.stages``): the model's course of a drop, to set beside a real page's."""
+def course_of(options: SimOptions) -> dict[str, list[float]]:
+    """One run's (replication 0 of ``options.seed``) step times over all its users' images
+    (``bulkbench.course``): the model's course of a drop, to set beside a real page's."""
     profile, workload, params, strategy_args = _inputs(options)
     once = simulate_once(options, 0, profile, workload, params, record_series=False, strategy_args=strategy_args)
-    return stage_times(record.timings for result in once.results for record in result.records)
+    return step_times(record.timings for result in once.results for record in result.records)
 
 
 def run_sim(options: SimOptions, profile_override: Profile | None = None) -> RunSummary:

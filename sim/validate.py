@@ -18,8 +18,8 @@ from pathlib import Path
 
 import orjson
 
+from bulkbench.course import COURSE_FILE, COURSE_TIMES_S, STEPS, counts_at
 from bulkbench.network import load_network
-from bulkbench.stages import STAGE_TIMES_S, STAGES, STAGES_FILE, counts_at
 from bulkbench.target import APP_TARGETS, app_client_strategy, load_target
 from sim.accuracy import (
     COUNT_TOLERANCE,
@@ -30,7 +30,7 @@ from sim.accuracy import (
     within_runs,
 )
 from sim.pool import run_each
-from sim.run import SimOptions, run_sim, stage_times_of, t95
+from sim.run import SimOptions, course_of, run_sim, t95
 
 
 def read_matrix(matrix_dir: Path) -> list[dict]:
@@ -212,46 +212,47 @@ def _scenarios(entries: list[dict], matrix_dir: Path, model: str, substitutes: d
     return scenarios
 
 
-def compare_stages(matrix_dir: Path, replications: int = 10, model: str = "", layer: str = "",
-                   processes: int = 0, at_s: tuple[float, ...] = STAGE_TIMES_S) -> list[dict]:
-    """The browser rows kept in ``stages.jsonl`` (``bulkbench.stages``), scenario by scenario: how many images
-    each real page had taken through each stage at ``at_s``, beside the model's runs for seeds
+def compare_course(matrix_dir: Path, replications: int = 10, model: str = "", layer: str = "",
+                   processes: int = 0, at_s: tuple[float, ...] = COURSE_TIMES_S,
+                   substitutes: dict[str, str] | None = None) -> list[dict]:
+    """The browser rows kept in ``course.jsonl`` (``bulkbench.course``), scenario by scenario: how many images
+    each real page had taken through each step at ``at_s``, beside the model's runs for seeds
     1..``replications``. The loss at the cap can agree while the course does not."""
-    kept = Path(matrix_dir) / STAGES_FILE
+    kept = Path(matrix_dir) / COURSE_FILE
     if not kept.is_file():
-        raise FileNotFoundError(f"{matrix_dir}: no {STAGES_FILE} (a browser row of python -m "
-                                "benchmarks.validation.matrix keeps its drops' stage times there)")
+        raise FileNotFoundError(f"{matrix_dir}: no {COURSE_FILE} (a browser row of python -m "
+                                "benchmarks.validation.matrix keeps its drops' step times there)")
     pages: dict[str, list[dict[str, list[float]]]] = {}
     for line in kept.read_text().splitlines():
         page = orjson.loads(line)
-        pages.setdefault(page["key"], []).append(page["stages"])
+        pages.setdefault(page["key"], []).append(page["steps"])
     entries = [entry for entry in read_matrix(matrix_dir) if entry["key"] in pages]
-    scenarios = _scenarios(entries, matrix_dir, model, None, layer)
+    scenarios = _scenarios(entries, matrix_dir, model, substitutes, layer)
     seeds = range(1, replications + 1)
-    simulated = run_each(stage_times_of, [dataclasses.replace(options, seed=seed) for *_, options in scenarios
+    simulated = run_each(course_of, [dataclasses.replace(options, seed=seed) for *_, options in scenarios
                                           for seed in seeds], processes, size=lambda o: o.images * o.users)
     rows = []
     for at, (spec, grouped, profile, options) in enumerate(scenarios):
-        real = [stages for entry in grouped for stages in pages[entry["key"]]]
+        real = [steps for entry in grouped for steps in pages[entry["key"]]]
         runs = simulated[at * replications:(at + 1) * replications]
         rows.append({"profile": profile, "strategy": options.strategy, "images": spec["images"],
                      "uplink_mbit": options.uplink_mbit, "app": spec.get("app", ""), "cut_s": options.horizon_s,
                      "at_s": list(at_s), "real_pages": len(real), "sim_runs": len(runs),
-                     "stages": {stage: {"real": [counts_at(page[stage], at_s) for page in real],
-                                        "sim": [counts_at(run[stage], at_s) for run in runs]}
-                                for stage in STAGES}})
+                     "steps": {step: {"real": [counts_at(page[step], at_s) for page in real],
+                                        "sim": [counts_at(run[step], at_s) for run in runs]}
+                                for step in STEPS}})
     return rows
 
 
-def print_stages(rows: list[dict]) -> None:
+def print_course(rows: list[dict]) -> None:
     for r in rows:
         print(f"\n{r['app'] or r['profile']}: {r['strategy']}, {r['images']} images, {r['uplink_mbit']:g} Mbit/s, "
               f"cut at {r['cut_s']:.0f} s: {r['real_pages']} real pages (lowest-highest) / {r['sim_runs']} model runs")
         print(f"{'by':<18}" + "".join(f"{t:>13.0f} s" for t in r["at_s"]))
-        for stage, counts in r["stages"].items():
+        for step, counts in r["steps"].items():
             for who in ("real", "sim"):
                 spans = [(min(c), max(c)) for c in zip(*counts[who], strict=True)]
-                label = f"{stage.removesuffix('_at').replace('_', ' ')} {'model' if who == 'sim' else who}"
+                label = f"{step.removesuffix('_at').replace('_', ' ')} {'model' if who == 'sim' else who}"
                 print(f"{label:<18}" + "".join(f"{f'{low}-{high}' if low != high else str(low):>15}"
                                                for low, high in spans))
 
@@ -407,9 +408,12 @@ def main(args: argparse.Namespace) -> int:
         spread = compare_spread(Path(args.matrix_dir), max(2, args.replications), args.model, substitutes,
                                 args.strategy_layer, args.processes)
         return 1 if print_spread(spread) else 0
-    if args.stages:
-        print_stages(compare_stages(Path(args.matrix_dir), args.replications, args.model, args.strategy_layer,
-                                    args.processes))
+    if args.course:  # no stated error for a course yet: it shows, it does not judge
+        course = compare_course(Path(args.matrix_dir), args.replications, args.model, args.strategy_layer,
+                                args.processes, substitutes=substitutes)
+        print_course(course)
+        if args.out:
+            Path(args.out).write_bytes(orjson.dumps(course, option=orjson.OPT_INDENT_2))
         return 0
     if args.servers:
         return 1 if print_servers(compare_servers(Path(args.matrix_dir))) else 0

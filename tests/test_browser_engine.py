@@ -13,8 +13,8 @@ import time
 import orjson
 import pytest
 
+from bulkbench.course import step_times
 from bulkbench.page_calibration import LAYOUT_CLAIM
-from bulkbench.stages import stage_times
 from loadtests.imagecanvas import missing_reason
 from realclient.run import BrowserRunOptions, browser_run, chromium_missing
 from tests.helpers import needs
@@ -50,9 +50,9 @@ def test_ten_files_dropped_in_a_real_browser_are_judged_by_the_apps_state(ten_im
     assert all(r["timings"]["settled_at"] > 0 for r in records if r["outcome"] == "ok")
     assert all(r["cause"] == "never_sent" for r in records if r["outcome"] != "ok")
     assert (out / "summary.json").exists() and (out / "app.log").exists()
-    stages = stage_times(r["timings"] for r in records)  # what a matrix keeps of a browser row's course
-    assert len(stages["node_sent_at"]) == summary.extra["ops_by_type"]["node_create"] == nodes
-    assert summary.images_ok <= len(stages["complete_sent_at"]) <= len(stages["upload_done_at"]) <= 10
+    steps = step_times(r["timings"] for r in records)  # what a matrix keeps of a browser row's course
+    assert len(steps["node_sent_at"]) == summary.extra["ops_by_type"]["node_create"] == nodes
+    assert summary.images_ok <= len(steps["complete_sent_at"]) <= len(steps["upload_done_at"]) <= 10
 
 
 def test_the_browsers_wire_is_counted_by_event_and_route(ten_image_drop) -> None:

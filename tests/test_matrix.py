@@ -11,12 +11,12 @@ from benchmarks.validation.matrix import (
     BROWSER_CAP_S,
     MATRICES,
     ROW_KEY_FILE,
+    keep_course,
     keep_pings,
-    keep_stages,
     row_folder,
     row_options,
 )
-from bulkbench.stages import counts_at
+from bulkbench.course import counts_at
 from loadtests.run import RunOptions
 
 ROWS = [(name, spec) for name, specs in MATRICES.items() for spec in specs]
@@ -71,9 +71,9 @@ def test_a_browser_rows_pings_are_kept_beside_the_matrix_and_replaced_when_it_ru
                      {"key": "a", "user": 0, "heartbeats": [[10.0, 1.5]], "socket_events": []}]
 
 
-def test_a_browser_rows_stage_times_are_kept_beside_the_matrix(tmp_path: Path) -> None:
-    """``validate --stages`` sets the model's course beside the real pages': the matrix keeps each browser drop's
-    stage times from its records (the raw drops stay on the machine), a row's earlier lines replaced."""
+def test_a_browser_rows_step_times_are_kept_beside_the_matrix(tmp_path: Path) -> None:
+    """``validate --course`` sets the model's course beside the real pages': the matrix keeps each browser drop's
+    step times from its records (the raw drops stay on the machine), a row's earlier lines replaced."""
     def drop(folder: Path, records: list[dict]) -> None:
         (folder / "drops").mkdir(parents=True, exist_ok=True)
         (folder / "drops" / "user-0.json").write_text(json.dumps({"user": 0, "records": records, "extra": {}}))
@@ -82,14 +82,14 @@ def test_a_browser_rows_stage_times_are_kept_beside_the_matrix(tmp_path: Path) -
     drop(first, [{"timings": {"node_sent_at": 2.0, "upload_done_at": 5.0}},
                  {"timings": {"node_sent_at": 1.0, "upload_done_at": 3.0, "complete_sent_at": 9.5}}])
     drop(again, [{"timings": {"node_sent_at": 4.0}}])
-    assert keep_stages(tmp_path, "a", first) == 1
-    [line] = [json.loads(text) for text in (tmp_path / "stages.jsonl").read_text().splitlines()]
-    assert line["key"] == "a" and line["stages"] == {"node_sent_at": [1.0, 2.0], "upload_done_at": [3.0, 5.0],
+    assert keep_course(tmp_path, "a", first) == 1
+    [line] = [json.loads(text) for text in (tmp_path / "course.jsonl").read_text().splitlines()]
+    assert line["key"] == "a" and line["steps"] == {"node_sent_at": [1.0, 2.0], "upload_done_at": [3.0, 5.0],
                                                       "complete_sent_at": [9.5], "complete_acked_at": []}
-    assert counts_at(line["stages"]["node_sent_at"], [0.5, 1.0, 10.0]) == [0, 1, 2]
-    assert keep_stages(tmp_path, "a", again) == 1
-    [line] = [json.loads(text) for text in (tmp_path / "stages.jsonl").read_text().splitlines()]
-    assert line["stages"]["node_sent_at"] == [4.0]
+    assert counts_at(line["steps"]["node_sent_at"], [0.5, 1.0, 10.0]) == [0, 1, 2]
+    assert keep_course(tmp_path, "a", again) == 1
+    [line] = [json.loads(text) for text in (tmp_path / "course.jsonl").read_text().splitlines()]
+    assert line["steps"]["node_sent_at"] == [4.0]
     (tmp_path / "run02" / "drops").mkdir(parents=True)
     (tmp_path / "run02" / "drops" / "user-0.json").write_text(json.dumps({"user": 0, "records": []}))
-    assert keep_stages(tmp_path, "b", tmp_path / "run02") == 0  # a drop with no images: nothing to keep
+    assert keep_course(tmp_path, "b", tmp_path / "run02") == 0  # a drop with no images: nothing to keep

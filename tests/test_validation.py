@@ -9,12 +9,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bulkbench.course import COURSE_FILE
 from bulkbench.page_calibration import calibrate_page
-from bulkbench.stages import STAGES_FILE
 from bulkbench.strategies import strategy_params
 from sim.accuracy import DROP_SECONDS_BIAS_TOLERANCE, count_within, within, within_runs
-from sim.run import SimOptions, run_sim, stage_times_of
-from sim.validate import compare_engines, compare_matrix, compare_servers, compare_spread, compare_stages, read_matrix
+from sim.run import SimOptions, course_of, run_sim
+from sim.validate import compare_course, compare_engines, compare_matrix, compare_servers, compare_spread, read_matrix
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -466,36 +466,36 @@ def test_on_one_boot_the_feedback_fitted_on_four_capped_pages_meets_the_boots_ot
 
 
 def test_a_recordings_course_is_kept_beside_its_rows_and_set_beside_the_models(monkeypatch, capsys) -> None:
-    """The loss at the cap can agree while the course does not: the browser rows' stage times (``stages.jsonl``,
-    kept from their drops) agree with their own summaries, and ``validate --stages`` counts the model's runs the
+    """The loss at the cap can agree while the course does not: the browser rows' step times (``course.jsonl``,
+    kept from their drops) agree with their own summaries, and ``validate --course`` counts the model's runs the
     same way, beside them."""
     monkeypatch.chdir(ROOT)
     folder = ROOT / "examples" / "validation" / "browser-harness"
     summaries = {entry["key"]: entry["summary"] for entry in read_matrix(folder)}
-    pages = [orjson.loads(line) for line in (folder / STAGES_FILE).read_text().splitlines()]
+    pages = [orjson.loads(line) for line in (folder / COURSE_FILE).read_text().splitlines()]
     assert sorted(page["key"] for page in pages) == sorted(summaries)  # each page of the recording, once
     for page in pages:
-        summary, stages = summaries[page["key"]], page["stages"]
-        assert len(stages["node_sent_at"]) == summary["extra"]["ops_by_type"]["node_create"]
-        assert len(stages["complete_acked_at"]) <= len(stages["complete_sent_at"]) <= len(stages["upload_done_at"])
-        assert summary["images_ok"] <= len(stages["complete_sent_at"])  # (an ack a dropped socket lost: still ok)
-        assert all(times == sorted(times) for times in stages.values())
-    [row] = compare_stages(folder, replications=2, processes=1)
+        summary, steps = summaries[page["key"]], page["steps"]
+        assert len(steps["node_sent_at"]) == summary["extra"]["ops_by_type"]["node_create"]
+        assert len(steps["complete_acked_at"]) <= len(steps["complete_sent_at"]) <= len(steps["upload_done_at"])
+        assert summary["images_ok"] <= len(steps["complete_sent_at"])  # (an ack a dropped socket lost: still ok)
+        assert all(times == sorted(times) for times in steps.values())
+    [row] = compare_course(folder, replications=2, processes=1)
     assert row["real_pages"] == 4 and row["sim_runs"] == 2 and row["cut_s"] == pytest.approx(894, abs=3)
-    for stage, counts in row["stages"].items():
+    for step, counts in row["steps"].items():
         for page in counts["real"] + counts["sim"]:
-            assert page == sorted(page) and page[-1] <= 200, stage
-    model = stage_times_of(SimOptions(strategy="individual:fc1316b", strategy_layer=str(folder / "strategies.toml"),
+            assert page == sorted(page) and page[-1] <= 200, step
+    model = course_of(SimOptions(strategy="individual:fc1316b", strategy_layer=str(folder / "strategies.toml"),
                                       images=50, profile="legacy-ratelimit", uplink_mbit=20.0, queue_ms=200.0))
     ran = run_sim(SimOptions(strategy="individual:fc1316b", strategy_layer=str(folder / "strategies.toml"),
                              images=50, profile="legacy-ratelimit", uplink_mbit=20.0, queue_ms=200.0, replications=1))
     assert ran.images_ok <= len(model["complete_acked_at"]) <= len(model["complete_sent_at"])  # the same run
     from bulkbench.cli import main
-    assert main(["validate", str(folder), "--stages", "--replications", "2", "--processes", "1"]) == 0
+    assert main(["validate", str(folder), "--course", "--replications", "2", "--processes", "1"]) == 0
     shown = capsys.readouterr().out
     assert "complete sent real" in shown and "complete sent model" in shown and "880 s" in shown
-    assert main(["validate", str(ROOT / "examples" / "validation" / "issue4"), "--stages"]) == 2  # nothing kept
-    assert "no stages.jsonl" in capsys.readouterr().err
+    assert main(["validate", str(ROOT / "examples" / "validation" / "issue4"), "--course"]) == 2  # nothing kept
+    assert "no course.jsonl" in capsys.readouterr().err
 
 
 COURSE_SLACK = 10
@@ -515,18 +515,18 @@ def test_the_pages_thread_as_measured_gives_its_course_where_the_fitted_feedback
     folder = ROOT / "examples" / "validation" / "browser-harness"
     at = (120.0, 200.0, 300.0, 450.0, 600.0)
 
-    def outside(layer: Path, stage: str) -> list[int]:
-        [row] = compare_stages(folder, replications=2, layer=str(layer), processes=1, at_s=at)
-        real = list(zip(*row["stages"][stage]["real"], strict=True))
-        return [max(low - n, n - high, 0) for run in row["stages"][stage]["sim"]
+    def outside(layer: Path, step: str) -> list[int]:
+        [row] = compare_course(folder, replications=2, layer=str(layer), processes=1, at_s=at)
+        real = list(zip(*row["steps"][step]["real"], strict=True))
+        return [max(low - n, n - high, 0) for run in row["steps"][step]["sim"]
                 for n, low, high in zip(run, map(min, real), map(max, real), strict=True)]
 
     thread = folder / "thread.toml"
     assert max(outside(thread, "upload_done_at")) <= COURSE_SLACK
     assert max(outside(thread, "complete_sent_at")) <= COURSE_SLACK
-    [fitted] = compare_stages(folder, replications=2, processes=1, at_s=at)
-    real_120 = min(page[0] for page in fitted["stages"]["complete_sent_at"]["real"])
-    assert all(run[1] < real_120 for run in fitted["stages"]["complete_sent_at"]["sim"])  # at 200 s: < any page at 120
+    [fitted] = compare_course(folder, replications=2, processes=1, at_s=at)
+    real_120 = min(page[0] for page in fitted["steps"]["complete_sent_at"]["real"])
+    assert all(run[1] < real_120 for run in fitted["steps"]["complete_sent_at"]["sim"])  # at 200 s: < any page at 120
     held_out = [e["summary"]["failure_rate"] for name in ("browser-day3", "browser-slower")
                 for e in read_matrix(folder.parent / name) if e["spec"].get("engine") == "browser"
                 and e["spec"]["images"] == 200 and e["spec"]["app"] == "today"]

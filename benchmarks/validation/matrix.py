@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
+from bulkbench.course import COURSE_FILE, step_times
 from bulkbench.results import RunSummary
-from bulkbench.stages import STAGES_FILE, stage_times
 from bulkbench.target import app_client_strategy
 from bulkbench.truth import HEARTBEATS_FILE
 from loadtests.run import RunOptions, run, table
@@ -194,11 +194,11 @@ def keep_pings(out: Path, name: str, folder: Path) -> int:
     } if "heartbeats" in drop.get("extra", {}) else None)
 
 
-def keep_stages(out: Path, name: str, folder: Path) -> int:
-    """A browser row's drops' stage times (``bulkbench.stages``) into ``out/stages.jsonl``, which ``validate
-    --stages`` sets beside the model's: what the drop had done by when, where the summary keeps only the end."""
-    return _keep_per_drop(out / STAGES_FILE, name, folder, lambda drop: {
-        "stages": stage_times(record["timings"] for record in drop["records"])} if drop.get("records") else None)
+def keep_course(out: Path, name: str, folder: Path) -> int:
+    """A browser row's drops' step times (``bulkbench.course``) into ``out/course.jsonl``, which ``validate
+    --course`` sets beside the model's: what the drop had done by when, where the summary keeps only the end."""
+    return _keep_per_drop(out / COURSE_FILE, name, folder, lambda drop: {
+        "steps": step_times(record["timings"] for record in drop["records"])} if drop.get("records") else None)
 
 
 def _keep_per_drop(kept_in: Path, name: str, folder: Path, line: Callable[[dict], dict | None]) -> int:
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         (folder / ROW_KEY_FILE).write_text(name)
         if spec.get("engine") == "browser":
             keep_pings(out, name, folder)
-            keep_stages(out, name, folder)
+            keep_course(out, name, folder)
         print(table([summary]), flush=True)
         with open(log, "ab") as handle:
             handle.write(orjson.dumps({"key": name, "spec": spec, "summary": summary.to_json()}) + b"\n")
