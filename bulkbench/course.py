@@ -17,8 +17,9 @@ STEPS = ("node_sent_at", "upload_done_at", "complete_sent_at", "complete_acked_a
 """The timings counted: a node_create sent, a first upload done, a first completion sent, and answered (not
 ``settled_at``: a browser's page settles every image it judges, those still open at its cap too)."""
 
-COURSE_TIMES_S = (60.0, 120.0, 200.0, 300.0, 450.0, 600.0, 750.0, 880.0)
-"""Where ``validate --course`` reads the counts: a 200-image page's first minutes, and up to a 900 s cap."""
+COURSE_TIMES_S = (60.0, 120.0, 200.0, 300.0, 450.0, 600.0, 750.0, 880.0, 1200.0, 1450.0)
+"""Where ``validate --course`` reads the counts (those before a scenario's cap): a page's first minutes, up to a
+200-image drop's 900 s cap and a 500-image drop's 1500 s."""
 
 COURSE_FILE = "course.jsonl"
 """Beside a recording's ``matrix.jsonl``: its browser rows' drops' step times, one line per drop (``key``,

@@ -216,8 +216,8 @@ def compare_course(matrix_dir: Path, replications: int = 10, model: str = "", la
                    processes: int = 0, at_s: tuple[float, ...] = COURSE_TIMES_S,
                    substitutes: dict[str, str] | None = None) -> list[dict]:
     """The browser rows kept in ``course.jsonl`` (``bulkbench.course``), scenario by scenario: how many images
-    each real page had taken through each step at ``at_s``, beside the model's runs for seeds
-    1..``replications``. The loss at the cap can agree while the course does not."""
+    each real page had taken through each step at ``at_s`` (those before the scenario's cap), beside the model's
+    runs for seeds 1..``replications``. The loss at the cap can agree while the course does not."""
     kept = Path(matrix_dir) / COURSE_FILE
     if not kept.is_file():
         raise FileNotFoundError(f"{matrix_dir}: no {COURSE_FILE} (a browser row of python -m "
@@ -230,17 +230,18 @@ def compare_course(matrix_dir: Path, replications: int = 10, model: str = "", la
     scenarios = _scenarios(entries, matrix_dir, model, substitutes, layer)
     seeds = range(1, replications + 1)
     simulated = run_each(course_of, [dataclasses.replace(options, seed=seed) for *_, options in scenarios
-                                          for seed in seeds], processes, size=lambda o: o.images * o.users)
+                                     for seed in seeds], processes, size=lambda o: o.images * o.users)
     rows = []
     for at, (spec, grouped, profile, options) in enumerate(scenarios):
         real = [steps for entry in grouped for steps in pages[entry["key"]]]
         runs = simulated[at * replications:(at + 1) * replications]
+        times = [t for t in at_s if not options.horizon_s or t <= options.horizon_s]
         rows.append({"profile": profile, "strategy": options.strategy, "images": spec["images"],
                      "uplink_mbit": options.uplink_mbit, "app": spec.get("app", ""), "cut_s": options.horizon_s,
-                     "at_s": list(at_s), "real_pages": len(real), "sim_runs": len(runs),
-                     "steps": {step: {"real": [counts_at(page[step], at_s) for page in real],
-                                        "sim": [counts_at(run[step], at_s) for run in runs]}
-                                for step in STEPS}})
+                     "at_s": times, "real_pages": len(real), "sim_runs": len(runs),
+                     "steps": {step: {"real": [counts_at(page[step], times) for page in real],
+                                      "sim": [counts_at(run[step], times) for run in runs]}
+                               for step in STEPS}})
     return rows
 
 

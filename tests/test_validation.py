@@ -533,3 +533,25 @@ def test_the_pages_thread_as_measured_gives_its_course_where_the_fitted_feedback
     today = _lost_by_the_cap(thread, "legacy-ratelimit", seeds=3)
     assert abs(statistics.fmean(today) - statistics.fmean(held_out)) <= 0.05
     assert _lost_by_the_cap(thread, "legacy", seeds=3) == pytest.approx(today, abs=0.02)  # as reported: alike
+
+
+
+def test_the_pages_thread_fitted_at_200_images_gives_the_course_of_a_500_image_page_on_its_boot(monkeypatch) -> None:
+    """Held out: ``browser-500-boot``, a 500-image page on the boot of ``browser-harness`` (0.802 lost at its
+    1482 s cap). Under ``thread.toml`` (its one fitted value from the 200-image pages' loss) the model's uploads
+    and completions from 880 s to the cap are within ``COURSE_SLACK`` of the page's (at 450-600 s its completions
+    are 11-13 ahead); under the loss-fitted feedback (the folder's own layer) the model has completed 35 or more
+    fewer images by the cap (39-48 fewer)."""
+    monkeypatch.chdir(ROOT)
+    folder = ROOT / "examples" / "validation" / "browser-500-boot"
+    at = (880.0, 1200.0, 1450.0)
+    [thread] = compare_course(folder, replications=2, layer=str(folder.parent / "browser-harness" / "thread.toml"),
+                              processes=1, at_s=at)
+    assert thread["real_pages"] == 1 and thread["cut_s"] == pytest.approx(1482, abs=1)
+    for step in ("upload_done_at", "complete_sent_at"):
+        [real] = thread["steps"][step]["real"]
+        assert all(abs(n - r) <= COURSE_SLACK for run in thread["steps"][step]["sim"]
+                   for n, r in zip(run, real, strict=True)), step
+    [fitted] = compare_course(folder, replications=2, processes=1, at_s=at)
+    [real] = fitted["steps"]["complete_sent_at"]["real"]
+    assert all(run[-1] <= real[-1] - 35 for run in fitted["steps"]["complete_sent_at"]["sim"])
