@@ -39,7 +39,7 @@ class MainThread:
     step's."""
 
     def backlog_s(self, now: float) -> float:
-        """The long work still queued at ``now``."""
+        """The work still queued at ``now``: the long work, or, ``serial``, every step's."""
         return max(0.0, self.busy_until - now)
 
     def wait_s(self, now: float) -> float:
