@@ -409,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "model's 95 %% interval for one run, over --replications")
     how.add_argument("--course", action="store_true",
                      help="the browser rows' course (course.jsonl): nodes sent, uploads done, completions sent and "
-                          "answered by 60 ... 880 s, real pages beside --replications model runs (shown, not judged)")
+                          "answered from 60 s to the cap, real pages beside --replications model runs (shown, not "
+                          "judged)")
     validate.set_defaults(func=cmd_validate)
 
     report = commands.add_parser("report", help="results directories -> report.html and report.md")

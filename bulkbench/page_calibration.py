@@ -97,8 +97,8 @@ class FeedbackFit:
     scaled: float
     """The coefficient the speed alone gave."""
     coefficient: float
-    model_drop_s: float
-    """The model's drop under the fitted coefficient."""
+    model_drop_s: float | None
+    """The model's drop under the fitted coefficient (None where the runs were cut: their loss was met)."""
     lost: list[float] = field(default_factory=list)
     """Where the runs were all cut at their cap, what each had lost by then (what the fit met)."""
     model_lost: float | None = None

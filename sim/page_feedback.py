@@ -84,8 +84,8 @@ def fit_feedback(calibration: PageCalibration, runs: list[dict[str, Any]]) -> Pa
     if any(capped) and not all(capped):
         raise ConfigError(f"--feedback-from: {sum(capped)} of {len(runs)} runs were cut at their cap: give runs that "
                           "all settled (fitted on their drop time) or all cut (fitted on their loss by the cap)")
-    probe = runs[0]
-    if all(capped):
+    probe, cut = runs[0], all(capped)
+    if cut:
         target, what = statistics.median(r["failure_rate"] for r in runs), "loss by the cap"
 
         def model(coefficient: float) -> float:
@@ -103,10 +103,11 @@ def fit_feedback(calibration: PageCalibration, runs: list[dict[str, Any]]) -> Pa
         middle = (low + high) / 2
         low, high = (middle, high) if model(middle) < target else (low, middle)
     coefficient = float(f"{(low + high) / 2:.4g}")
+    met = model(coefficient)
     fit = FeedbackFit(drop_s=sorted(r["drop_seconds"] for r in runs), images=probe["images"],
                       uplink_mbit=float(probe["extra"].get("network", {}).get("uplink_mbit", 0.0)),
                       profile=probe["extra"]["model_profile"], scaled=calibration.scaled[FEEDBACK_PARAM],
-                      coefficient=coefficient, model_drop_s=model_drop_s(calibration, probe, coefficient),
-                      lost=sorted(r["failure_rate"] for r in runs) if all(capped) else [],
-                      model_lost=round(model(coefficient), 4) if all(capped) else None)
+                      coefficient=coefficient, model_drop_s=None if cut else met,
+                      lost=sorted(r["failure_rate"] for r in runs) if cut else [],
+                      model_lost=round(met, 4) if cut else None)
     return dataclasses.replace(calibration, scaled={**calibration.scaled, FEEDBACK_PARAM: coefficient}, feedback=fit)

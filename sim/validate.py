@@ -14,7 +14,9 @@ import argparse
 import dataclasses
 import math
 import statistics
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -163,13 +165,10 @@ def compare_spread(matrix_dir: Path, replications: int = 10, model: str = "",
     (at the median of their cuts).
     ``layer``: a strategies layer instead of the folder's own; ``processes``: as ``sim.pool.run_each``."""
     scenarios = _scenarios(read_matrix(matrix_dir), matrix_dir, model, substitutes, layer)
-    seeds = range(1, replications + 1)
-    simulated = run_each(run_sim, [dataclasses.replace(options, seed=seed) for *_, options in scenarios
-                                   for seed in seeds], processes, size=lambda o: o.images * o.users)
     rows = []
-    for at, (spec, entries, profile, options) in enumerate(scenarios):
+    for (spec, entries, profile, options), runs in zip(
+            scenarios, _each_seed(run_sim, scenarios, replications, processes), strict=True):
         strategy = options.strategy
-        runs = simulated[at * replications:(at + 1) * replications]
         rates = [run.failure_rate for run in runs]
         mean = statistics.fmean(rates)
         half = t95(len(rates) - 1) * statistics.stdev(rates) * math.sqrt(1 + 1 / len(rates))
@@ -212,6 +211,14 @@ def _scenarios(entries: list[dict], matrix_dir: Path, model: str, substitutes: d
     return scenarios
 
 
+def _each_seed(work: Callable[[SimOptions], Any], scenarios: list[tuple[dict, list[dict], str, SimOptions]],
+               replications: int, processes: int) -> list[list[Any]]:
+    """``work(options)`` of every scenario for seeds 1..``replications``, on every core: one list per scenario."""
+    done = run_each(work, [dataclasses.replace(options, seed=seed) for *_, options in scenarios
+                           for seed in range(1, replications + 1)], processes, size=lambda o: o.images * o.users)
+    return [done[at:at + replications] for at in range(0, len(done), replications)]
+
+
 def compare_course(matrix_dir: Path, replications: int = 10, model: str = "", layer: str = "",
                    processes: int = 0, at_s: tuple[float, ...] = COURSE_TIMES_S,
                    substitutes: dict[str, str] | None = None) -> list[dict]:
@@ -228,13 +235,10 @@ def compare_course(matrix_dir: Path, replications: int = 10, model: str = "", la
         pages.setdefault(page["key"], []).append(page["steps"])
     entries = [entry for entry in read_matrix(matrix_dir) if entry["key"] in pages]
     scenarios = _scenarios(entries, matrix_dir, model, substitutes, layer)
-    seeds = range(1, replications + 1)
-    simulated = run_each(course_of, [dataclasses.replace(options, seed=seed) for *_, options in scenarios
-                                     for seed in seeds], processes, size=lambda o: o.images * o.users)
     rows = []
-    for at, (spec, grouped, profile, options) in enumerate(scenarios):
+    for (spec, grouped, profile, options), runs in zip(
+            scenarios, _each_seed(course_of, scenarios, replications, processes), strict=True):
         real = [steps for entry in grouped for steps in pages[entry["key"]]]
-        runs = simulated[at * replications:(at + 1) * replications]
         times = [t for t in at_s if not options.horizon_s or t <= options.horizon_s]
         rows.append({"profile": profile, "strategy": options.strategy, "images": spec["images"],
                      "uplink_mbit": options.uplink_mbit, "app": spec.get("app", ""), "cut_s": options.horizon_s,
@@ -404,24 +408,34 @@ def print_servers(rows: list[dict]) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    """One mode's rows, printed; ``--out`` writes them, whichever mode. Exit 1 when a row misses (``--course``
+    has no stated error yet: it shows, it does not judge)."""
     substitutes = dict(item.split("=", 1) for item in args.profile)
+    folder = Path(args.matrix_dir)
     if args.spread:
-        spread = compare_spread(Path(args.matrix_dir), max(2, args.replications), args.model, substitutes,
-                                args.strategy_layer, args.processes)
-        return 1 if print_spread(spread) else 0
-    if args.course:  # no stated error for a course yet: it shows, it does not judge
-        course = compare_course(Path(args.matrix_dir), args.replications, args.model, args.strategy_layer,
-                                args.processes, substitutes=substitutes)
-        print_course(course)
-        if args.out:
-            Path(args.out).write_bytes(orjson.dumps(course, option=orjson.OPT_INDENT_2))
-        return 0
-    if args.servers:
-        return 1 if print_servers(compare_servers(Path(args.matrix_dir))) else 0
-    if args.engines:
-        return 1 if print_engines(compare_engines(Path(args.matrix_dir))) else 0
-    rows = compare_matrix(Path(args.matrix_dir), args.replications, substitutes, args.model, args.strategy_layer,
-                          args.processes)
+        rows = compare_spread(folder, max(2, args.replications), args.model, substitutes, args.strategy_layer,
+                              args.processes)
+        misses = print_spread(rows)
+    elif args.course:
+        rows = compare_course(folder, args.replications, args.model, args.strategy_layer, args.processes,
+                              substitutes=substitutes)
+        print_course(rows)
+        misses = 0
+    elif args.servers:
+        rows = compare_servers(folder)
+        misses = print_servers(rows)
+    elif args.engines:
+        rows = compare_engines(folder)
+        misses = print_engines(rows)
+    else:
+        rows = compare_matrix(folder, args.replications, substitutes, args.model, args.strategy_layer, args.processes)
+        misses = print_matrix(rows)
+    if args.out:
+        Path(args.out).write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+    return 1 if misses else 0
+
+
+def print_matrix(rows: list[dict]) -> int:
     head = (f"{'server':<23} {'engine':<7} {'strategy':<18} {'imgs':>5} {'users':>5} {'Mbit':>5} | "
             f"{'fail real':>9} {'sim':>6} | {'drop real':>9} {'sim':>7} {'err':>6} | {'ws real':>8} {'sim':>8} | "
             f"{'http real':>9} {'sim':>8} | "
@@ -444,8 +458,4 @@ def main(args: argparse.Namespace) -> int:
     print(f"\n{len(rows) - misses}/{len(rows)} within tolerance (failure rate +-{FAILURE_RATE_TOLERANCE}, "
           f"drop time +-{DROP_SECONDS_TOLERANCE:.0%}, 429s and upload attempts +-{COUNT_TOLERANCE:.0%}); "
           "* marks a miss")
-    if args.out:
-        Path(args.out).write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
-    return 1 if misses else 0
-
-
+    return misses

@@ -465,7 +465,7 @@ def test_on_one_boot_the_feedback_fitted_on_four_capped_pages_meets_the_boots_ot
     assert speed_only < mean - half
 
 
-def test_a_recordings_course_is_kept_beside_its_rows_and_set_beside_the_models(monkeypatch, capsys) -> None:
+def test_a_recordings_course_is_kept_beside_its_rows_and_set_beside_the_models(monkeypatch, capsys, tmp_path) -> None:
     """The loss at the cap can agree while the course does not: the browser rows' step times (``course.jsonl``,
     kept from their drops) agree with their own summaries, and ``validate --course`` counts the model's runs the
     same way, beside them."""
@@ -485,15 +485,17 @@ def test_a_recordings_course_is_kept_beside_its_rows_and_set_beside_the_models(m
     for step, counts in row["steps"].items():
         for page in counts["real"] + counts["sim"]:
             assert page == sorted(page) and page[-1] <= 200, step
-    model = course_of(SimOptions(strategy="individual:fc1316b", strategy_layer=str(folder / "strategies.toml"),
-                                      images=50, profile="legacy-ratelimit", uplink_mbit=20.0, queue_ms=200.0))
-    ran = run_sim(SimOptions(strategy="individual:fc1316b", strategy_layer=str(folder / "strategies.toml"),
-                             images=50, profile="legacy-ratelimit", uplink_mbit=20.0, queue_ms=200.0, replications=1))
-    assert ran.images_ok <= len(model["complete_acked_at"]) <= len(model["complete_sent_at"])  # the same run
+    options = SimOptions(strategy="individual:fc1316b", strategy_layer=str(folder / "strategies.toml"), images=50,
+                         profile="legacy-ratelimit", uplink_mbit=20.0, queue_ms=200.0, seed=3, replications=1)
+    model, ran = course_of(options), run_sim(options)  # the same run: each image acked is one the truth holds
+    assert len(model["complete_acked_at"]) == ran.images_ok < len(model["complete_sent_at"]) == 50
     from bulkbench.cli import main
-    assert main(["validate", str(folder), "--course", "--replications", "2", "--processes", "1"]) == 0
+    written = tmp_path / "course.json"
+    assert main(["validate", str(folder), "--course", "--replications", "2", "--processes", "1",
+                 "--out", str(written)]) == 0
     shown = capsys.readouterr().out
     assert "complete sent real" in shown and "complete sent model" in shown and "880 s" in shown
+    assert orjson.loads(written.read_bytes()) == [row]  # --out: the rows shown, whichever mode
     assert main(["validate", str(ROOT / "examples" / "validation" / "issue4"), "--course"]) == 2  # nothing kept
     assert "no course.jsonl" in capsys.readouterr().err
 
