@@ -378,6 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--feedback-from", nargs="+", default=[], metavar="DIR",
                            help="with --page: browser runs of one bigger drop (200 images) on the same machine: the "
                                 "page's frame feedback is fitted to their drop time with the model, not scaled")
+    calibrate.add_argument("--thread-from", nargs="+", default=[], metavar="DIR",
+                           help="with --page, instead of --feedback-from: browser runs on the same machine whose busy "
+                                "series give the page's thread (its mean long task against the drop's clock), "
+                                "one task at a time")
     calibrate.add_argument("--heartbeat", action="store_true",
                            help="RUN_DIRs are recordings with a heartbeats.jsonl (their pages' pings): fit how late "
                                 "the stand-in page's heartbeat tasks run around its canvas load; --out is a layer")

@@ -30,13 +30,14 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bulkbench.config import ConfigError
+from bulkbench.page_thread_fit import ThreadFit, fit_thread
 from bulkbench.strategies import strategy_params
 from bulkbench.strategies.individual import PAGE_CPU_PARAMS, TOBLOB_IDLE_TIMEOUT_S
 
@@ -118,6 +119,8 @@ class PageCalibration:
     unplaced: list[int]
     """Files each run's page laid out without a node (runs that say)."""
     feedback: FeedbackFit | None = None
+    thread: ThreadFit | None = None
+    """The page's thread as its busy series measured it (``--thread-from``), in place of the feedback."""
     left_out: dict[str, int] = field(default_factory=dict)
     """Browser runs given that were not used, by why (cut at their cap: their busy time is the cap's; no
     fitted run of their size to compare with)."""
@@ -159,14 +162,21 @@ def calibrate_page(runs: list[Path], fitted_on: list[Path], strategy: str = "ind
     return PageCalibration(strategy, here_s, fitted_s, speed, scaled, unplaced, left_out=left_out)
 
 
+def with_thread(calibration: PageCalibration, thread_from: list[Path]) -> PageCalibration:
+    """The calibration with the page's thread fitted to the busy series of ``thread_from``'s browser runs."""
+    thread = fit_thread([r for folder in thread_from for r in browser_summaries(folder)])
+    return replace(calibration, thread=thread, scaled={**calibration.scaled, **thread.params()})
+
+
 def layer_text(calibration: PageCalibration, runs: list[Path], fitted_on: list[Path],
-               feedback_from: list[Path] | None = None) -> str:
+               feedback_from: list[Path] | None = None, thread_from: list[Path] | None = None) -> str:
     """The strategies layer, with where its numbers come from in its comments."""
     base, _, variant = calibration.strategy.partition(":")
     here, fitted = calibration.here_s_per_node, calibration.fitted_s_per_node
     command = f"bulkbench calibrate --page {' '.join(map(str, runs))} --fitted-on {' '.join(map(str, fitted_on))}"
-    if feedback_from:
-        command += f" --feedback-from {' '.join(map(str, feedback_from))}"
+    for option, folders in (("--feedback-from", feedback_from), ("--thread-from", thread_from)):
+        if folders:
+            command += f" {option} {' '.join(map(str, folders))}"
     lines = [
         f"# {command}",
         *([f"# browser runs left out: {_left_out(calibration.left_out)}"] if calibration.left_out else []),
@@ -178,10 +188,17 @@ def layer_text(calibration: PageCalibration, runs: list[Path], fitted_on: list[P
         *([f"# files laid out without a node, run by run: {sorted(calibration.unplaced)} (x the preview time per file: "
            "layout_unready_s, one drawn per drop)"] if "layout_unready_s" in calibration.scaled else []),
         *([f"# frame feedback: {_feedback_said(fb)}"] if (fb := calibration.feedback) else []),
+        *([f"# the page's thread: {thread.said()}; one task at a time, nothing per upload",
+           *([f"# browser runs without a busy series left out: {thread.left_out}"] if thread.left_out else [])]
+          if (thread := calibration.thread) else []),
         f"[{base}.{variant}]" if variant else f"[{base}]",
-        *(f"{name} = {value!r}" for name, value in calibration.scaled.items()),
+        *(f"{name} = {_toml(value)}" for name, value in calibration.scaled.items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value)
 
 
 def _feedback_said(fb: FeedbackFit) -> str:
@@ -205,13 +222,18 @@ FeedbackFitter = Callable[[PageCalibration, list[dict[str, Any]]], PageCalibrati
 
 def main(args: Any, fit_feedback: FeedbackFitter | None = None) -> int:
     runs, fitted_on = [Path(d) for d in args.run_dirs], [Path(d) for d in args.fitted_on]
-    calibration = calibrate_page(runs, fitted_on, args.strategy)
     feedback_from = [Path(d) for d in getattr(args, "feedback_from", None) or []]
+    thread_from = [Path(d) for d in getattr(args, "thread_from", None) or []]
+    if feedback_from and thread_from:
+        raise ConfigError("--thread-from and --feedback-from are two forms of the page's load: give one")
+    calibration = calibrate_page(runs, fitted_on, args.strategy)
     if feedback_from:
         if fit_feedback is None:
             raise ConfigError("--feedback-from needs the model to fit with")
         calibration = fit_feedback(calibration, [r for folder in feedback_from for r in browser_summaries(folder)])
-    Path(args.out).write_text(layer_text(calibration, runs, fitted_on, feedback_from))
+    if thread_from:
+        calibration = with_thread(calibration, thread_from)
+    Path(args.out).write_text(layer_text(calibration, runs, fitted_on, feedback_from, thread_from))
     before = strategy_params(args.strategy)
     print(f"page busy per node: {statistics.median(calibration.here_s_per_node):.3f} s here "
           f"({len(calibration.here_s_per_node)} runs), {statistics.median(calibration.fitted_s_per_node):.3f} s "
@@ -220,9 +242,11 @@ def main(args: Any, fit_feedback: FeedbackFitter | None = None) -> int:
         print(f"browser runs left out: {_left_out(calibration.left_out)}")
     for name, value in calibration.scaled.items():
         if name != "layout_unready_s":
-            print(f"  {name:<28} {getattr(before, name):>8g} -> {value:g}")
+            print(f"  {name:<28} {_toml(getattr(before, name)):>8} -> {_toml(value)}")
     if (fb := calibration.feedback) is not None:
         print(f"frame feedback: {_feedback_said(fb)}")
+    if (thread := calibration.thread) is not None:
+        print(f"the page's thread: {thread.said()}")
     if "layout_unready_s" in calibration.scaled:
         print(f"files laid out without a node, run by run: {sorted(calibration.unplaced)}; x the preview time per "
               f"file: layout_unready_s = {calibration.scaled['layout_unready_s']} s, one drawn per drop")

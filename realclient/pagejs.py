@@ -9,7 +9,11 @@ Each template's first and last time is kept too: where the page's stages begin a
 "Hash calculated", its first "Deferring full image load"). Long tasks (over 50 ms) are summed: how much
 of the drop the page's main thread was blocked; and summed per ``BUSY_BUCKET_MS`` of the clock
 (``busy``), so a drop's busy time can be read beside what the page had uploaded by then (the frame
-feedback of ``individual``'s fc1316b set).
+feedback of ``individual``'s fc1316b set). What held the thread is read off the Long Animation Frames API:
+each long frame's time in its scripts (by invoker type, file and function), in rendering (from its
+``renderStart``: style, layout, paint, the app's own drawing in ``requestAnimationFrame`` is a script) and
+otherwise, summed per ``FRAME_BUCKET_S`` (``frameWork``): whether a page's long tasks are the drop's own steps
+or its canvas's drawing.
 Socket.IO event frames are timed where the page sends and handles them (its ``WebSocket``): an
 operation's latency as the page lives it, its busy main thread included, which is what its own 5 s
 timeout measures (the DevTools protocol's frame events reach the harness late when the page is busy).
@@ -19,6 +23,11 @@ from __future__ import annotations
 
 BUSY_BUCKET_S = 10
 """The page's busy time is summed per this many seconds of the clock."""
+FRAME_BUCKET_S = 60
+"""The page's long animation frames are summed per this many seconds, by what did the work ..."""
+FRAME_KEYS = 1000
+"""... keeping at most this many (minute, source) pairs apart; the rest are summed as ``script: (more)``: a
+page's functions are few, but an invoker may name an element."""
 
 RECORDER = r"""
 (() => {
@@ -100,12 +109,38 @@ RECORDER = r"""
       }
     }).observe({type: 'longtask', buffered: true});
   } catch (e) {}
+  bb.frameWork = {};
+  let frameKeys = 0;
+  const FRAME_KEYS = __FRAME_KEYS__, FRAME_BUCKET_MS = __FRAME_BUCKET_MS__;
+  try {
+    new PerformanceObserver(list => {
+      for (const frame of list.getEntries()) {
+        const bucket = Math.floor((performance.timeOrigin + frame.startTime) / FRAME_BUCKET_MS);
+        const work = bb.frameWork[bucket] = bb.frameWork[bucket] || {};
+        const add = (key, ms) => {
+          if (!(key in work) && ++frameKeys > FRAME_KEYS) key = 'script: (more)';
+          const [total, n] = work[key] || [0, 0];
+          work[key] = [total + ms, n + 1];
+        };
+        const renderMs = frame.renderStart ? frame.startTime + frame.duration - frame.renderStart : 0;
+        let scriptMs = 0;
+        for (const script of frame.scripts || []) {
+          scriptMs += script.duration;
+          const file = (script.sourceURL || '').split('/').pop().split('?')[0] || '?';
+          add(`script: ${script.invokerType} ${file} ${script.sourceFunctionName || script.invoker}`, script.duration);
+        }
+        add('render', renderMs);
+        add('other', Math.max(0, frame.duration - renderMs - scriptMs));
+      }
+    }).observe({type: 'long-animation-frame', buffered: true});
+  } catch (e) {}
   bb.dump = () => ({console: [...bb.console], consoleTimes: [...bb.consoleTimes], sample: bb.sample.splice(0),
-                    uploads: bb.uploads, frames: bb.frames,
+                    uploads: bb.uploads, frames: bb.frames, frameWork: bb.frameWork,
                     longTaskMs: bb.longTaskMs, longTasks: bb.longTasks, busy: bb.busy,
                     hardwareConcurrency: navigator.hardwareConcurrency});
 })();
-""".replace("__BUSY_BUCKET_MS__", str(BUSY_BUCKET_S * 1000))
+""".replace("__BUSY_BUCKET_MS__", str(BUSY_BUCKET_S * 1000)).replace("__FRAME_KEYS__", str(FRAME_KEYS)).replace(
+    "__FRAME_BUCKET_MS__", str(FRAME_BUCKET_S * 1000))
 
 DROP = r"""
 async ([selector, inputId]) => {

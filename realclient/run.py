@@ -250,7 +250,7 @@ def summarize_drops(out: Path, options: BrowserRunOptions, target_name: str, net
 def browser_figures(results: list[DropResult]) -> dict[str, Any]:
     """What only a browser shows: its connections (how many pages lost their socket for good, how many times
     pages opened one again: fc1316b's heartbeat reconnects a page whose pongs come late), its main
-    thread (and the first page's busy time through its drop, the machine's beside it, its cores' speed before
+    thread (and the first page's busy time through its drop and what held it, the machine's beside it, its cores' speed before
     it and which boot it was), what the page told its user."""
     first = results[0].extra
     return {"peak_connections": max(r.extra.get("peak_connections", 0) for r in results),
@@ -260,7 +260,7 @@ def browser_figures(results: list[DropResult]) -> dict[str, Any]:
             "long_task_ms": sum(r.extra.get("long_task_ms", 0) for r in results),
             "hardware_concurrency": first.get("hardware_concurrency"), "claimed": first.get("claimed"),
             "console_lines": sum(r.extra.get("console_lines", 0) for r in results),
-            "busy_series": first.get("busy_series", []),
+            "busy_series": first.get("busy_series", []), "frame_work": first.get("frame_work", []),
             "host_series": first.get("host_series", []), "cores_probe": first.get("cores_probe", {}),
             "machine": first.get("machine", {})}
 

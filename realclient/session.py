@@ -35,7 +35,7 @@ from bulkbench.truth import DropResult, count_request, judge, last_settled_s
 from bulkbench.workload import ImageSpec
 from loadtests.targetio import Truth, create_canvas
 from realclient.host import Sample, host_series, machine, read_host, sample_host
-from realclient.pagejs import BUSY_BUCKET_S, DROP, FILE_INPUT, RECORDER
+from realclient.pagejs import BUSY_BUCKET_S, DROP, FILE_INPUT, FRAME_BUCKET_S, RECORDER
 from realclient.probe import probe_cores
 
 CHROMIUM = "/usr/bin/chromium"
@@ -423,6 +423,7 @@ def result(spec: SessionSpec, target: Target, images: list[ImageSpec], wire: Wir
                "socket_events": [(round(at - started_at, 3), what) for at, what in sockets],
                "socket_down_s": None if down_s is None else round(down_s, 3),
                "busy_series": busy_series(page_info, started_at, ended),
+               "frame_work": frame_work(page_info, started_at, ended),
                "host_series": host or [], "cores_probe": cores or {}, "machine": where or {},
                **({"heartbeats": [[round(sent - started_at, 3), None if answered is None else round(answered - sent, 3)]
                                   for sent, answered in sorted(wire.beats.values())]} if wire.heartbeat else {})},
@@ -442,6 +443,20 @@ def busy_series(page_info: dict[str, Any], started_at: float, ended: float) -> l
         uploaded = bisect.bisect_right(done, start + BUSY_BUCKET_S)
         series.append([round(start - started_at, 1), round(busy_ms), tasks, uploaded])
     return series
+
+
+def frame_work(page_info: dict[str, Any], started_at: float, ended: float) -> list[list[Any]]:
+    """[seconds from the drop to the minute's start, what did the work (``render``, ``other`` or ``script:
+    INVOKER_TYPE FILE FUNCTION``), its ms in long frames, frames] per ``FRAME_BUCKET_S`` of the drop, biggest
+    first within a minute: what the page's busy thread was doing."""
+    rows = []
+    for bucket, work in sorted((int(b), w) for b, w in page_info.get("frameWork", {}).items()):
+        start = bucket * FRAME_BUCKET_S
+        if start + FRAME_BUCKET_S < started_at or start > ended:
+            continue
+        rows += [[round(start - started_at, 1), key, round(ms), n]
+                 for key, (ms, n) in sorted(work.items(), key=lambda item: -item[1][0])]
+    return rows
 
 
 def _cause(track: Any, uploads: list[dict[str, Any]], capped: bool, ended_s: float, down_s: float | None,

@@ -75,6 +75,12 @@ def test_the_browsers_wire_is_counted_by_event_and_route(ten_image_drop) -> None
     assert all(ms <= 10_000 * 1.5 for _t, ms, _n, _up in series)  # a task is counted where it starts
     uploaded = [up for *_rest, up in series]
     assert uploaded == sorted(uploaded) and uploaded[-1] <= extra["upload_attempts"]
+    # what held the thread: its long frames' time by script (invoker, file, function), rendering and the rest
+    work = extra["frame_work"]
+    assert work and all(key in ("render", "other") or key.startswith("script: ") for _t, key, _ms, _n in work)
+    assert all(ms >= 0 and n >= 1 for _t, _key, ms, n in work)
+    assert any(key.startswith("script: ") and ".js " in key for _t, key, _ms, _n in work)  # the app's own code
+    assert [t for t, *_rest in work] == sorted(t for t, *_rest in work)
     # the machine beside it: its cores' busy and stolen shares (a share of all cores), its load, 10 s at a time
     host = extra["host_series"]
     assert host and all(0.0 <= busy <= 1.0 and 0.0 <= steal <= busy and load >= 0 for _t, busy, steal, load in host)

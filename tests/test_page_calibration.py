@@ -3,6 +3,7 @@ strategies layer that carries them into every engine."""
 
 from __future__ import annotations
 
+import random
 import statistics
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from bulkbench.cli import build_parser
 from bulkbench.config import ConfigError
 from bulkbench.page_calibration import busy_s_per_node, calibrate_page, nodes_laid_out
+from bulkbench.page_thread_fit import MIN_BUCKETS, fit_thread
 from bulkbench.strategies import Drop, strategy_params
 from bulkbench.strategies.individual import PAGE_CPU_PARAMS
 from sim.page_feedback import fit_feedback, model_drop_s
@@ -210,3 +212,61 @@ def test_runs_cut_at_their_cap_fit_the_feedback_by_what_they_lost(monkeypatch) -
         fit_feedback(calibration, [*runs, {**settled[0], "extra": {**settled[0]["extra"],
                                                                     "model_profile": "legacy-ratelimit"}}])
 
+
+
+def _page_with_tasks(mean_task_s, seconds: int = 900, seed: int = 0) -> dict:
+    """A browser summary whose busy series has the mean long task ``mean_task_s(t)`` in each 10 s bucket, its
+    tasks filling the bucket, each mean moved by up to 10 % (seeded)."""
+    chance = random.Random(seed)
+    series = []
+    for start in range(-5, seconds, 10):
+        task_s = mean_task_s(start + 5) * chance.uniform(0.9, 1.1)
+        tasks = max(1, round(10 / task_s))
+        series.append([float(start), round(task_s * tasks * 1000), tasks, 0])
+    return {"engine": "browser", "images": 200, "extra": {"busy_series": series}}
+
+
+def test_the_threads_fit_finds_where_the_pages_tasks_began_to_grow_and_how_fast() -> None:
+    """Three pages whose tasks held 0.2 s for 180 s and then grew by 0.003 s per s: the fit gives the level,
+    the knee and the growth back, whatever each bucket's own count of tasks (one point each)."""
+    pages = [_page_with_tasks(lambda t: 0.2 + 0.003 * max(0.0, t - 180), seed=seed) for seed in range(3)]
+    fit = fit_thread(pages)
+    assert (fit.pages, fit.buckets, fit.left_out) == (3, 3 * 90, 0)
+    assert fit.frame_s == pytest.approx(0.2, rel=0.05)
+    assert fit.growth_from_s == pytest.approx(180, abs=15)
+    assert fit.frame_s_per_s == pytest.approx(0.003, rel=0.05)
+    assert fit.params() == {"page_thread_serial": True, "page_frame_s": fit.frame_s,
+                            "page_frame_s_per_s": fit.frame_s_per_s, "page_frame_growth_from_s": fit.growth_from_s,
+                            "page_s_per_uploaded_image": 0.0}
+    flat = fit_thread([_page_with_tasks(lambda t: 0.3 - 0.0001 * t, seed=1), {"engine": "browser", "extra": {}}])
+    assert (flat.frame_s_per_s, flat.growth_from_s, flat.left_out) == (0.0, 0.0, 1)  # tasks that shrank: no growth
+    assert flat.frame_s == pytest.approx(0.3 - 0.0001 * 450, rel=0.05)
+
+
+def test_the_threads_fit_refuses_too_few_buckets_and_a_second_form_of_the_load(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=f"at least {MIN_BUCKETS}"):
+        fit_thread([_page_with_tasks(lambda t: 0.2, seconds=100)])
+    with pytest.raises(ConfigError, match="at least"):
+        fit_thread([{"engine": "browser", "extra": {}}])  # recorded before the harness kept a busy series
+    args = build_parser().parse_args([
+        "calibrate", "--page", str(VALIDATION / "browser-slower"), "--fitted-on", str(VALIDATION / "browser"),
+        "--feedback-from", str(VALIDATION / "browser-harness"), "--thread-from", str(VALIDATION / "browser-harness"),
+        "--out", str(tmp_path / "layer.toml")])
+    with pytest.raises(ConfigError, match="give one"):
+        args.func(args)
+    assert not (tmp_path / "layer.toml").exists()
+
+
+def test_the_recorded_thread_layer_is_what_calibrate_makes(tmp_path, monkeypatch) -> None:
+    """``browser-harness/thread-measured.toml`` comes from the boot's pages by the command in its header: their speed at
+    50 images, and the thread read off the busy series of the four capped 200-image pages."""
+    monkeypatch.chdir(ROOT)
+    recorded = VALIDATION / "browser-harness" / "thread-measured.toml"
+    command = recorded.read_text().splitlines()[0].removeprefix("# bulkbench ").split()
+    assert "--thread-from" in command
+    args = build_parser().parse_args([*command, "--out", str(tmp_path / "layer.toml")])
+    assert args.func(args) == 0
+    assert (tmp_path / "layer.toml").read_text() == recorded.read_text()
+    params = strategy_params("individual:fc1316b", layer=recorded)
+    assert params.page_thread_serial and params.page_s_per_uploaded_image == 0.0
+    assert 0.15 < params.page_frame_s < 0.25 and 100 < params.page_frame_growth_from_s < 300
