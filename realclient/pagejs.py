@@ -10,9 +10,9 @@ Each template's first and last time is kept too: where the page's stages begin a
 of the drop the page's main thread was blocked; and summed per ``BUSY_BUCKET_MS`` of the clock
 (``busy``), so a drop's busy time can be read beside what the page had uploaded by then (the frame
 feedback of ``individual``'s fc1316b set). What held the thread is read off the Long Animation Frames API:
-each long frame's time in its scripts (by invoker type, file and function), in rendering (from its
-``renderStart``: style, layout, paint, the app's own drawing in ``requestAnimationFrame`` is a script) and
-otherwise, summed per ``FRAME_BUCKET_S`` (``frameWork``): whether a page's long tasks are the drop's own steps
+each long frame's time in its scripts (by invoker type, file and function, or the invoker with its element's
+attributes cut: ``IMG.onload``, not one key per image), in rendering (from its ``renderStart``: style, layout,
+paint; the app's own drawing in ``requestAnimationFrame`` is a script) and otherwise, summed per ``FRAME_BUCKET_S`` (``frameWork``): whether a page's long tasks are the drop's own steps
 or its canvas's drawing.
 Socket.IO event frames are timed where the page sends and handles them (its ``WebSocket``): an
 operation's latency as the page lives it, its busy main thread included, which is what its own 5 s
@@ -122,15 +122,18 @@ RECORDER = r"""
           const [total, n] = work[key] || [0, 0];
           work[key] = [total + ms, n + 1];
         };
+        // the frame's rendering (from renderStart) holds its requestAnimationFrame callbacks, kept as scripts
         const renderMs = frame.renderStart ? frame.startTime + frame.duration - frame.renderStart : 0;
-        let scriptMs = 0;
+        let scriptMs = 0, renderScriptMs = 0;
         for (const script of frame.scripts || []) {
           scriptMs += script.duration;
+          if (frame.renderStart && script.startTime >= frame.renderStart) renderScriptMs += script.duration;
           const file = (script.sourceURL || '').split('/').pop().split('?')[0] || '?';
-          add(`script: ${script.invokerType} ${file} ${script.sourceFunctionName || script.invoker}`, script.duration);
+          const what = script.sourceFunctionName || String(script.invoker).replace(/\[[^\]]*\]/g, '');
+          add(`script: ${script.invokerType} ${file} ${what}`, script.duration);
         }
-        add('render', renderMs);
-        add('other', Math.max(0, frame.duration - renderMs - scriptMs));
+        add('render', Math.max(0, renderMs - renderScriptMs));
+        add('other', Math.max(0, frame.duration - scriptMs - Math.max(0, renderMs - renderScriptMs)));
       }
     }).observe({type: 'long-animation-frame', buffered: true});
   } catch (e) {}

@@ -81,6 +81,11 @@ def test_the_browsers_wire_is_counted_by_event_and_route(ten_image_drop) -> None
     assert all(ms >= 0 and n >= 1 for _t, _key, ms, n in work)
     assert any(key.startswith("script: ") and ".js " in key for _t, key, _ms, _n in work)  # the app's own code
     assert [t for t, *_rest in work] == sorted(t for t, *_rest in work)
+    assert not any("[" in key or key == "script: (more)" for _t, key, _ms, _n in work)  # one key per source
+    minutes: dict[float, int] = {}
+    for t, _key, ms, _n in work:  # each frame's time counted once: rAF callbacks are not rendering too
+        minutes[t] = minutes.get(t, 0) + ms
+    assert max(minutes.values()) <= 60_000 * 1.5  # a frame is counted where it starts
     # the machine beside it: its cores' busy and stolen shares (a share of all cores), its load, 10 s at a time
     host = extra["host_series"]
     assert host and all(0.0 <= busy <= 1.0 and 0.0 <= steal <= busy and load >= 0 for _t, busy, steal, load in host)
