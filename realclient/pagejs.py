@@ -130,7 +130,7 @@ RECORDER = r"""
           if (frame.renderStart && script.startTime >= frame.renderStart) renderScriptMs += script.duration;
           const file = (script.sourceURL || '').split('/').pop().split('?')[0] || '?';
           const what = script.sourceFunctionName || String(script.invoker).replace(/\[[^\]]*\]/g, '');
-          add(`script: ${script.invokerType} ${file} ${what}`, script.duration);
+          add(`script: ${script.invokerType} ${file} ${what}`.slice(0, 160), script.duration);
         }
         add('render', Math.max(0, renderMs - renderScriptMs));
         add('other', Math.max(0, frame.duration - scriptMs - Math.max(0, renderMs - renderScriptMs)));

@@ -239,9 +239,12 @@ def compare_course(matrix_dir: Path, replications: int = 10, model: str = "", la
     for (spec, grouped, profile, options), runs in zip(
             scenarios, _each_seed(course_of, scenarios, replications, processes), strict=True):
         real = [steps for entry in grouped for steps in pages[entry["key"]]]
-        times = [t for t in at_s if not options.horizon_s or t <= options.horizon_s]
+        # up to the cap, or where no page was cut, up to the last page's end (later counts are every page's end)
+        end_s = options.horizon_s or max(entry["summary"]["drop_seconds"] for entry in grouped)
+        times = [t for t in at_s if t <= end_s]
         rows.append({"profile": profile, "strategy": options.strategy, "images": spec["images"],
                      "uplink_mbit": options.uplink_mbit, "app": spec.get("app", ""), "cut_s": options.horizon_s,
+                     "end_s": end_s, "engine": "browser" if spec.get("engine") == "browser" else "protocol-level",
                      "at_s": times, "real_pages": len(real), "sim_runs": len(runs),
                      "steps": {step: {"real": [counts_at(page[step], times) for page in real],
                                       "sim": [counts_at(run[step], times) for run in runs]}
@@ -252,7 +255,8 @@ def compare_course(matrix_dir: Path, replications: int = 10, model: str = "", la
 def print_course(rows: list[dict]) -> None:
     for r in rows:
         print(f"\n{r['app'] or r['profile']}: {r['strategy']}, {r['images']} images, {r['uplink_mbit']:g} Mbit/s, "
-              f"cut at {r['cut_s']:.0f} s: {r['real_pages']} real pages (lowest-highest) / {r['sim_runs']} model runs")
+              + (f"cut at {r['cut_s']:.0f} s" if r["cut_s"] else f"settled by {r['end_s']:.0f} s")
+              + f": {r['real_pages']} {r['engine']} runs (real: lowest-highest) / {r['sim_runs']} model runs")
         print(f"{'by':<18}" + "".join(f"{t:>13.0f} s" for t in r["at_s"]))
         for step, counts in r["steps"].items():
             for who in ("real", "sim"):
