@@ -12,8 +12,9 @@ of the drop the page's main thread was blocked; and summed per ``BUSY_BUCKET_MS`
 feedback of ``individual``'s fc1316b set). What held the thread is read off the Long Animation Frames API:
 each long frame's time in its scripts (by invoker type, file and function, or the invoker with its element's
 attributes cut: ``IMG.onload``, not one key per image), in rendering (from its ``renderStart``: style, layout,
-paint; the app's own drawing in ``requestAnimationFrame`` is a script) and otherwise, summed per ``FRAME_BUCKET_S`` (``frameWork``): whether a page's long tasks are the drop's own steps
-or its canvas's drawing.
+paint; the app's own drawing in ``requestAnimationFrame`` is a script) and otherwise, summed per
+``FRAME_BUCKET_S`` (``frameWork``): whether a page's long tasks are the drop's own steps or its canvas's
+drawing.
 Socket.IO event frames are timed where the page sends and handles them (its ``WebSocket``): an
 operation's latency as the page lives it, its busy main thread included, which is what its own 5 s
 timeout measures (the DevTools protocol's frame events reach the harness late when the page is busy).

@@ -250,8 +250,8 @@ def summarize_drops(out: Path, options: BrowserRunOptions, target_name: str, net
 def browser_figures(results: list[DropResult]) -> dict[str, Any]:
     """What only a browser shows: its connections (how many pages lost their socket for good, how many times
     pages opened one again: fc1316b's heartbeat reconnects a page whose pongs come late), its main
-    thread (and the first page's busy time through its drop and what held it, the machine's beside it, its cores' speed before
-    it and which boot it was), what the page told its user."""
+    thread (and the first page's busy time through its drop and what held it, the machine's beside it, its
+    cores' speed before it and which boot it was), what the page told its user."""
     first = results[0].extra
     return {"peak_connections": max(r.extra.get("peak_connections", 0) for r in results),
             "capped": any(r.extra.get("capped") for r in results),
