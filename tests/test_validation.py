@@ -560,11 +560,11 @@ def test_the_pages_thread_fitted_at_200_images_gives_the_course_of_a_500_image_p
 
 
 def test_one_boots_pages_beside_our_client_under_the_measured_thread(monkeypatch) -> None:
-    """``examples/validation/browser-boot``: every browser row of boot e7a76c59 (20 pages: 6 at 50 images, 11 of
-    today's and 3 as reported at 200, 20 Mbit/s) gathered, and the protocol-level client under
+    """``examples/validation/browser-boot``: every browser row of boot e7a76c59 (21 pages: 6 at 50 images, 11 of
+    today's and 3 as reported at 200, 1 at 500, 20 Mbit/s) gathered, and the protocol-level client under
     ``browser-harness/thread.toml`` against the same app (#12's table on one boot). At 200 images today's page
     and ours agree on every figure (ours lost 0.560 against 0.505-0.735, no 429 against 0-127, 178 uploads against
-    161-219); the page as reported lost more (0.615-0.810) than ours, which loses alike under both versions, as
+    161-219), and at 500 cut at 1500 s (0.822 against the one page's 0.802); the page as reported lost more (0.615-0.810) than ours, which loses alike under both versions, as
     the model says it would (within 2 images of our client's course at every time to 880 s); at 50 images the
     serial thread fitted at 200 is too slow (245 s against 58-93 s): it is a form for a page busy all the time,
     which a 50-image page is not."""
@@ -572,8 +572,8 @@ def test_one_boots_pages_beside_our_client_under_the_measured_thread(monkeypatch
     folder = ROOT / "examples" / "validation" / "browser-boot"
     rows = {(r["app"], r["images"]): r for r in compare_engines(folder)}
     assert {key: r["runs"]["browser"] for key, r in rows.items()} == {
-        ("today", 50): 6, ("today", 200): 11, ("as-reported", 200): 3}
-    assert rows[("today", 200)]["within"]
+        ("today", 50): 6, ("today", 200): 11, ("as-reported", 200): 3, ("today", 500): 1}
+    assert rows[("today", 200)]["within"] and rows[("today", 500)]["within"]
     assert [name for name, f in rows[("as-reported", 200)]["figures"].items() if not f["within"]] == ["failure_rate"]
     fifty = rows[("today", 50)]["figures"]["drop_s"]
     assert fifty["protocol_mean"] > 2 * max(fifty["browser"])
@@ -584,3 +584,24 @@ def test_one_boots_pages_beside_our_client_under_the_measured_thread(monkeypatch
         for step, counts in row["steps"].items():
             [real] = counts["real"]
             assert all(abs(n - r) <= 2 for run in counts["sim"] for n, r in zip(run, real, strict=True)), step
+
+
+def test_the_boots_recording_holds_its_sources_browser_rows_as_they_were(tmp_path) -> None:
+    """``browser-boot``'s gathered rows are its four sources' browser rows, unchanged but for their repeat number
+    and where they came from, with their course (``python -m benchmarks.validation.gather``, run as a user would)."""
+    import subprocess
+    import sys
+
+    validation = ROOT / "examples" / "validation"
+    sources = ["browser-day3", "browser-slower", "browser-harness", "browser-heartbeat", "browser-500-boot"]
+    subprocess.run([sys.executable, "-m", "benchmarks.validation.gather", str(tmp_path), "--recordings",
+                    *(str(validation / name) for name in sources)], check=True, cwd=ROOT, capture_output=True)
+    gathered, recorded = read_matrix(tmp_path), read_matrix(validation / "browser-boot")
+    assert len(gathered) == 20 and gathered == recorded[:20]
+    originals = {(name, e["key"]): e for name in sources for e in read_matrix(validation / name)}
+    for entry in gathered:
+        source, was = entry["summary"]["extra"].pop("gathered_from").split()
+        original = originals[(source, was)]
+        assert entry["summary"] == original["summary"] and entry["spec"]["repeat"] >= original["spec"].get("repeat", 1)
+    lines = (tmp_path / COURSE_FILE).read_text().splitlines()
+    assert lines and lines == (validation / "browser-boot" / COURSE_FILE).read_text().splitlines()[:len(lines)]
