@@ -564,10 +564,10 @@ def test_one_boots_pages_beside_our_client_under_the_measured_thread(monkeypatch
     today's and 3 as reported at 200, 1 at 500, 20 Mbit/s) gathered, and the protocol-level client under
     ``browser-harness/thread.toml`` against the same app (#12's table on one boot). At 200 images today's page
     and ours agree on every figure (ours lost 0.560 against 0.505-0.735, no 429 against 0-127, 178 uploads against
-    161-219), and at 500 cut at 1500 s (0.822 against the one page's 0.802); the page as reported lost more (0.615-0.810) than ours, which loses alike under both versions, as
-    the model says it would (within 2 images of our client's course at every time to 880 s); at 50 images the
-    serial thread fitted at 200 is too slow (245 s against 58-93 s): it is a form for a page busy all the time,
-    which a 50-image page is not."""
+    161-219), and at 500 cut at 1500 s (0.822 against the one page's 0.802); the page as reported lost more
+    (0.615-0.810) than ours, which loses alike under both versions, as the model says it would (within 2 images of
+    our client's course at every time to 880 s); at 50 images the serial thread fitted at 200 is too slow (245 s
+    against 58-93 s): it is a form for a page busy all the time, which a 50-image page is not."""
     monkeypatch.chdir(ROOT)
     folder = ROOT / "examples" / "validation" / "browser-boot"
     rows = {(r["app"], r["images"]): r for r in compare_engines(folder)}
