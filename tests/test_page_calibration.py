@@ -181,14 +181,22 @@ def test_the_feedback_is_fitted_to_one_scenario_the_model_can_reach() -> None:
         fit_feedback(calibration, slow)
 
 
-def test_the_recorded_feedback_layer_is_what_calibrate_makes(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize(("layer", "option"), [("browser-200/strategies.toml", "--feedback-from"),
+                                               ("browser-harness/thread-measured.toml", "--thread-from")])
+def test_the_recorded_layers_of_bigger_drops_are_what_calibrate_makes(tmp_path, monkeypatch, layer, option) -> None:
+    """The feedback fitted to browser-200's drops, and the thread read off the busy series of browser-harness's
+    capped 200-image pages (over the boot's speed at 50 images), both by the command in the layer's header."""
     monkeypatch.chdir(ROOT)  # the command in its header names the recordings from the repository's root
-    recorded = VALIDATION / "browser-200" / "strategies.toml"
+    recorded = VALIDATION / layer
     command = recorded.read_text().splitlines()[0].removeprefix("# bulkbench ").split()
-    assert "--feedback-from" in command
+    assert option in command
     args = build_parser().parse_args([*command, "--out", str(tmp_path / "layer.toml")])
     assert args.func(args) == 0
     assert (tmp_path / "layer.toml").read_text() == recorded.read_text()
+    if option == "--thread-from":
+        params = strategy_params("individual:fc1316b", layer=recorded)
+        assert params.page_thread_serial and params.page_s_per_uploaded_image == 0.0
+        assert 0.15 < params.page_frame_s < 0.25 and 100 < params.page_frame_growth_from_s < 300
 
 
 def test_runs_cut_at_their_cap_fit_the_feedback_by_what_they_lost(monkeypatch) -> None:
@@ -256,17 +264,3 @@ def test_the_threads_fit_refuses_too_few_buckets_and_a_second_form_of_the_load(t
         args.func(args)
     assert not (tmp_path / "layer.toml").exists()
 
-
-def test_the_recorded_thread_layer_is_what_calibrate_makes(tmp_path, monkeypatch) -> None:
-    """``browser-harness/thread-measured.toml`` comes from the boot's pages by the command in its header: their speed at
-    50 images, and the thread read off the busy series of the four capped 200-image pages."""
-    monkeypatch.chdir(ROOT)
-    recorded = VALIDATION / "browser-harness" / "thread-measured.toml"
-    command = recorded.read_text().splitlines()[0].removeprefix("# bulkbench ").split()
-    assert "--thread-from" in command
-    args = build_parser().parse_args([*command, "--out", str(tmp_path / "layer.toml")])
-    assert args.func(args) == 0
-    assert (tmp_path / "layer.toml").read_text() == recorded.read_text()
-    params = strategy_params("individual:fc1316b", layer=recorded)
-    assert params.page_thread_serial and params.page_s_per_uploaded_image == 0.0
-    assert 0.15 < params.page_frame_s < 0.25 and 100 < params.page_frame_growth_from_s < 300
