@@ -263,4 +263,3 @@ def test_the_threads_fit_refuses_too_few_buckets_and_a_second_form_of_the_load(t
     with pytest.raises(ConfigError, match="give one"):
         args.func(args)
     assert not (tmp_path / "layer.toml").exists()
-
