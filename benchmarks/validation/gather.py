@@ -60,9 +60,11 @@ def gather(out: Path, recordings: list[Path], browser_runs: list[Path], protocol
                          "uplink_mbit": summary["extra"]["network"]["uplink_mbit"]})
         rows.append({"key": key(spec), "spec": spec, "summary": summary})
         keep_course(out, key(spec), run)
-    for folder in protocol:  # the matrix tool's --out: its rows, and each row's run folder for its course
+    for folder in protocol:  # the matrix tool's --out: its protocol-level rows, each with its run folder's course
         for line in (folder / MATRIX_FILE).read_text().splitlines():
             entry = orjson.loads(line)
+            if entry["spec"].get("engine") == "browser":
+                continue  # a browser row of the same --out is one of --recordings
             rows.append(entry)
             runs = [d for d in folder.glob("run*") if (d / "row-key.txt").read_text().strip() == entry["key"]]
             if runs:
