@@ -133,8 +133,9 @@ RECORDER = r"""
           const what = script.sourceFunctionName || String(script.invoker).replace(/\[[^\]]*\]/g, '');
           add(`script: ${script.invokerType} ${file} ${what}`.slice(0, 160), script.duration);
         }
-        add('render', Math.max(0, renderMs - renderScriptMs));
-        add('other', Math.max(0, frame.duration - scriptMs - Math.max(0, renderMs - renderScriptMs)));
+        const renderOwnMs = Math.max(0, renderMs - renderScriptMs);
+        add('render', renderOwnMs);
+        add('other', Math.max(0, frame.duration - scriptMs - renderOwnMs));
       }
     }).observe({type: 'long-animation-frame', buffered: true});
   } catch (e) {}

@@ -435,28 +435,25 @@ def busy_series(page_info: dict[str, Any], started_at: float, ended: float) -> l
     end] per ``BUSY_BUCKET_S`` of the drop: a page caught in its frame feedback is busy all the time and its
     tasks grow with the images uploaded; one that got out of it is not."""
     done = sorted(u["done"] / 1000 for u in page_info.get("uploads", []) if u.get("status") == 200 and u.get("done"))
-    series = []
-    for bucket, (busy_ms, tasks) in sorted((int(b), v) for b, v in page_info.get("busy", {}).items()):
-        start = bucket * BUSY_BUCKET_S
-        if start + BUSY_BUCKET_S < started_at or start > ended:
-            continue
-        uploaded = bisect.bisect_right(done, start + BUSY_BUCKET_S)
-        series.append([round(start - started_at, 1), round(busy_ms), tasks, uploaded])
-    return series
+    return [[round(start - started_at, 1), round(busy_ms), tasks, bisect.bisect_right(done, start + BUSY_BUCKET_S)]
+            for start, (busy_ms, tasks) in _drop_buckets(page_info.get("busy", {}), BUSY_BUCKET_S, started_at, ended)]
 
 
 def frame_work(page_info: dict[str, Any], started_at: float, ended: float) -> list[list[Any]]:
     """[seconds from the drop to the minute's start, what did the work (``render``, ``other`` or ``script:
     INVOKER_TYPE FILE FUNCTION``), its ms in long frames, frames] per ``FRAME_BUCKET_S`` of the drop, biggest
     first within a minute: what the page's busy thread was doing."""
-    rows = []
-    for bucket, work in sorted((int(b), w) for b, w in page_info.get("frameWork", {}).items()):
-        start = bucket * FRAME_BUCKET_S
-        if start + FRAME_BUCKET_S < started_at or start > ended:
-            continue
-        rows += [[round(start - started_at, 1), key, round(ms), n]
-                 for key, (ms, n) in sorted(work.items(), key=lambda item: -item[1][0])]
-    return rows
+    return [[round(start - started_at, 1), key, round(ms), n]
+            for start, work in _drop_buckets(page_info.get("frameWork", {}), FRAME_BUCKET_S, started_at, ended)
+            for key, (ms, n) in sorted(work.items(), key=lambda item: -item[1][0])]
+
+
+def _drop_buckets(buckets: dict[str, Any], width_s: float, started_at: float,
+                  ended: float) -> list[tuple[float, Any]]:
+    """The page's buckets (keyed by their start over ``width_s``, on the epoch's clock) that overlap the drop, as
+    (start in epoch seconds, value), in time order."""
+    starts = sorted(((int(bucket) * width_s, value) for bucket, value in buckets.items()), key=lambda item: item[0])
+    return [(start, value) for start, value in starts if start + width_s >= started_at and start <= ended]
 
 
 def _cause(track: Any, uploads: list[dict[str, Any]], capped: bool, ended_s: float, down_s: float | None,

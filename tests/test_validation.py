@@ -4,6 +4,8 @@ prediction outside its stated error, or changes a message count, fails here."""
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -537,7 +539,6 @@ def test_the_pages_thread_as_measured_gives_its_course_where_the_fitted_feedback
     assert _lost_by_the_cap(thread, "legacy", seeds=3) == pytest.approx(today, abs=0.02)  # as reported: alike
 
 
-
 def test_the_pages_thread_fitted_at_200_images_gives_the_course_of_a_500_image_page_on_its_boot(monkeypatch) -> None:
     """Held out: ``browser-500-boot``, a 500-image page on the boot of ``browser-harness`` (0.802 lost at its
     1482 s cap). Under ``thread.toml`` (its one fitted value from the 200-image pages' loss) the model's uploads
@@ -594,11 +595,8 @@ def test_one_boots_pages_beside_our_client_under_the_measured_thread(monkeypatch
 
 
 def test_the_boots_recording_holds_its_sources_browser_rows_as_they_were(tmp_path) -> None:
-    """``browser-boot``'s gathered rows are its four sources' browser rows, unchanged but for their repeat number
+    """``browser-boot``'s gathered rows are its five sources' browser rows, unchanged but for their repeat number
     and where they came from, with their course (``python -m benchmarks.validation.gather``, run as a user would)."""
-    import subprocess
-    import sys
-
     validation = ROOT / "examples" / "validation"
     sources = ["browser-day3", "browser-slower", "browser-harness", "browser-heartbeat", "browser-500-boot"]
     subprocess.run([sys.executable, "-m", "benchmarks.validation.gather", str(tmp_path), "--recordings",
